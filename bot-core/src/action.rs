@@ -1,0 +1,48 @@
+//! The boundary for HTTP actions that flows call.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A request built from a flow's HTTP step, with placeholders already filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub body: Option<serde_json::Value>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The body parsed as JSON; `Null` when it is empty or not JSON.
+    pub body: serde_json::Value,
+}
+
+/// Sends the HTTP requests of flow steps.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends `request`; an error means no response arrived (connection failure or timeout).
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("HTTP request to {url} timed out after {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("HTTP request to {url} failed: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("invalid HTTP request: {reason}")]
+    Invalid { reason: String },
+}
+
+/// An HTTP client for bots without HTTP steps; every request fails.
+pub struct NoHttp;
+
+#[async_trait]
+impl HttpClient for NoHttp {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Failed { url: request.url, reason: "no HTTP client configured".to_owned() })
+    }
+}

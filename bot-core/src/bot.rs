@@ -1,0 +1,279 @@
+//! The bot definition: what a bot folder of YAML describes, after loading and
+//! validation. The `lepton-flows` crate builds it; the engine runs it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FlowId, IntentId, Lang, ResponseId, SlotName, StepId};
+use crate::knowledge::{Article, FaqEntry};
+
+/// A whole bot: settings, intents, responses, slots, flows and knowledge sources.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BotDefinition {
+    pub settings: Settings,
+    pub intents: BTreeMap<IntentId, Intent>,
+    pub responses: BTreeMap<ResponseId, Response>,
+    pub slots: BTreeMap<SlotName, SlotDefinition>,
+    pub flows: BTreeMap<FlowId, Flow>,
+    pub faq: Vec<FaqEntry>,
+    pub articles: Vec<Article>,
+}
+
+impl BotDefinition {
+    /// The training examples of every intent, in a stable order: `(text, intent)`.
+    pub fn training_examples(&self) -> Vec<(String, IntentId)> {
+        let mut examples = Vec::new();
+        for (id, intent) in &self.intents {
+            for texts in intent.examples.values() {
+                for text in texts {
+                    examples.push((text.clone(), id.clone()));
+                }
+            }
+        }
+        examples
+    }
+}
+
+/// The `settings:` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub name: String,
+    /// Languages every response must be translated into; the first is the default.
+    pub languages: Vec<Lang>,
+    pub classifier: ClassifierSettings,
+    pub knowledge: KnowledgeSettings,
+    pub handoff: HandoffSettings,
+    pub session: SessionSettings,
+    /// Values available to `{name}` interpolation in responses and HTTP actions.
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            name: "bot".to_owned(),
+            languages: vec![Lang::new("en")],
+            classifier: ClassifierSettings::default(),
+            knowledge: KnowledgeSettings::default(),
+            handoff: HandoffSettings::default(),
+            session: SessionSettings::default(),
+            variables: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn default_language(&self) -> Lang {
+        self.languages.first().cloned().unwrap_or_else(|| Lang::new("en"))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClassifierSettings {
+    /// The top intent's confidence must reach this, else the message falls back.
+    pub threshold: f32,
+    /// The top two confidences must differ by at least this, else the message falls back.
+    pub margin: f32,
+    /// Seed for training, so that the same examples give the same model.
+    pub seed: u64,
+}
+
+impl Default for ClassifierSettings {
+    fn default() -> Self {
+        Self { threshold: 0.5, margin: 0.1, seed: 42 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KnowledgeSettings {
+    /// The minimum relevance score for a knowledge answer; below it, no answer.
+    pub min_score: f32,
+    /// Answer from the knowledge base when no intent matches, before falling back.
+    pub answer_unmatched: bool,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self { min_score: 0.5, answer_unmatched: true }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HandoffSettings {
+    /// Consecutive fallbacks after which the bot hands off; 0 turns this off.
+    pub after_fallbacks: u32,
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self { after_fallbacks: 2 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionSettings {
+    /// Seconds of inactivity after which a session expires.
+    pub ttl_seconds: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { ttl_seconds: 24 * 60 * 60 }
+    }
+}
+
+/// An intent: example phrasings per language and what to do when it is recognised.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Intent {
+    pub examples: BTreeMap<Lang, Vec<String>>,
+    pub action: IntentAction,
+    /// May interrupt a form that waits for a slot (cancel, talk to a human, FAQ questions).
+    pub interrupts: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentAction {
+    /// Start a flow.
+    Flow(FlowId),
+    /// Send a response; during a form, send it and ask the form's question again.
+    Respond(ResponseId),
+}
+
+/// A response: variants per language. The engine picks one variant per turn.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub variants: BTreeMap<Lang, Vec<ResponseVariant>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResponseVariant {
+    /// Text with `{slot}` and `{variable}` placeholders.
+    pub text: String,
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Button {
+    pub title: String,
+    /// Sent as the customer's message when tapped; `/intent_name` selects that intent directly.
+    pub payload: String,
+}
+
+/// A slot's type and validation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotDefinition {
+    pub kind: SlotKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotKind {
+    Text,
+    Number { min: Option<f64>, max: Option<f64> },
+    Email,
+    Phone,
+    /// The whole trimmed answer must match `pattern`.
+    Regex { pattern: String },
+    /// One of a fixed set of values, each with accepted synonyms per language.
+    Choice { choices: Vec<Choice> },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Choice {
+    /// The value stored in the slot.
+    pub value: String,
+    pub synonyms: BTreeMap<Lang, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flow {
+    pub steps: Vec<Step>,
+}
+
+impl Flow {
+    /// The index of the step with the given id.
+    pub fn step_index(&self, id: &StepId) -> Option<usize> {
+        self.steps.iter().position(|step| step.id.as_ref() == Some(id))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Step {
+    pub id: Option<StepId>,
+    pub kind: StepKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Say(ResponseId),
+    Ask(AskStep),
+    Branch(Vec<BranchArm>),
+    Http(HttpStep),
+    /// Answer from the knowledge base with the customer's last message, or `query` when set.
+    Knowledge { query: Option<String>, on_miss: Option<Target> },
+    Handoff,
+    Goto(Target),
+    End,
+}
+
+/// Where execution continues: a step of the current flow, another flow, or a handoff.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Step(StepId),
+    Flow(FlowId),
+    Handoff,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AskStep {
+    pub slot: SlotName,
+    pub prompt: ResponseId,
+    /// Sent when the answer does not validate; the prompt is sent when unset.
+    pub invalid: Option<ResponseId>,
+    pub max_attempts: u32,
+    /// Where to go after `max_attempts` invalid answers; a handoff when unset.
+    pub on_exhausted: Option<Target>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BranchArm {
+    /// `None` for the `else` arm, which always matches.
+    pub condition: Option<Condition>,
+    pub target: Target,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Condition {
+    pub slot: SlotName,
+    pub test: ConditionTest,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionTest {
+    Equals(String),
+    In(Vec<String>),
+    IsSet(bool),
+    LessThan(f64),
+    GreaterThan(f64),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HttpStep {
+    pub method: String,
+    /// URL with `{slot}` and `{variable}` placeholders; slot values are percent-encoded.
+    pub url: String,
+    /// JSON body; `{slot}` placeholders in its strings are filled in.
+    pub body: Option<serde_json::Value>,
+    pub timeout_ms: u64,
+    /// Slot to set from a JSON pointer (RFC 6901) into the response body.
+    pub save: BTreeMap<SlotName, String>,
+    /// Where to go when the request fails, times out or returns a non-2xx status.
+    pub on_error: Option<Target>,
+    /// Per-status targets, checked before `on_error` (for example 404 to "order not found").
+    pub on_status: BTreeMap<u16, Target>,
+}

@@ -1,0 +1,41 @@
+//! Built-in texts for the reserved responses, used when a bot does not define them.
+
+/// Returns the built-in text of a reserved response in `lang`, English otherwise.
+pub fn text(response: &str, lang: &str) -> Option<&'static str> {
+    let zh = lang == "zh";
+    let text = match response {
+        "fallback" if zh => "抱歉，我没有理解您的意思。可以换个说法吗？",
+        "fallback" => "Sorry, I didn't understand that. Could you rephrase it?",
+        "handoff_waiting" if zh => "正在为您转接人工客服，请稍候。客服接入后会在这里回复您。",
+        "handoff_waiting" => "I'm passing you to a member of our support team. Please wait; they will reply here.",
+        "handoff_agent_joined" if zh => "客服 {agent} 已接入对话。",
+        "handoff_agent_joined" => "{agent} from our support team has joined the conversation.",
+        "handoff_returned" if zh => "您好，我是智能助手，又回来为您服务了。还有什么可以帮您？",
+        "handoff_returned" => "Hi again, you're back with the assistant. Is there anything else I can help with?",
+        "handoff_closed" if zh => "本次对话已结束，感谢您的耐心。如需帮助，随时给我们留言。",
+        "handoff_closed" => "This conversation has been closed. Thank you for your patience; write any time if you need more help.",
+        "non_text" if zh => "抱歉，我目前只能阅读文字。请用文字描述您的问题。",
+        "non_text" => "Sorry, I can only read text for now. Please describe your question in words.",
+        "session_expired" if zh => "由于长时间没有回复，之前的对话已重置。请问有什么可以帮您？",
+        "session_expired" => "Our previous conversation timed out, so we're starting over. How can I help?",
+        "action_failed" if zh => "抱歉，系统暂时出了点问题，请稍后再试。",
+        "action_failed" => "Sorry, something went wrong on our side. Please try again in a moment.",
+        "session_reset" if zh => "抱歉，我们的对话记录出了问题，只能重新开始。请问有什么可以帮您？",
+        "session_reset" => "Sorry, I lost track of our conversation and have to start over. How can I help?",
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// The reserved response ids the engine sends by itself.
+pub const RESERVED: &[&str] = &[
+    "fallback",
+    "handoff_waiting",
+    "handoff_agent_joined",
+    "handoff_returned",
+    "handoff_closed",
+    "non_text",
+    "session_expired",
+    "action_failed",
+    "session_reset",
+];

@@ -1,0 +1,72 @@
+//! In-process coordination: one lock per conversation, so that its messages run
+//! one at a time in arrival order, and a broadcast hub for its new events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::event::Event;
+use crate::ids::ConversationId;
+
+/// Events kept per subscriber before a slow one lags and must re-read the transcript.
+const HUB_CAPACITY: usize = 256;
+
+#[derive(Default)]
+pub(crate) struct ConversationLocks {
+    locks: Mutex<HashMap<ConversationId, Arc<AsyncMutex<()>>>>,
+}
+
+impl ConversationLocks {
+    /// Waits for the conversation's lock. tokio's mutex is fair, so waiters get it
+    /// in the order they asked, which keeps one conversation's messages in order.
+    pub async fn lock(&self, id: &ConversationId) -> ConversationGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().expect("conversation locks poisoned");
+            locks.entry(id.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        ConversationGuard { owner: self, id: id.clone(), guard: Some(guard) }
+    }
+}
+
+pub(crate) struct ConversationGuard<'a> {
+    owner: &'a ConversationLocks,
+    id: ConversationId,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Drop for ConversationGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.owner.locks.lock().expect("conversation locks poisoned");
+        // Only the map holds the lock now: nobody waits, so the entry can go.
+        if locks.get(&self.id).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct EventHub {
+    senders: Mutex<HashMap<ConversationId, broadcast::Sender<Event>>>,
+}
+
+impl EventHub {
+    pub fn subscribe(&self, id: &ConversationId) -> broadcast::Receiver<Event> {
+        let mut senders = self.senders.lock().expect("event hub poisoned");
+        senders.entry(id.clone()).or_insert_with(|| broadcast::channel(HUB_CAPACITY).0).subscribe()
+    }
+
+    pub fn publish(&self, events: &[Event]) {
+        let mut senders = self.senders.lock().expect("event hub poisoned");
+        for event in events {
+            let Some(sender) = senders.get(&event.conversation_id) else {
+                continue;
+            };
+            if sender.send(event.clone()).is_err() {
+                senders.remove(&event.conversation_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! One customer turn: de-duplicate, load the session, route the message to the
+//! agent, the waiting form or the classifier, fall back, save.
+
+use crate::bot::IntentAction;
+use crate::event::{Event, EventKind, Understanding};
+use crate::handoff::{HandoffReason, HandoffState};
+use crate::ids::{IntentId, Lang};
+use crate::message::{now_millis, Content, HandoffNotice, InboundMessage, Reply, Timestamp};
+use crate::session::{DialogState, ProcessedMessage, Session};
+use crate::store::StoreError;
+use crate::text::{detect_lang, parse_slot_value};
+
+use super::{Engine, EngineError, Runtime, TurnOutcome};
+
+/// How many ranked intents a customer event keeps for agents.
+const RANKING_KEPT: usize = 3;
+
+/// The state of a turn in progress: the session being changed and the events
+/// produced so far. The customer's event is `events[0]`.
+pub(crate) struct Turn<'a> {
+    pub runtime: &'a Runtime,
+    pub engine: &'a Engine,
+    pub session: Session,
+    pub events: Vec<Event>,
+    pub now: Timestamp,
+    /// The customer's text (empty for non-text content).
+    pub text: String,
+    pub understanding: Understanding,
+}
+
+impl Engine {
+    pub(super) async fn run_turn(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
+        let runtime = self.runtime();
+        let (session, version, reset) = self.load_or_start(message, &runtime).await?;
+
+        if let Some(id) = &message.client_message_id {
+            if let Some(processed) = session.processed(id) {
+                tracing::debug!(client_message_id = %id, "duplicate message; returning the original events");
+                let count = (processed.last_seq + 1 - processed.first_seq) as usize;
+                let events = self.inner.store.events(&message.conversation_id, processed.first_seq - 1, count).await?;
+                return Ok(TurnOutcome { events, duplicate: true });
+            }
+        }
+
+        let waiting_before = waiting_since(&session.handoff);
+        let mut turn = Turn::start(self, &runtime, session, message);
+        if reset {
+            turn.say("session_reset");
+        }
+        turn.route(message).await;
+
+        let events = turn.finish(message);
+        let session = &turn.session;
+        let waiting_after = waiting_since(&session.handoff);
+        self.commit(session, version, &events, &runtime, waiting_before != waiting_after).await?;
+        Ok(TurnOutcome { events, duplicate: false })
+    }
+
+    /// Loads the session, or starts one. A session the store cannot decode is
+    /// replaced by a fresh one (`reset` is then true) rather than failing every turn.
+    async fn load_or_start(&self, message: &InboundMessage, runtime: &Runtime) -> Result<(Session, u64, bool), EngineError> {
+        let id = &message.conversation_id;
+        let fresh = || {
+            let lang = initial_lang(message, runtime);
+            Session::new(id.clone(), message.channel.clone(), lang, now_millis())
+        };
+        match self.inner.store.load(id).await {
+            Ok(Some(stored)) => Ok((stored.session, stored.version, false)),
+            Ok(None) => Ok((fresh(), 0, false)),
+            Err(StoreError::Corrupt { version, reason, .. }) => {
+                tracing::warn!(%reason, version, "stored session cannot be read; starting a fresh one");
+                Ok((fresh(), version, true))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn waiting_since(state: &HandoffState) -> Option<Timestamp> {
+    match state {
+        HandoffState::WaitingForAgent { since, .. } => Some(*since),
+        _ => None,
+    }
+}
+
+fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
+    let supported = &runtime.bot.settings.languages;
+    detect_lang(message.text_content(), supported)
+        .or_else(|| message.locale_hint.clone().filter(|hint| supported.contains(hint)))
+        .unwrap_or_else(|| runtime.bot.settings.default_language())
+}
+
+impl<'a> Turn<'a> {
+    fn start(engine: &'a Engine, runtime: &'a Runtime, mut session: Session, message: &InboundMessage) -> Self {
+        let now = now_millis();
+        let supported = &runtime.bot.settings.languages;
+        if let Some(lang) = detect_lang(message.text_content(), supported) {
+            session.lang = lang;
+        }
+        session.turns += 1;
+        session.updated_at = now;
+        session.channel = message.channel.clone();
+
+        let customer = Event {
+            conversation_id: session.conversation_id.clone(),
+            seq: session.next_seq,
+            at: now,
+            kind: EventKind::Customer {
+                channel: message.channel.clone(),
+                sender: message.sender.clone(),
+                content: message.content.clone(),
+                client_message_id: message.client_message_id.clone(),
+                understanding: None,
+            },
+        };
+        session.next_seq += 1;
+        let text = message.text_content().trim().to_owned();
+        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default() }
+    }
+
+    /// Decides who answers the message.
+    async fn route(&mut self, message: &InboundMessage) {
+        match &self.session.handoff {
+            HandoffState::WaitingForAgent { .. } | HandoffState::Agent { .. } => {
+                tracing::debug!(state = self.session.handoff.name(), "a person handles this conversation; the bot stays silent");
+                return;
+            }
+            HandoffState::Closed { .. } => self.session.handoff = HandoffState::Bot,
+            HandoffState::Bot => {}
+        }
+
+        if let Content::NonText { kind } = &message.content {
+            tracing::debug!(kind, "non-text message");
+            self.say("non_text");
+            if let DialogState::AwaitingSlot { flow, step, .. } = self.session.dialog.clone() {
+                self.reprompt(&flow, step);
+            }
+            return;
+        }
+
+        match self.session.dialog.clone() {
+            DialogState::AwaitingSlot { flow, step, attempts } => self.continue_form(flow, step, attempts).await,
+            DialogState::Idle => self.understand_and_act().await,
+        }
+    }
+
+    /// Classifies the message and records the ranking; returns the intent to act
+    /// on when one passes the threshold and margin (or a `/intent` payload names one).
+    pub fn classify(&mut self) -> Option<IntentId> {
+        let bot = &self.runtime.bot;
+        if let Some(name) = self.text.strip_prefix('/') {
+            let id = IntentId::new(name.trim());
+            if bot.intents.contains_key(&id) {
+                self.understanding.intent = Some(id.clone());
+                return Some(id);
+            }
+        }
+
+        let classification = self.runtime.classifier.classify(&self.text);
+        let settings = &bot.settings.classifier;
+        let decided = classification.decide(settings.threshold, settings.margin).map(|s| s.intent.clone());
+        let decided = decided.filter(|id| bot.intents.contains_key(id));
+        self.understanding.ranking = classification.ranking.into_iter().take(RANKING_KEPT).collect();
+        self.understanding.intent = decided.clone();
+        decided
+    }
+
+    async fn understand_and_act(&mut self) {
+        if let Some(intent) = self.classify() {
+            self.session.consecutive_fallbacks = 0;
+            self.run_intent(&intent).await;
+            return;
+        }
+
+        if self.runtime.bot.settings.knowledge.answer_unmatched && self.answer_from_knowledge(None) {
+            self.session.consecutive_fallbacks = 0;
+            return;
+        }
+        self.fall_back();
+    }
+
+    pub async fn run_intent(&mut self, intent: &IntentId) {
+        let Some(definition) = self.runtime.bot.intents.get(intent) else {
+            return;
+        };
+        match definition.action.clone() {
+            IntentAction::Respond(response) => self.say(response.as_str()),
+            IntentAction::Flow(flow) => self.run_flow(&flow, 0).await,
+        }
+    }
+
+    /// Answers from the knowledge base; returns false when nothing scored high enough.
+    pub fn answer_from_knowledge(&mut self, query: Option<&str>) -> bool {
+        let query = query.unwrap_or(&self.text).to_owned();
+        if query.trim().is_empty() {
+            return false;
+        }
+        let settings = &self.runtime.bot.settings.knowledge;
+        match self.runtime.knowledge.search(&query, &self.session.lang, settings.min_score) {
+            Ok(Some(answer)) => {
+                self.understanding.knowledge_source = Some(answer.source.clone());
+                self.push_reply(Reply::bot(answer.answer));
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::error!(%error, "knowledge search failed; answering as if nothing matched");
+                false
+            }
+        }
+    }
+
+    /// Sends the fallback response, or hands off after too many in a row.
+    pub fn fall_back(&mut self) {
+        self.session.consecutive_fallbacks += 1;
+        let limit = self.runtime.bot.settings.handoff.after_fallbacks;
+        if limit > 0 && self.session.consecutive_fallbacks >= limit {
+            self.hand_off(HandoffReason::RepeatedFallback);
+            return;
+        }
+        self.say("fallback");
+    }
+
+    /// Moves the conversation to the queue for an agent and tells the customer.
+    pub fn hand_off(&mut self, reason: HandoffReason) {
+        tracing::info!(?reason, "handing the conversation to an agent");
+        self.session.dialog = DialogState::Idle;
+        self.session.consecutive_fallbacks = 0;
+        self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone() };
+        let mut reply = self.render("handoff_waiting", &[]);
+        reply.handoff = Some(HandoffNotice { state: self.session.handoff.clone(), reason: Some(reason) });
+        self.push_reply(reply);
+    }
+
+    /// Sends a response by id (a reserved one falls back to its built-in text).
+    pub fn say(&mut self, response: &str) {
+        let reply = self.render(response, &[]);
+        self.push_reply(reply);
+    }
+
+    pub fn render(&self, response: &str, extra: &[(&str, &str)]) -> Reply {
+        super::flow::render(self.runtime, &self.session, response, extra)
+    }
+
+    pub fn push_reply(&mut self, reply: Reply) {
+        if reply.text.is_empty() && reply.quick_replies.is_empty() && reply.handoff.is_none() {
+            return;
+        }
+        let event = Event {
+            conversation_id: self.session.conversation_id.clone(),
+            seq: self.session.next_seq,
+            at: self.now,
+            kind: EventKind::Reply(reply),
+        };
+        self.session.next_seq += 1;
+        self.events.push(event);
+    }
+
+    /// Completes the customer event and remembers the client message id.
+    fn finish(&mut self, message: &InboundMessage) -> Vec<Event> {
+        self.understanding.slots = self.session.slots.clone();
+        if let EventKind::Customer { understanding, .. } = &mut self.events[0].kind {
+            *understanding = Some(std::mem::take(&mut self.understanding));
+        }
+        if let Some(id) = &message.client_message_id {
+            let first_seq = self.events[0].seq;
+            let last_seq = self.events.last().map_or(first_seq, |e| e.seq);
+            self.session.remember(ProcessedMessage { client_message_id: id.clone(), first_seq, last_seq });
+        }
+        std::mem::take(&mut self.events)
+    }
+
+    /// Tries the customer's answer on the slot a form waits for.
+    async fn continue_form(&mut self, flow: crate::ids::FlowId, step: usize, attempts: u32) {
+        if let Some(intent) = self.classify() {
+            let interrupts = self.runtime.bot.intents.get(&intent).is_some_and(|i| i.interrupts);
+            if interrupts {
+                self.interrupt_form(&intent, &flow, step).await;
+                return;
+            }
+        }
+
+        let Some(ask) = super::flow::ask_step(self.runtime, &flow, step) else {
+            tracing::warn!(%flow, step, "the form's step no longer exists; leaving the form");
+            self.session.dialog = DialogState::Idle;
+            self.understand_and_act().await;
+            return;
+        };
+        let slot = self.runtime.bot.slots.get(&ask.slot);
+        let pattern = self.runtime.patterns.get(&ask.slot);
+        let value = slot.and_then(|slot| parse_slot_value(&slot.kind, &self.text, pattern));
+        if let Some(value) = value {
+            self.session.slots.insert(ask.slot.clone(), value);
+            self.session.consecutive_fallbacks = 0;
+            self.session.dialog = DialogState::Idle;
+            self.run_flow(&flow, step + 1).await;
+            return;
+        }
+
+        // A question instead of an answer: answer it and ask again, at no cost.
+        if self.answer_from_knowledge(None) {
+            self.reprompt(&flow, step);
+            return;
+        }
+
+        let attempts = attempts + 1;
+        if attempts >= ask.max_attempts {
+            tracing::info!(slot = %ask.slot, attempts, "form attempts exhausted");
+            self.session.dialog = DialogState::Idle;
+            let target = ask.on_exhausted.clone().unwrap_or(crate::bot::Target::Handoff);
+            self.jump(&flow, &target, HandoffReason::FormExhausted).await;
+            return;
+        }
+        self.session.dialog = DialogState::AwaitingSlot { flow, step, attempts };
+        let response = ask.invalid.clone().unwrap_or_else(|| ask.prompt.clone());
+        self.say(response.as_str());
+    }
+
+    async fn interrupt_form(&mut self, intent: &IntentId, flow: &crate::ids::FlowId, step: usize) {
+        self.session.consecutive_fallbacks = 0;
+        let action = self.runtime.bot.intents[intent].action.clone();
+        match action {
+            IntentAction::Respond(response) => {
+                self.say(response.as_str());
+                self.reprompt(flow, step);
+            }
+            IntentAction::Flow(next) => {
+                tracing::debug!(%flow, %next, "an intent interrupted the form");
+                self.session.dialog = DialogState::Idle;
+                self.run_flow(&next, 0).await;
+            }
+        }
+    }
+
+    /// Asks the waiting form's question again.
+    fn reprompt(&mut self, flow: &crate::ids::FlowId, step: usize) {
+        if let Some(ask) = super::flow::ask_step(self.runtime, flow, step) {
+            let prompt = ask.prompt.clone();
+            self.say(prompt.as_str());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Who handles a conversation: the bot, nobody yet (waiting), an agent, or nobody (closed).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::AgentId;
+use crate::message::Timestamp;
+
+/// The handoff state of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum HandoffState {
+    Bot,
+    WaitingForAgent { since: Timestamp, reason: HandoffReason },
+    Agent { agent: AgentId, since: Timestamp },
+    Closed { at: Timestamp },
+}
+
+impl HandoffState {
+    /// True when a person, not the bot, answers the customer's next message.
+    pub fn is_human(&self) -> bool {
+        matches!(self, Self::WaitingForAgent { .. } | Self::Agent { .. })
+    }
+
+    /// A short name for logs and APIs: `bot`, `waiting`, `agent`, `closed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Bot => "bot",
+            Self::WaitingForAgent { .. } => "waiting",
+            Self::Agent { .. } => "agent",
+            Self::Closed { .. } => "closed",
+        }
+    }
+}
+
+/// Why the bot handed a conversation to a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffReason {
+    /// The customer asked for a person.
+    Requested,
+    /// The bot did not understand several messages in a row.
+    RepeatedFallback,
+    /// A form question was answered wrongly too many times.
+    FormExhausted,
+    /// A flow step handed off.
+    FlowStep,
+}

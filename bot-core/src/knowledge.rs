@@ -1,0 +1,58 @@
+//! The knowledge-search boundary: FAQ entries and articles in, best answer out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Lang;
+
+/// One FAQ entry: a question, its variants and the answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaqEntry {
+    /// Stable id, unique in the bot (from the YAML key).
+    pub id: String,
+    pub lang: Lang,
+    pub question: String,
+    #[serde(default)]
+    pub variants: Vec<String>,
+    pub answer: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A Markdown article; the knowledge index splits it into sections at headings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Article {
+    /// Path relative to the bot folder, used as the answer's source.
+    pub path: String,
+    pub lang: Lang,
+    pub markdown: String,
+}
+
+/// The best knowledge answer for a query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnowledgeAnswer {
+    pub answer: String,
+    /// Where it came from: `faq:ID` or `PATH#heading`.
+    pub source: String,
+    pub score: f32,
+}
+
+/// Searches the knowledge base. Implementations must treat `query` as plain text
+/// (no query syntax) and return `None` when nothing scores at least `min_score`.
+pub trait KnowledgeSearch: Send + Sync {
+    fn search(&self, query: &str, lang: &Lang, min_score: f32) -> Result<Option<KnowledgeAnswer>, KnowledgeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("knowledge search failed: {message}")]
+pub struct KnowledgeError {
+    pub message: String,
+}
+
+/// A knowledge base with no entries; it never answers.
+pub struct NoKnowledge;
+
+impl KnowledgeSearch for NoKnowledge {
+    fn search(&self, _query: &str, _lang: &Lang, _min_score: f32) -> Result<Option<KnowledgeAnswer>, KnowledgeError> {
+        Ok(None)
+    }
+}

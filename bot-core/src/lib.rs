@@ -1,0 +1,46 @@
+//! The core of Lepton: the dialog engine, its domain types, and the traits that
+//! the other crates implement.
+//!
+//! A channel turns a platform update into an [`InboundMessage`] and calls
+//! [`Engine::handle`]; the engine runs the turn against the bot's
+//! [`BotDefinition`] using a [`Classifier`], a [`KnowledgeSearch`], an
+//! [`HttpClient`] and a [`SessionStore`], and returns the replies as transcript
+//! [`Event`]s. This crate depends on no network, ML, index or database crate.
+//!
+//! ```no_run
+//! # async fn example(engine: bot_core::Engine) -> Result<(), bot_core::EngineError> {
+//! use bot_core::InboundMessage;
+//!
+//! let outcome = engine.handle(InboundMessage::text("web:42", "web", "where is my order?")).await?;
+//! for event in &outcome.events {
+//!     if let Some(reply) = event.reply() {
+//!         println!("{}", reply.text);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod action;
+pub mod bot;
+pub mod classify;
+pub mod engine;
+pub mod event;
+pub mod handoff;
+pub mod ids;
+pub mod knowledge;
+pub mod message;
+pub mod session;
+pub mod store;
+pub mod text;
+
+pub use action::{HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use bot::BotDefinition;
+pub use classify::{Classification, Classifier, ScoredIntent};
+pub use engine::{Engine, EngineError, EngineParts, TurnOutcome};
+pub use event::{Event, EventKind, Understanding};
+pub use handoff::{HandoffReason, HandoffState};
+pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentId, Lang, ResponseId, SenderId, SlotName, StepId};
+pub use knowledge::{Article, FaqEntry, KnowledgeAnswer, KnowledgeSearch};
+pub use message::{Author, Content, InboundMessage, QuickReply, Reply, Timestamp};
+pub use session::{DialogState, Session};
+pub use store::{MemoryStore, SessionStore, StoreError, Versioned};

@@ -1,0 +1,149 @@
+//! The session-store boundary and its in-memory implementation.
+//!
+//! A store keeps, per conversation, the [`Session`] under a version number, the
+//! transcript of [`Event`]s, and membership of the queue of conversations waiting
+//! for an agent. Writes of a session are compare-and-set on the version, so two
+//! writers that read the same version cannot both win. Every record expires
+//! `ttl` after its last write.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+use crate::ids::ConversationId;
+use crate::message::{now_millis, Timestamp};
+use crate::session::Session;
+
+/// A session with the version it was stored under.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    pub version: u64,
+    pub session: Session,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Loads a conversation's session, or `None` when there is none or it expired.
+    async fn load(&self, id: &ConversationId) -> Result<Option<Versioned>, StoreError>;
+
+    /// Stores `session` if the stored version is `expected` (0: no session stored)
+    /// and returns the new version. Fails with [`StoreError::Conflict`] otherwise.
+    async fn save(&self, session: &Session, expected: u64, ttl: Duration) -> Result<u64, StoreError>;
+
+    /// Appends events to the conversation's transcript and refreshes its TTL.
+    async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Returns up to `limit` transcript events with `seq > after_seq`, in order.
+    async fn events(&self, id: &ConversationId, after_seq: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Adds a conversation to the queue of those waiting for an agent, or removes it (`None`).
+    async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError>;
+
+    /// Lists the conversations waiting for an agent, longest-waiting first.
+    async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session {conversation_id} changed concurrently: expected version {expected}, found {actual}")]
+    Conflict { conversation_id: ConversationId, expected: u64, actual: u64 },
+    #[error("session store unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The stored session cannot be decoded. `version` is the version it is stored
+    /// under, so that the caller can overwrite it with a fresh session.
+    #[error("stored session of conversation {conversation_id} (version {version}) cannot be read: {reason}")]
+    Corrupt { conversation_id: ConversationId, version: u64, reason: String },
+}
+
+/// A store in process memory, for tests and single-process experiments; lost on exit.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    sessions: HashMap<ConversationId, (Versioned, Timestamp)>,
+    transcripts: HashMap<ConversationId, (Vec<Event>, Timestamp)>,
+    waiting: BTreeMap<ConversationId, Timestamp>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn expiry(ttl: Duration) -> Timestamp {
+    now_millis().saturating_add(ttl.as_millis() as u64)
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Versioned>, StoreError> {
+        let inner = self.inner.lock().expect("memory store lock poisoned");
+        let found = inner.sessions.get(id).filter(|(_, expires)| *expires > now_millis());
+        Ok(found.map(|(versioned, _)| versioned.clone()))
+    }
+
+    async fn save(&self, session: &Session, expected: u64, ttl: Duration) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock().expect("memory store lock poisoned");
+        let id = &session.conversation_id;
+        let now = now_millis();
+        let actual = inner.sessions.get(id).filter(|(_, expires)| *expires > now).map_or(0, |(v, _)| v.version);
+        if actual != expected {
+            return Err(StoreError::Conflict { conversation_id: id.clone(), expected, actual });
+        }
+
+        let version = expected + 1;
+        let stored = Versioned { version, session: session.clone() };
+        inner.sessions.insert(id.clone(), (stored, expiry(ttl)));
+        if let Some((_, expires)) = inner.transcripts.get_mut(id) {
+            *expires = expiry(ttl);
+        }
+        Ok(version)
+    }
+
+    async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("memory store lock poisoned");
+        let entry = inner.transcripts.entry(id.clone()).or_insert_with(|| (Vec::new(), 0));
+        if entry.1 <= now_millis() {
+            entry.0.clear();
+        }
+        entry.0.extend_from_slice(events);
+        entry.1 = expiry(ttl);
+        Ok(())
+    }
+
+    async fn events(&self, id: &ConversationId, after_seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let inner = self.inner.lock().expect("memory store lock poisoned");
+        let Some((events, expires)) = inner.transcripts.get(id) else {
+            return Ok(Vec::new());
+        };
+        if *expires <= now_millis() {
+            return Ok(Vec::new());
+        }
+        Ok(events.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect())
+    }
+
+    async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("memory store lock poisoned");
+        match since {
+            Some(since) => inner.waiting.insert(id.clone(), since),
+            None => inner.waiting.remove(id),
+        };
+        Ok(())
+    }
+
+    async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError> {
+        let inner = self.inner.lock().expect("memory store lock poisoned");
+        let mut waiting: Vec<_> = inner.waiting.iter().map(|(id, since)| (id.clone(), *since)).collect();
+        waiting.sort_by_key(|(id, since)| (*since, id.clone()));
+        Ok(waiting)
+    }
+}
+
+pub mod contract;

@@ -1,0 +1,246 @@
+//! Text helpers shared by the engine: language detection, `{name}` interpolation
+//! and slot validation. All of them handle Chinese and English text.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use crate::bot::{Choice, SlotKind};
+use crate::ids::Lang;
+
+/// True for characters of the CJK unified ideograph blocks (Chinese characters).
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
+}
+
+/// Guesses the language of `text` among `supported`: Chinese when it contains a
+/// Chinese character, else the first non-Chinese supported language when it
+/// contains at least three Latin letters, else `None` (digits, emoji, "ok").
+pub fn detect_lang(text: &str, supported: &[Lang]) -> Option<Lang> {
+    let han = text.chars().filter(|c| is_han(*c)).count();
+    if han > 0 {
+        return supported.iter().find(|l| l.as_str() == "zh").cloned();
+    }
+
+    let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    if latin >= 3 {
+        return supported.iter().find(|l| l.as_str() != "zh").cloned();
+    }
+    None
+}
+
+/// Folds full-width ASCII variants (`１２３`, `ＡＢＣ`, the ideographic space) to ASCII.
+pub fn fold_width(text: &str) -> String {
+    text.chars()
+        .map(|c| match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Replaces `{name}` with `values[name]`; `{{` and `}}` are literal braces, and an
+/// unknown name is left as written so that a missing slot is visible, not silent.
+pub fn interpolate(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(pos) = rest.find(['{', '}']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            out.push('}');
+            rest = &tail[1..];
+            continue;
+        }
+        match tail.find('}') {
+            Some(end) => {
+                let name = tail[1..end].trim();
+                match lookup(name) {
+                    Some(value) => out.push_str(&value),
+                    None => out.push_str(&tail[..=end]),
+                }
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push_str(tail);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Lowercases and trims an answer and drops trailing punctuation, for choice matching.
+pub fn normalize_answer(text: &str) -> String {
+    let folded = fold_width(text).to_lowercase();
+    let trimmed = folded.trim().trim_end_matches(['.', '!', '?', '。', '！', '？', '~', '～']);
+    trimmed.trim().to_owned()
+}
+
+/// Validates a customer's answer for a slot and returns the value to store.
+/// `pattern` is the compiled pattern of a `regex` slot.
+pub fn parse_slot_value(kind: &SlotKind, answer: &str, pattern: Option<&Regex>) -> Option<String> {
+    let folded = fold_width(answer);
+    let answer = folded.trim();
+    if answer.is_empty() {
+        return None;
+    }
+
+    match kind {
+        SlotKind::Text => Some(answer.to_owned()),
+        SlotKind::Number { min, max } => parse_number(answer, *min, *max),
+        SlotKind::Email => parse_email(answer),
+        SlotKind::Phone => parse_phone(answer),
+        SlotKind::Regex { .. } => pattern.and_then(|pattern| match_pattern(pattern, answer)),
+        SlotKind::Choice { choices } => match_choice(choices, answer),
+    }
+}
+
+fn parse_number(answer: &str, min: Option<f64>, max: Option<f64>) -> Option<String> {
+    let numbers: Vec<&str> = answer
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .filter(|token| token.chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    let [token] = numbers.as_slice() else {
+        return None;
+    };
+    let value: f64 = token.parse().ok()?;
+    let in_range = min.is_none_or(|min| value >= min) && max.is_none_or(|max| value <= max);
+    in_range.then(|| token.to_string())
+}
+
+fn parse_email(answer: &str) -> Option<String> {
+    let candidate = answer.split_whitespace().find(|word| word.contains('@'))?;
+    let candidate = candidate.trim_matches(|c: char| matches!(c, '<' | '>' | ',' | ';' | '。' | '，'));
+    let (local, domain) = candidate.split_once('@')?;
+    let valid = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !candidate.chars().any(char::is_whitespace);
+    valid.then(|| candidate.to_owned())
+}
+
+fn parse_phone(answer: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.');
+    if !answer.chars().all(allowed) {
+        return None;
+    }
+    let digits: String = answer.chars().filter(char::is_ascii_digit).collect();
+    let plus = answer.trim_start().starts_with('+');
+    if !(7..=15).contains(&digits.len()) || answer.matches('+').count() > usize::from(plus) {
+        return None;
+    }
+    Some(if plus { format!("+{digits}") } else { digits })
+}
+
+/// Tries the whole answer, then each run of ASCII letters and digits in it, so
+/// that "my order is 100001" or "订单号100001" fill a `^[0-9]{6}$` slot.
+fn match_pattern(pattern: &Regex, answer: &str) -> Option<String> {
+    if pattern.is_match(answer) {
+        return Some(answer.to_owned());
+    }
+    let tokens: Vec<&str> = answer
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let matching: Vec<&str> = tokens.into_iter().filter(|t| pattern.is_match(t)).collect();
+    match matching.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+fn match_choice(choices: &[Choice], answer: &str) -> Option<String> {
+    let answer = normalize_answer(answer);
+    choices.iter().find_map(|choice| {
+        let by_value = normalize_answer(&choice.value) == answer;
+        let by_synonym = choice.synonyms.values().flatten().any(|s| normalize_answer(s) == answer);
+        (by_value || by_synonym).then(|| choice.value.clone())
+    })
+}
+
+/// Looks a name up in the slots, then the variables.
+pub fn lookup_in<'a>(
+    slots: &'a BTreeMap<crate::ids::SlotName, String>,
+    variables: &'a BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| slots.get(&crate::ids::SlotName::new(name)).or_else(|| variables.get(name)).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn langs() -> Vec<Lang> {
+        vec![Lang::new("en"), Lang::new("zh")]
+    }
+
+    #[test]
+    fn detect_lang_chinese() {
+        assert_eq!(detect_lang("我的order在哪", &langs()), Some(Lang::new("zh")));
+    }
+
+    #[test]
+    fn detect_lang_english() {
+        assert_eq!(detect_lang("where is it", &langs()), Some(Lang::new("en")));
+    }
+
+    #[test]
+    fn detect_lang_digits_only_is_unknown() {
+        assert_eq!(detect_lang("100001", &langs()), None);
+    }
+
+    #[test]
+    fn interpolate_slots_and_braces() {
+        let out = interpolate("{{x}} {name} {missing}", |n| (n == "name").then(|| "王".to_owned()));
+        assert_eq!(out, "{x} 王 {missing}");
+    }
+
+    #[test]
+    fn regex_slot_found_inside_sentence() {
+        let pattern = Regex::new("^[0-9]{6}$").unwrap();
+        let kind = SlotKind::Regex { pattern: "^[0-9]{6}$".to_owned() };
+        assert_eq!(parse_slot_value(&kind, "我的订单号是１０００01", Some(&pattern)), Some("100001".to_owned()));
+    }
+
+    #[test]
+    fn regex_slot_rejects_wrong_length() {
+        let pattern = Regex::new("^[0-9]{6}$").unwrap();
+        let kind = SlotKind::Regex { pattern: "^[0-9]{6}$".to_owned() };
+        assert_eq!(parse_slot_value(&kind, "12345", Some(&pattern)), None);
+    }
+
+    #[test]
+    fn number_slot_range() {
+        let kind = SlotKind::Number { min: Some(1.0), max: Some(9.0) };
+        assert_eq!(parse_slot_value(&kind, "3 pieces", None), Some("3".to_owned()));
+        assert_eq!(parse_slot_value(&kind, "30", None), None);
+    }
+
+    #[test]
+    fn email_and_phone_slots() {
+        assert_eq!(parse_slot_value(&SlotKind::Email, "it's a@b.cn", None), Some("a@b.cn".to_owned()));
+        assert_eq!(parse_slot_value(&SlotKind::Email, "a@b", None), None);
+        assert_eq!(parse_slot_value(&SlotKind::Phone, "+86 138-0013-8000", None), Some("+8613800138000".to_owned()));
+        assert_eq!(parse_slot_value(&SlotKind::Phone, "call me", None), None);
+    }
+
+    #[test]
+    fn choice_slot_synonyms() {
+        let mut synonyms = BTreeMap::new();
+        synonyms.insert(Lang::new("zh"), vec!["是的".to_owned()]);
+        let kind = SlotKind::Choice { choices: vec![Choice { value: "yes".to_owned(), synonyms }] };
+        assert_eq!(parse_slot_value(&kind, " 是的。", None), Some("yes".to_owned()));
+        assert_eq!(parse_slot_value(&kind, "YES!", None), Some("yes".to_owned()));
+        assert_eq!(parse_slot_value(&kind, "maybe", None), None);
+    }
+}
