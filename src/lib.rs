@@ -1,0 +1,26 @@
+//! The `lepton` command line and server: glue that loads a bot folder, trains
+//! and indexes it, and runs the engine behind the channels.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use lepton::app::BotPaths;
+//! use lepton::server::{run, ServeOptions, StoreConfig};
+//!
+//! let paths = BotPaths::new("demo".as_ref(), None);
+//! let options = ServeOptions {
+//!     store: StoreConfig::Embedded(paths.data_dir.join("sessions.redb")),
+//!     paths,
+//!     host: "127.0.0.1".to_owned(),
+//!     port: 8080,
+//!     agent_token: None,
+//!     demo_orders: true,
+//!     watch: true,
+//! };
+//! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod app;
+pub mod demo_orders;
+pub mod http_client;
+pub mod server;

@@ -1,0 +1,199 @@
+//! The `lepton` command: run the demo, serve a bot, validate, train, index, evaluate.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use lepton::app::{self, BotPaths};
+use lepton::server::{self, ServeOptions, StoreConfig};
+
+#[derive(Parser)]
+#[command(name = "lepton", version, about = "Customer-service bots in English and Chinese")]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo shop bot in the browser (trains and indexes when needed).
+    Demo {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The demo bot folder.
+        #[arg(long, default_value = default_demo_dir())]
+        bot: PathBuf,
+    },
+    /// Serve a bot folder over the web channel.
+    Serve(ServeArgs),
+    /// Check a bot folder and report every problem with file, line and column.
+    Validate { dir: PathBuf },
+    /// Train the intent model of a bot folder (only when its examples changed, unless --force).
+    Train {
+        dir: PathBuf,
+        /// Folder for the model and index [default: DIR/.lepton].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build the knowledge index of a bot folder (only when its sources changed).
+    Index {
+        dir: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The bot folder.
+    dir: PathBuf,
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Folder for the model and index [default: DIR/.lepton].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Session store: a file path for the embedded store, or `memory` [default: DATA_DIR/sessions.redb].
+    #[arg(long)]
+    store: Option<String>,
+    /// Bearer token the agent API requires; without it, only loopback clients may use the agent API.
+    #[arg(long, env = "LEPTON_AGENT_TOKEN", hide_env_values = true)]
+    agent_token: Option<String>,
+    /// Also serve the demo orders endpoint from DIR/orders.json.
+    #[arg(long)]
+    demo_orders: bool,
+    /// Do not reload the bot when its files change.
+    #[arg(long)]
+    no_watch: bool,
+}
+
+fn default_demo_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo").display().to_string()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    install_tracing(cli.log_format);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn install_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEPTON_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo { port, host, bot } => {
+            let args = ServeArgs { dir: bot, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false };
+            serve(args)
+        }
+        Command::Serve(args) => serve(args),
+        Command::Validate { dir } => validate(&dir),
+        Command::Train { dir, data_dir, force } => {
+            let paths = BotPaths::new(&dir, data_dir.as_deref());
+            if force {
+                let model_dir = paths.model_dir();
+                if model_dir.exists() {
+                    std::fs::remove_dir_all(&model_dir).with_context(|| format!("cannot remove {}", model_dir.display()))?;
+                }
+            }
+            let bot = app::load_bot(&dir)?.bot;
+            let started = std::time::Instant::now();
+            let (_, trained) = app::train(&paths, &bot)?;
+            let verb = if trained { "trained" } else { "up to date:" };
+            println!("{verb} {} in {} ms", paths.model_dir().display(), started.elapsed().as_millis());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Index { dir, data_dir } => {
+            let paths = BotPaths::new(&dir, data_dir.as_deref());
+            let bot = app::load_bot(&dir)?.bot;
+            let (_, rebuilt) = app::index(&paths, &bot)?;
+            let verb = if rebuilt { "built" } else { "up to date:" };
+            println!("{verb} {} ({} FAQ entries, {} articles)", paths.index_dir().display(), bot.faq.len(), bot.articles.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
+    let store = match args.store.as_deref() {
+        Some("memory") => StoreConfig::Memory,
+        Some(path) => StoreConfig::Embedded(PathBuf::from(path)),
+        None => StoreConfig::Embedded(paths.data_dir.join("sessions.redb")),
+    };
+    let options = ServeOptions {
+        paths,
+        host: args.host,
+        port: args.port,
+        store,
+        agent_token: args.agent_token,
+        demo_orders: args.demo_orders,
+        watch: !args.no_watch,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(server::run(options, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
+    let report = lepton_flows::validate(dir);
+    for diagnostic in &report.diagnostics {
+        println!("{diagnostic}");
+    }
+    let errors = report.diagnostics.iter().filter(|d| d.severity == lepton_flows::Severity::Error).count();
+    let warnings = report.diagnostics.len() - errors;
+    println!("{}: {errors} errors, {warnings} warnings", dir.display());
+    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

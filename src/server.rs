@@ -1,0 +1,126 @@
+//! `lepton serve`: the engine behind the web channel, with the bot folder
+//! watched so that edits are picked up without a restart.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bot_core::{Engine, EngineParts, MemoryStore, SessionStore};
+
+use crate::app::{self, BotPaths};
+
+/// How often the bot folder is checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where sessions are kept.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// The embedded on-disk store at this path.
+    Embedded(PathBuf),
+    /// Process memory; everything is lost on exit.
+    Memory,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub paths: BotPaths,
+    pub host: String,
+    pub port: u16,
+    pub store: StoreConfig,
+    pub agent_token: Option<String>,
+    /// Serve the demo orders endpoint from `orders.json` in the bot folder.
+    pub demo_orders: bool,
+    /// Reload the bot when its files change.
+    pub watch: bool,
+}
+
+/// Starts the server and runs it until `shutdown` completes.
+pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let address = format!("{}:{}", options.host, options.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}; is another server using the port? pick another with --port"))?;
+    let local = listener.local_addr()?;
+    let server_url = format!("http://{local}");
+
+    let paths = options.paths.clone();
+    let url = server_url.clone();
+    let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await??;
+    let store = open_store(&options.store)?;
+    let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
+    let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
+    let engine = Engine::new(prepared.bot.clone(), parts);
+
+    let web_config = lepton_web::WebConfig { agent_token: options.agent_token.clone(), ..Default::default() };
+    let state = lepton_web::WebState::new(engine.clone(), web_config);
+    let mut router = lepton_web::router(state.clone());
+    if options.demo_orders {
+        router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
+    }
+    if options.watch {
+        let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
+        tokio::spawn(watch(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
+    }
+
+    let ready_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(address = %local, ready_ms, bot = %prepared.bot.settings.name, "server ready");
+    println!("Lepton is ready at {server_url}/ (bot: {})", prepared.bot.settings.name);
+
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.close_sockets();
+        })
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn SessionStore>> {
+    match config {
+        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreConfig::Embedded(path) => {
+            let store = lepton_store::EmbeddedStore::open(path).with_context(|| format!("cannot open the session store {}", path.display()))?;
+            tracing::info!(path = %path.display(), "session store open");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Polls the bot folder; when its sources change, loads them again and swaps
+/// the new bot in. An invalid edit is logged and the running bot kept.
+async fn watch(engine: Engine, paths: BotPaths, server_url: String, mut current: String) {
+    let mut interval = tokio::time::interval(WATCH_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let fingerprint = match app::fingerprint(&paths.bot_dir) {
+            Ok(fingerprint) => fingerprint,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the bot folder to check for changes");
+                continue;
+            }
+        };
+        if fingerprint == current {
+            continue;
+        }
+        current = fingerprint;
+
+        let (paths_for_task, url) = (paths.clone(), server_url.clone());
+        let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths_for_task, Some(&url))).await;
+        match prepared {
+            Ok(Ok(prepared)) => {
+                tracing::info!(trained = prepared.trained, indexed = prepared.indexed, "bot changed on disk; reloaded");
+                engine.replace_bot(prepared.bot, prepared.classifier, prepared.knowledge);
+            }
+            Ok(Err(error)) => {
+                tracing::error!("bot changed on disk but cannot be loaded; keeping the running bot: {error:#}");
+            }
+            Err(error) => tracing::error!(%error, "reloading the bot panicked; keeping the running bot"),
+        }
+    }
+}
