@@ -1,0 +1,182 @@
+//! [`EmbeddedStore`]: the [`SessionStore`] kept in one redb file.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bot_core::message::now_millis;
+use bot_core::{ConversationId, Event, Session, SessionStore, StoreError, Timestamp, Versioned};
+use redb::Database;
+
+use crate::error::EmbeddedStoreError;
+use crate::ops::{self, Inner, OpError, SweepStats};
+use crate::record;
+use crate::tables::{self, FormatCheck, FORMAT_VERSION};
+
+/// A session store in one file on local disk, safe to share between tasks as
+/// `Arc<EmbeddedStore>`.
+///
+/// Every write is committed durably before it returns (redb's default
+/// `Durability::Immediate`), so a restarted server continues each conversation
+/// where it stopped. Only one process can open a file at a time.
+///
+/// Expired records read as absent. They are deleted when the store opens, every
+/// [`SWEEP_EVERY_WRITES`](crate::SWEEP_EVERY_WRITES) writes, and by
+/// [`sweep_expired`](Self::sweep_expired). redb reuses the freed pages, so the
+/// file stops growing once expiry keeps pace with new conversations.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedStore {
+    /// Opens the store file at `path`, creating it and its parent folders if needed,
+    /// and deletes expired records.
+    ///
+    /// This blocks on file I/O, so call it at startup or inside
+    /// `tokio::task::spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Self, EmbeddedStoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| EmbeddedStoreError::CreateFolder { path: parent.to_path_buf(), source })?;
+        }
+        let db = Database::create(path).map_err(|e| EmbeddedStoreError::from_open(path, e))?;
+        prepare_tables(&db, path)?;
+
+        let inner = Inner::new(db, path.to_path_buf());
+        let stats = ops::sweep(&inner, now_millis()).map_err(|e| match e {
+            OpError::Redb(source) => EmbeddedStoreError::from_setup(path, source),
+            OpError::Store(error) => EmbeddedStoreError::Corrupt { path: path.to_path_buf(), reason: error.to_string() },
+        })?;
+        tracing::debug!(
+            path = %path.display(),
+            expired_sessions = stats.sessions,
+            expired_transcripts = stats.transcripts,
+            "opened the embedded session store"
+        );
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Returns the path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Deletes every session record and transcript that has expired, and returns
+    /// how many it deleted. The store also sweeps by itself, so calling this on a
+    /// timer is optional.
+    pub async fn sweep_expired(&self) -> Result<SweepStats, StoreError> {
+        self.run("sweep", |inner| ops::sweep(inner, now_millis())).await
+    }
+
+    /// Runs a blocking redb operation on the blocking thread pool.
+    async fn run<T, F>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, OpError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::task::spawn_blocking(move || op(&inner).map_err(|e| e.into_store_error(&inner.path)));
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(StoreError::Unavailable {
+                reason: format!("session store {} {operation} did not finish: {error}", self.inner.path.display()),
+            }),
+        }
+    }
+
+    /// Runs a write, then a sweep when enough writes have passed since the last one.
+    /// The sweep runs in the same blocking task so that no task outlives the
+    /// caller's await and keeps the file locked after the store is dropped.
+    async fn write<T, F>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, OpError> + Send + 'static,
+    {
+        self.run(operation, move |inner| {
+            let value = op(inner)?;
+            if inner.count_write() {
+                sweep_after_write(inner);
+            }
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn prepare_tables(db: &Database, path: &Path) -> Result<(), EmbeddedStoreError> {
+    let txn = db.begin_write().map_err(|e| EmbeddedStoreError::from_setup(path, e))?;
+    let check = tables::create_tables(&txn).map_err(|e| EmbeddedStoreError::from_setup(path, e))?;
+    if let FormatCheck::Unsupported { found } = check {
+        return Err(EmbeddedStoreError::UnsupportedFormat { path: path.to_path_buf(), found, supported: FORMAT_VERSION });
+    }
+    txn.commit().map_err(|e| EmbeddedStoreError::from_setup(path, e))
+}
+
+/// Sweeps after a committed write. The write already succeeded, so a failed sweep
+/// is logged and left for the next one.
+fn sweep_after_write(inner: &Inner) {
+    match ops::sweep(inner, now_millis()) {
+        Ok(stats) => tracing::debug!(
+            expired_sessions = stats.sessions,
+            expired_transcripts = stats.transcripts,
+            expired_events = stats.events,
+            "swept the embedded session store"
+        ),
+        Err(error) => {
+            let error = error.into_store_error(&inner.path);
+            tracing::warn!(%error, "sweeping expired records failed; the next sweep retries");
+        }
+    }
+}
+
+fn expiry(ttl: Duration) -> Timestamp {
+    let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    now_millis().saturating_add(ttl)
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for EmbeddedStore {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Versioned>, StoreError> {
+        let id = id.clone();
+        self.run("load", move |inner| ops::load(inner, &id, now_millis())).await
+    }
+
+    async fn save(&self, session: &Session, expected: u64, ttl: Duration) -> Result<u64, StoreError> {
+        let session = session.clone();
+        let expires_at = expiry(ttl);
+        self.write("save", move |inner| ops::save(inner, &session, expected, expires_at, now_millis())).await
+    }
+
+    async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError> {
+        let encoded = events
+            .iter()
+            .map(|event| record::encode_event(event).map(|bytes| (event.seq, bytes)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = id.clone();
+        let expires_at = expiry(ttl);
+        self.write("append_events", move |inner| ops::append_events(inner, &id, &encoded, expires_at, now_millis())).await
+    }
+
+    async fn events(&self, id: &ConversationId, after_seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let id = id.clone();
+        self.run("events", move |inner| ops::events(inner, &id, after_seq, limit, now_millis())).await
+    }
+
+    async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.write("set_waiting", move |inner| ops::set_waiting(inner, &id, since)).await
+    }
+
+    async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError> {
+        self.run("waiting", ops::waiting).await
+    }
+}
