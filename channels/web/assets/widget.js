@@ -1,0 +1,732 @@
+/*
+ * Lepton chat widget. Add one tag to any page:
+ *
+ *   <script src="https://bot.example/widget.js" defer></script>
+ *
+ * Optional attributes on the tag: data-api (the server's base URL, default: where
+ * this script was loaded from), data-lang ("en" or "zh", default: the browser's).
+ *
+ * The widget builds its button and panel inside a shadow DOM so that page CSS and
+ * widget CSS do not mix. Messages go out with POST, each with a fresh
+ * client_message_id that is reused for retries, so a retried send is harmless.
+ * Everything shown in the conversation arrives over the WebSocket (or in the POST
+ * answer) and is placed by its seq, so nothing shows twice. Message text is only
+ * ever set with textContent.
+ */
+(function () {
+  'use strict';
+
+  if (window.__leptonWidget) {
+    return;
+  }
+  window.__leptonWidget = true;
+
+  var script = document.currentScript;
+  var scriptUrl = script && script.src ? script.src : window.location.href;
+  var apiBase = new URL((script && script.getAttribute('data-api')) || '.', scriptUrl);
+  if (apiBase.pathname.charAt(apiBase.pathname.length - 1) !== '/') {
+    apiBase.pathname += '/';
+  }
+
+  var STORAGE_PREFIX = 'lepton.';
+  // Sessions expire after a day without messages by default, and a new session
+  // numbers its events from 1 again, so the widget starts a new conversation then.
+  // NOTE: a server with a shorter session TTL needs this lowered to match.
+  var CONVERSATION_IDLE_MS = 23 * 60 * 60 * 1000;
+  var SEND_ATTEMPTS = 6;
+  var MAX_BACKOFF_MS = 30000;
+
+  var STRINGS = {
+    en: {
+      title: 'Customer support',
+      bot: 'Assistant',
+      open: 'Open chat',
+      close: 'Close chat',
+      placeholder: 'Type a message…',
+      send: 'Send',
+      sending: 'Sending…',
+      failed: 'Not sent.',
+      retry: 'Retry',
+      typing: 'Typing…',
+      greeting: 'Hi! Ask us about orders, shipping or returns.',
+      waiting: 'Waiting for an agent…',
+      joined: '{agent} joined the chat',
+      backToBot: 'You are chatting with the assistant again',
+      closed: 'The conversation was closed',
+      reconnecting: 'Reconnecting…',
+      switchLang: '中文',
+      switchLangLabel: 'Switch to Chinese',
+      you: 'You'
+    },
+    zh: {
+      title: '在线客服',
+      bot: '智能助手',
+      open: '打开聊天',
+      close: '关闭聊天',
+      placeholder: '请输入消息…',
+      send: '发送',
+      sending: '发送中…',
+      failed: '发送失败。',
+      retry: '重试',
+      typing: '正在输入…',
+      greeting: '您好！订单、配送、退货的问题都可以问我。',
+      waiting: '正在为您转接人工客服…',
+      joined: '{agent} 已加入对话',
+      backToBot: '已切换回智能助手',
+      closed: '对话已结束',
+      reconnecting: '正在重新连接…',
+      switchLang: 'EN',
+      switchLangLabel: '切换到英文',
+      you: '我'
+    }
+  };
+
+  var CSS = [
+    ':host { all: initial; }',
+    '* { box-sizing: border-box; }',
+    '.root { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000;',
+    '  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif; color: #1f2328; }',
+    '.launcher { width: 56px; height: 56px; border-radius: 50%; border: none; cursor: pointer;',
+    '  background: #2563eb; color: #fff; box-shadow: 0 4px 14px rgba(0,0,0,.25); display: flex;',
+    '  align-items: center; justify-content: center; position: relative; }',
+    '.launcher:focus-visible, button:focus-visible, textarea:focus-visible { outline: 2px solid #93c5fd; outline-offset: 2px; }',
+    '.launcher svg { width: 26px; height: 26px; fill: currentColor; }',
+    '.badge { position: absolute; top: 2px; right: 2px; width: 12px; height: 12px; border-radius: 50%;',
+    '  background: #ef4444; border: 2px solid #fff; }',
+    '.panel { position: absolute; right: 0; bottom: 70px; width: 360px; max-width: calc(100vw - 40px);',
+    '  height: 520px; max-height: calc(100vh - 110px); background: #fff; border-radius: 12px;',
+    '  box-shadow: 0 10px 30px rgba(0,0,0,.25); display: flex; flex-direction: column; overflow: hidden; }',
+    '[hidden] { display: none !important; }',
+    'header { background: #2563eb; color: #fff; padding: 10px 12px; display: flex; align-items: center; gap: 8px; }',
+    'header .titles { flex: 1; min-width: 0; }',
+    'header .title { font-weight: 600; }',
+    'header .status { font-size: 12px; opacity: .85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }',
+    'header button { background: rgba(255,255,255,.15); color: #fff; border: none; border-radius: 6px;',
+    '  padding: 4px 8px; cursor: pointer; font: inherit; font-size: 13px; }',
+    '.log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 6px; background: #f6f8fa; }',
+    '.row { display: flex; flex-direction: column; max-width: 85%; }',
+    '.row.customer { align-self: flex-end; align-items: flex-end; }',
+    '.row.reply { align-self: flex-start; align-items: flex-start; }',
+    '.author { font-size: 11px; color: #57606a; margin: 0 4px 2px; }',
+    '.bubble { padding: 8px 11px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }',
+    '.customer .bubble { background: #2563eb; color: #fff; border-bottom-right-radius: 4px; }',
+    '.reply .bubble { background: #fff; border: 1px solid #d0d7de; border-bottom-left-radius: 4px; }',
+    '.reply.agent .bubble { border-color: #16a34a; }',
+    '.pending .bubble { opacity: .7; }',
+    '.state { font-size: 11px; color: #57606a; margin: 2px 4px 0; }',
+    '.state.failed { color: #cf222e; }',
+    '.state button { font: inherit; color: #2563eb; background: none; border: none; padding: 0 0 0 4px; cursor: pointer; text-decoration: underline; }',
+    '.notice { align-self: center; font-size: 12px; color: #57606a; background: #eaeef2; border-radius: 10px; padding: 3px 10px; text-align: center; }',
+    '.quick { display: flex; flex-wrap: wrap; gap: 6px; padding: 6px 12px 0; background: #f6f8fa; }',
+    '.quick button { border: 1px solid #2563eb; color: #2563eb; background: #fff; border-radius: 14px;',
+    '  padding: 4px 10px; cursor: pointer; font: inherit; font-size: 13px; }',
+    '.typing { padding: 4px 14px; font-size: 12px; color: #57606a; background: #f6f8fa; }',
+    'form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #d0d7de; background: #fff; }',
+    'textarea { flex: 1; resize: none; border: 1px solid #d0d7de; border-radius: 8px; padding: 7px 9px;',
+    '  font: inherit; color: inherit; max-height: 110px; min-height: 36px; }',
+    'form button { background: #2563eb; color: #fff; border: none; border-radius: 8px; padding: 0 14px; cursor: pointer; font: inherit; }',
+    '@media (max-width: 480px) { .root { right: 12px; bottom: 12px; } .panel { width: calc(100vw - 24px); height: calc(100vh - 100px); } }'
+  ].join('\n');
+
+  // ---- storage, ids, language ----
+
+  var memoryStore = {};
+
+  function load(key) {
+    try {
+      return window.localStorage.getItem(STORAGE_PREFIX + key);
+    } catch (e) {
+      return Object.prototype.hasOwnProperty.call(memoryStore, key) ? memoryStore[key] : null;
+    }
+  }
+
+  function save(key, value) {
+    memoryStore[key] = value;
+    try {
+      window.localStorage.setItem(STORAGE_PREFIX + key, value);
+    } catch (e) {
+      // Storage is blocked (private mode, sandboxed frame): the memory copy lasts for this page.
+    }
+  }
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) {
+      window.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < bytes.length; i++) {
+        bytes[i] = Math.floor(Math.random() * 256);
+      }
+    }
+    var hex = '';
+    for (var j = 0; j < bytes.length; j++) {
+      hex += (bytes[j] < 16 ? '0' : '') + bytes[j].toString(16);
+    }
+    return hex;
+  }
+
+  function conversationId() {
+    var id = load('conversation');
+    var lastActive = Number(load('lastActive') || 0);
+    if (id && Date.now() - lastActive < CONVERSATION_IDLE_MS) {
+      return id;
+    }
+    id = 'web:' + randomId();
+    save('conversation', id);
+    save('started', '');
+    return id;
+  }
+
+  function detectLang() {
+    var attribute = script && script.getAttribute('data-lang');
+    var stored = load('lang');
+    var candidates = [stored, attribute].concat(navigator.languages || [navigator.language]);
+    for (var i = 0; i < candidates.length; i++) {
+      var tag = String(candidates[i] || '').toLowerCase();
+      if (tag.indexOf('zh') === 0) {
+        return 'zh';
+      }
+      if (tag.indexOf('en') === 0) {
+        return 'en';
+      }
+    }
+    return 'en';
+  }
+
+  var lang = detectLang();
+  var cid = conversationId();
+
+  function t(key) {
+    return STRINGS[lang][key];
+  }
+
+  function localeTag() {
+    return lang === 'zh' ? 'zh-CN' : 'en';
+  }
+
+  function apiUrl(path) {
+    return new URL('api/v1/conversations/' + encodeURIComponent(cid) + '/' + path, apiBase).toString();
+  }
+
+  function backoff(attempt) {
+    var base = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt));
+    return base / 2 + Math.random() * base / 2;
+  }
+
+  // ---- DOM ----
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function chatIcon() {
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    var path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
+    svg.appendChild(path);
+    return svg;
+  }
+
+  var ui = {};
+
+  function buildUi() {
+    var host = el('div');
+    host.setAttribute('data-lepton-widget', '');
+    var shadow = host.attachShadow({ mode: 'open' });
+    var style = el('style');
+    style.textContent = CSS;
+    shadow.appendChild(style);
+
+    var root = el('div', 'root');
+    ui.panel = el('section', 'panel');
+    ui.panel.setAttribute('role', 'dialog');
+    ui.panel.hidden = true;
+
+    var header = el('header');
+    var titles = el('div', 'titles');
+    ui.title = el('div', 'title');
+    ui.status = el('div', 'status');
+    titles.appendChild(ui.title);
+    titles.appendChild(ui.status);
+    ui.langButton = el('button');
+    ui.langButton.type = 'button';
+    ui.closeButton = el('button', '', '×');
+    ui.closeButton.type = 'button';
+    header.appendChild(titles);
+    header.appendChild(ui.langButton);
+    header.appendChild(ui.closeButton);
+
+    ui.log = el('div', 'log');
+    ui.log.setAttribute('role', 'log');
+    ui.log.setAttribute('aria-live', 'polite');
+    ui.greeting = el('div', 'notice');
+    ui.confirmed = el('div');
+    ui.confirmed.style.display = 'contents';
+    ui.pending = el('div');
+    ui.pending.style.display = 'contents';
+    ui.log.appendChild(ui.greeting);
+    ui.log.appendChild(ui.confirmed);
+    ui.log.appendChild(ui.pending);
+
+    ui.quick = el('div', 'quick');
+    ui.typing = el('div', 'typing');
+    ui.typing.hidden = true;
+
+    ui.form = el('form');
+    ui.input = el('textarea');
+    ui.input.rows = 1;
+    ui.sendButton = el('button');
+    ui.sendButton.type = 'submit';
+    ui.form.appendChild(ui.input);
+    ui.form.appendChild(ui.sendButton);
+
+    ui.panel.appendChild(header);
+    ui.panel.appendChild(ui.log);
+    ui.panel.appendChild(ui.quick);
+    ui.panel.appendChild(ui.typing);
+    ui.panel.appendChild(ui.form);
+
+    ui.launcher = el('button', 'launcher');
+    ui.launcher.type = 'button';
+    ui.launcher.appendChild(chatIcon());
+    ui.badge = el('span', 'badge');
+    ui.badge.hidden = true;
+    ui.launcher.appendChild(ui.badge);
+
+    root.appendChild(ui.panel);
+    root.appendChild(ui.launcher);
+    shadow.appendChild(root);
+    document.body.appendChild(host);
+
+    ui.launcher.addEventListener('click', function () {
+      setOpen(ui.panel.hidden);
+    });
+    ui.closeButton.addEventListener('click', function () {
+      setOpen(false);
+    });
+    ui.langButton.addEventListener('click', function () {
+      lang = lang === 'zh' ? 'en' : 'zh';
+      save('lang', lang);
+      renderAll();
+    });
+    ui.form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      submitInput();
+    });
+    ui.input.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        submitInput();
+      }
+    });
+  }
+
+  function setOpen(open) {
+    ui.panel.hidden = !open;
+    ui.launcher.setAttribute('aria-label', open ? t('close') : t('open'));
+    if (open) {
+      ui.badge.hidden = true;
+      scrollToEnd();
+      ui.input.focus();
+    }
+  }
+
+  function scrollToEnd() {
+    ui.log.scrollTop = ui.log.scrollHeight;
+  }
+
+  // ---- conversation state ----
+
+  var events = []; // received events, sorted by seq
+  var seen = {}; // seq -> true
+  var lastSeq = 0; // every event with seq <= lastSeq has been received
+  var handoffStatus = { state: 'bot', agent: null };
+  var queue = []; // unconfirmed sends, oldest first
+  var posting = false;
+
+  function accept(event) {
+    if (!event || typeof event.seq !== 'number' || !event.kind || seen[event.seq]) {
+      return;
+    }
+    seen[event.seq] = true;
+    while (seen[lastSeq + 1]) {
+      lastSeq += 1;
+    }
+    var index = events.length;
+    while (index > 0 && events[index - 1].seq > event.seq) {
+      index -= 1;
+    }
+    events.splice(index, 0, event);
+
+    if (event.kind.type === 'customer' && event.kind.client_message_id) {
+      confirmPending(event.kind.client_message_id);
+    }
+    if (event.kind.type === 'reply' && ui.panel.hidden) {
+      ui.badge.hidden = false;
+    }
+    if (typeof event.at === 'number' && event.at > Number(load('lastActive') || 0)) {
+      save('lastActive', String(event.at));
+    }
+    renderEvents();
+  }
+
+  function confirmPending(clientMessageId) {
+    for (var i = 0; i < queue.length; i++) {
+      if (queue[i].id === clientMessageId) {
+        queue[i].confirmed = true;
+      }
+    }
+    renderPending();
+  }
+
+  /** The text a customer event shows: a tapped quick reply shows its title, not its payload. */
+  function customerText(event, index) {
+    var content = event.kind.content || {};
+    if (content.type !== 'text') {
+      return '[' + (content.value && content.value.kind ? content.value.kind : 'attachment') + ']';
+    }
+    for (var i = index - 1; i >= 0; i--) {
+      var kind = events[i].kind;
+      if (kind.type !== 'reply') {
+        continue;
+      }
+      var buttons = kind.quick_replies || [];
+      for (var j = 0; j < buttons.length; j++) {
+        if (buttons[j].payload === content.value) {
+          return buttons[j].title;
+        }
+      }
+      break;
+    }
+    return content.value;
+  }
+
+  function handoffNotice(handoff) {
+    var state = handoff && handoff.state ? handoff.state.state : null;
+    if (state === 'waiting_for_agent') {
+      return t('waiting');
+    }
+    if (state === 'agent') {
+      return t('joined').replace('{agent}', handoff.state.agent);
+    }
+    if (state === 'bot') {
+      return t('backToBot');
+    }
+    if (state === 'closed') {
+      return t('closed');
+    }
+    return null;
+  }
+
+  function renderEvents() {
+    ui.confirmed.textContent = '';
+    handoffStatus = { state: 'bot', agent: null };
+    for (var i = 0; i < events.length; i++) {
+      renderEvent(events[i], i);
+    }
+    renderQuickReplies();
+    renderStatus();
+    scrollToEnd();
+  }
+
+  function renderEvent(event, index) {
+    var kind = event.kind;
+    var time = new Date(event.at).toLocaleString(localeTag());
+    if (kind.type === 'customer') {
+      var row = el('div', 'row customer');
+      var bubble = el('div', 'bubble', customerText(event, index));
+      bubble.title = time;
+      row.appendChild(bubble);
+      ui.confirmed.appendChild(row);
+      return;
+    }
+    if (kind.type !== 'reply') {
+      return;
+    }
+    var isAgent = kind.author && kind.author.type === 'agent';
+    if (kind.text) {
+      var replyRow = el('div', isAgent ? 'row reply agent' : 'row reply');
+      replyRow.appendChild(el('div', 'author', isAgent ? kind.author.id : t('bot')));
+      var replyBubble = el('div', 'bubble', kind.text);
+      replyBubble.title = time;
+      replyRow.appendChild(replyBubble);
+      ui.confirmed.appendChild(replyRow);
+    }
+    var notice = handoffNotice(kind.handoff);
+    if (notice) {
+      ui.confirmed.appendChild(el('div', 'notice', notice));
+      handoffStatus = { state: kind.handoff.state.state, agent: kind.handoff.state.agent || null };
+    }
+  }
+
+  function renderQuickReplies() {
+    ui.quick.textContent = '';
+    var last = events[events.length - 1];
+    var buttons = last && last.kind.type === 'reply' ? last.kind.quick_replies || [] : [];
+    ui.quick.hidden = buttons.length === 0 || queue.length > 0;
+    buttons.forEach(function (button) {
+      var node = el('button', '', button.title);
+      node.type = 'button';
+      node.addEventListener('click', function () {
+        send(button.payload, button.title);
+      });
+      ui.quick.appendChild(node);
+    });
+  }
+
+  function renderStatus() {
+    if (!socketOpen && socketWanted) {
+      ui.status.textContent = t('reconnecting');
+    } else if (handoffStatus.state === 'waiting_for_agent') {
+      ui.status.textContent = t('waiting');
+    } else if (handoffStatus.state === 'agent') {
+      ui.status.textContent = handoffStatus.agent;
+    } else {
+      ui.status.textContent = t('bot');
+    }
+  }
+
+  function renderPending() {
+    ui.pending.textContent = '';
+    queue = queue.filter(function (item) {
+      return !item.confirmed;
+    });
+    queue.forEach(function (item) {
+      var row = el('div', 'row customer pending');
+      row.appendChild(el('div', 'bubble', item.display));
+      if (item.failed) {
+        var state = el('div', 'state failed', t('failed') + (item.error ? ' ' + item.error : ''));
+        if (item.retryable) {
+          var retry = el('button', '', t('retry'));
+          retry.type = 'button';
+          retry.addEventListener('click', function () {
+            item.failed = false;
+            item.attempts = 0;
+            renderPending();
+            pump();
+          });
+          state.appendChild(retry);
+        }
+        row.appendChild(state);
+      } else {
+        row.appendChild(el('div', 'state', t('sending')));
+      }
+      ui.pending.appendChild(row);
+    });
+    ui.typing.hidden = !posting;
+    ui.quick.hidden = ui.quick.childNodes.length === 0 || queue.length > 0;
+    scrollToEnd();
+  }
+
+  function renderAll() {
+    ui.title.textContent = t('title');
+    ui.greeting.textContent = t('greeting');
+    ui.input.placeholder = t('placeholder');
+    ui.sendButton.textContent = t('send');
+    ui.typing.textContent = t('typing');
+    ui.langButton.textContent = t('switchLang');
+    ui.langButton.setAttribute('aria-label', t('switchLangLabel'));
+    ui.closeButton.setAttribute('aria-label', t('close'));
+    ui.launcher.setAttribute('aria-label', ui.panel.hidden ? t('open') : t('close'));
+    ui.panel.setAttribute('aria-label', t('title'));
+    renderEvents();
+    renderPending();
+  }
+
+  // ---- sending ----
+
+  function submitInput() {
+    var text = ui.input.value;
+    if (!text.trim()) {
+      return;
+    }
+    ui.input.value = '';
+    send(text, text);
+  }
+
+  function send(text, display) {
+    queue.push({ id: randomId(), text: text, display: display, attempts: 0 });
+    save('started', '1');
+    save('lastActive', String(Date.now()));
+    connect();
+    renderPending();
+    pump();
+  }
+
+  /** Posts the oldest unsent message; one at a time, so the bot reads them in order. */
+  function pump() {
+    if (posting) {
+      return;
+    }
+    var item = null;
+    for (var i = 0; i < queue.length; i++) {
+      if (!queue[i].confirmed && !queue[i].failed) {
+        item = queue[i];
+        break;
+      }
+    }
+    if (!item) {
+      return;
+    }
+    posting = true;
+    renderPending();
+    post(item);
+  }
+
+  function post(item) {
+    var body = JSON.stringify({ text: item.text, client_message_id: item.id, locale: localeTag() });
+    fetch(apiUrl('messages'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body
+    })
+      .then(function (response) {
+        return response.json().then(
+          function (json) {
+            return { response: response, json: json };
+          },
+          function () {
+            return { response: response, json: null };
+          }
+        );
+      })
+      .then(function (result) {
+        if (result.response.ok && result.json && result.json.events) {
+          item.confirmed = true;
+          result.json.events.forEach(accept);
+          finishPost();
+          return;
+        }
+        var status = result.response.status;
+        if (status >= 500 || status === 408 || status === 429) {
+          retryLater(item);
+          return;
+        }
+        item.failed = true;
+        item.retryable = false;
+        item.error = result.json && result.json.error ? result.json.error.message : 'HTTP ' + status;
+        finishPost();
+      })
+      .catch(function () {
+        retryLater(item);
+      });
+  }
+
+  function retryLater(item) {
+    item.attempts += 1;
+    if (item.attempts >= SEND_ATTEMPTS) {
+      item.failed = true;
+      item.retryable = true;
+      item.error = '';
+      finishPost();
+      return;
+    }
+    setTimeout(function () {
+      post(item);
+    }, backoff(item.attempts));
+  }
+
+  function finishPost() {
+    posting = false;
+    renderPending();
+    pump();
+  }
+
+  // ---- receiving ----
+
+  var socket = null;
+  var socketOpen = false;
+  var socketWanted = false;
+  var reconnectAttempt = 0;
+  var reconnectTimer = null;
+
+  function connect() {
+    socketWanted = true;
+    if (socket || reconnectTimer) {
+      return;
+    }
+    var url = new URL(apiUrl('ws'));
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('after', String(lastSeq));
+    var current = new WebSocket(url.toString());
+    socket = current;
+    current.onopen = function () {
+      socketOpen = true;
+      reconnectAttempt = 0;
+      renderStatus();
+    };
+    current.onmessage = function (message) {
+      var event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      accept(event);
+    };
+    current.onclose = function () {
+      if (socket !== current) {
+        return;
+      }
+      socket = null;
+      socketOpen = false;
+      renderStatus();
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (reconnectTimer) {
+      return;
+    }
+    var delay = backoff(reconnectAttempt);
+    reconnectAttempt += 1;
+    reconnectTimer = setTimeout(function () {
+      reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function reconnectNow() {
+    if (!socketWanted || socket) {
+      return;
+    }
+    if (reconnectTimer) {
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+    }
+    connect();
+  }
+
+  // ---- start ----
+
+  function start() {
+    buildUi();
+    renderAll();
+    if (load('started') === '1') {
+      connect();
+    }
+    window.addEventListener('online', reconnectNow);
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'visible') {
+        reconnectNow();
+      }
+    });
+  }
+
+  if (document.body) {
+    start();
+  } else {
+    document.addEventListener('DOMContentLoaded', start);
+  }
+})();

@@ -1,0 +1,99 @@
+//! The customer API: send a message, read the transcript.
+
+use axum::extract::State;
+use axum::Json;
+use bot_core::{ConversationId, Event, InboundMessage};
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+
+use crate::error::WebError;
+use crate::input::{self, ConversationPath, JsonBody, QueryParams};
+use crate::state::WebState;
+use crate::view::customer_views;
+
+/// The channel name the engine sees for messages from this crate.
+pub const CHANNEL: &str = "web";
+
+/// The most events one transcript request returns.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// Body of `POST /api/v1/conversations/{id}/messages`.
+#[derive(Debug, Deserialize)]
+pub struct SendMessage {
+    pub text: String,
+    /// The client's id for this message; sending the same id again is a retry and
+    /// returns the original events.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+    /// The customer's locale, such as `zh-CN`; only the language subtag is used.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SendMessageResponse {
+    pub conversation_id: ConversationId,
+    /// True when `client_message_id` was seen before and nothing new happened.
+    pub duplicate: bool,
+    /// The customer's event followed by the replies, in `seq` order.
+    pub events: Vec<Event>,
+}
+
+#[instrument(skip_all, fields(conversation_id = %path.0))]
+pub(crate) async fn send_message(
+    State(state): State<WebState>,
+    path: ConversationPath,
+    JsonBody(body): JsonBody<SendMessage>,
+) -> Result<Json<SendMessageResponse>, WebError> {
+    let ConversationPath(id) = path;
+    input::web_conversation(&id)?;
+    let client_message_id = input::client_message_id(body.client_message_id.as_deref())?;
+    let locale = input::locale(body.locale.as_deref())?;
+    let text = input::message_text(&body.text, state.config().max_message_bytes)?;
+
+    let mut message = InboundMessage::text(id.clone(), CHANNEL, text);
+    message.client_message_id = client_message_id;
+    message.locale_hint = locale;
+    let outcome = state.engine().handle(message).await.map_err(|error| WebError::engine(&id, error))?;
+
+    tracing::debug!(events = outcome.events.len(), duplicate = outcome.duplicate, "message handled");
+    let events = customer_views(&outcome.events);
+    Ok(Json(SendMessageResponse { conversation_id: id, duplicate: outcome.duplicate, events }))
+}
+
+/// Query of the transcript endpoints.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Return events with a `seq` greater than this; 0 for the whole transcript.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many events, capped at [`MAX_EVENTS_PER_REQUEST`].
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl EventsQuery {
+    pub fn capped_limit(&self) -> usize {
+        self.limit.unwrap_or(MAX_EVENTS_PER_REQUEST).clamp(1, MAX_EVENTS_PER_REQUEST)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventsResponse {
+    pub conversation_id: ConversationId,
+    pub events: Vec<Event>,
+}
+
+#[instrument(skip_all, fields(conversation_id = %path.0))]
+pub(crate) async fn customer_events(
+    State(state): State<WebState>,
+    path: ConversationPath,
+    QueryParams(query): QueryParams<EventsQuery>,
+) -> Result<Json<EventsResponse>, WebError> {
+    let ConversationPath(id) = path;
+    input::web_conversation(&id)?;
+
+    let events = state.engine().events(&id, query.after, query.capped_limit()).await;
+    let events = events.map_err(|error| WebError::engine(&id, error))?;
+    Ok(Json(EventsResponse { conversation_id: id, events: customer_views(&events) }))
+}

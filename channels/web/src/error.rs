@@ -1,0 +1,240 @@
+//! The one error type of the web channel and how it becomes an HTTP response.
+//!
+//! Every failure answers with a status and the body
+//! `{"error":{"code":"...","message":"..."}}`. The code is stable and meant for
+//! programs; the message is a lowercase sentence for people. Details go to the
+//! log once, here at the boundary, and never include customer text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bot_core::{ConversationId, EngineError, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("invalid conversation id {id:?}: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.', ':' and '-'")]
+    InvalidConversationId { id: String },
+
+    #[error("conversation id {id:?} belongs to another channel: web conversation ids have no prefix or the prefix 'web:'")]
+    ForeignConversationId { id: String },
+
+    #[error("invalid agent id {id:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', ':' and '-'")]
+    InvalidAgentId { id: String },
+
+    #[error("invalid client_message_id {id:?}: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.', ':' and '-'")]
+    InvalidClientMessageId { id: String },
+
+    #[error("invalid locale {locale:?}: send a language tag such as 'en' or 'zh-CN'")]
+    InvalidLocale { locale: String },
+
+    #[error("message text is empty: send at least one visible character")]
+    EmptyText,
+
+    #[error("message text is {bytes} bytes, more than the limit of {max} bytes: send a shorter message")]
+    MessageTooLarge { bytes: usize, max: usize },
+
+    #[error("request body is larger than the limit of {max} bytes: send a shorter message")]
+    BodyTooLarge { max: usize },
+
+    #[error("invalid JSON body: {detail}")]
+    InvalidJson { detail: String },
+
+    #[error("request body must be JSON: set the header 'content-type: application/json'")]
+    UnsupportedMediaType,
+
+    #[error("invalid query string: {detail}")]
+    InvalidQuery { detail: String },
+
+    #[error("invalid path: {detail}")]
+    InvalidPath { detail: String },
+
+    #[error("this endpoint needs a WebSocket upgrade request: {detail}")]
+    NotWebSocket { detail: String },
+
+    #[error("missing or wrong agent token: send the header 'authorization: Bearer TOKEN'")]
+    Unauthorized,
+
+    #[error("the agent api accepts requests from loopback addresses only when no agent token is configured")]
+    NotLoopback,
+
+    #[error("the agent api cannot see the client address: configure an agent token or serve with into_make_service_with_connect_info")]
+    PeerAddressUnknown,
+
+    #[error("origin {origin:?} may not use this api")]
+    OriginNotAllowed { origin: String },
+
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+
+    #[error("method {method} is not allowed for {path}")]
+    MethodNotAllowed { method: String, path: String },
+
+    #[error("too many open chat connections: try again in a minute")]
+    TooManySockets,
+
+    #[error("the server is shutting down: try again in a minute")]
+    ShuttingDown,
+
+    #[error("{source}")]
+    Engine {
+        /// The conversation the failed call was about; `None` for calls about none.
+        conversation_id: Option<ConversationId>,
+        source: EngineError,
+    },
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl WebError {
+    /// Wraps an engine error with the conversation it concerns, for the log.
+    pub fn engine(conversation_id: &ConversationId, source: EngineError) -> Self {
+        Self::Engine { conversation_id: Some(conversation_id.clone()), source }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidConversationId { .. }
+            | Self::ForeignConversationId { .. }
+            | Self::InvalidAgentId { .. }
+            | Self::InvalidClientMessageId { .. }
+            | Self::InvalidLocale { .. }
+            | Self::EmptyText
+            | Self::InvalidJson { .. }
+            | Self::InvalidQuery { .. }
+            | Self::InvalidPath { .. }
+            | Self::NotWebSocket { .. } => StatusCode::BAD_REQUEST,
+            Self::MessageTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotLoopback | Self::PeerAddressUnknown | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManySockets | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine { source, .. } => engine_status(source),
+        }
+    }
+
+    /// The stable, machine-readable code in the response body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidConversationId { .. } | Self::ForeignConversationId { .. } => "invalid_conversation_id",
+            Self::InvalidAgentId { .. } => "invalid_agent_id",
+            Self::InvalidClientMessageId { .. } => "invalid_client_message_id",
+            Self::InvalidLocale { .. } => "invalid_locale",
+            Self::EmptyText => "empty_text",
+            Self::MessageTooLarge { .. } | Self::BodyTooLarge { .. } => "message_too_large",
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidQuery { .. } => "invalid_query",
+            Self::InvalidPath { .. } => "invalid_path",
+            Self::NotWebSocket { .. } => "websocket_required",
+            Self::Unauthorized => "unauthorized",
+            Self::NotLoopback | Self::PeerAddressUnknown => "forbidden",
+            Self::OriginNotAllowed { .. } => "origin_not_allowed",
+            Self::RouteNotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::TooManySockets | Self::ShuttingDown => "unavailable",
+            Self::Engine { source, .. } => engine_code(source),
+        }
+    }
+
+    /// The message for the client. Server-side failures get a generic message so
+    /// that store details stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Engine { source, .. } => engine_message(source),
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        let status = self.status().as_u16();
+        let code = self.code();
+        match self {
+            Self::Engine { conversation_id, source } => {
+                let conversation_id = conversation_id.as_ref().map(ConversationId::as_str);
+                if self.status().is_server_error() {
+                    tracing::error!(status, code, conversation_id, error = %source, "engine call failed");
+                } else {
+                    tracing::debug!(status, code, conversation_id, error = %source, "engine rejected the request");
+                }
+            }
+            Self::Unauthorized | Self::NotLoopback | Self::OriginNotAllowed { .. } => {
+                tracing::warn!(status, code, "request rejected");
+            }
+            Self::PeerAddressUnknown => {
+                tracing::error!(status, code, "agent api has no agent token and no peer address: serve with into_make_service_with_connect_info");
+            }
+            Self::TooManySockets | Self::ShuttingDown => {
+                tracing::warn!(status, code, "websocket rejected");
+            }
+            _ => tracing::debug!(status, code, error = %self, "bad request"),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        self.log();
+
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.public_message() } };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+fn engine_status(error: &EngineError) -> StatusCode {
+    match error {
+        EngineError::AlreadyClaimed { .. } | EngineError::NotWaiting { .. } => StatusCode::CONFLICT,
+        EngineError::NotOwner { .. } => StatusCode::FORBIDDEN,
+        EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        EngineError::Store(StoreError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn engine_code(error: &EngineError) -> &'static str {
+    match error {
+        EngineError::AlreadyClaimed { .. } => "already_claimed",
+        EngineError::NotWaiting { .. } => "not_waiting",
+        EngineError::NotOwner { .. } => "not_owner",
+        EngineError::NotFound { .. } => "conversation_not_found",
+        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
+            "unavailable"
+        }
+        EngineError::Store(StoreError::Corrupt { .. }) => "internal",
+    }
+}
+
+fn engine_message(error: &EngineError) -> String {
+    match error {
+        EngineError::AlreadyClaimed { conversation_id, by } => {
+            format!("conversation {conversation_id} is already claimed by {by}")
+        }
+        EngineError::NotWaiting { conversation_id, state } => {
+            format!("conversation {conversation_id} is not waiting for an agent (its state is {state})")
+        }
+        EngineError::NotOwner { conversation_id, agent } => {
+            format!("agent {agent} does not handle conversation {conversation_id}: claim it first")
+        }
+        EngineError::NotFound { conversation_id } => format!("conversation {conversation_id} not found"),
+        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
+            "the service is busy or briefly unavailable: please try again".to_owned()
+        }
+        EngineError::Store(StoreError::Corrupt { .. }) => {
+            "the stored conversation cannot be read: the error is logged for the operator".to_owned()
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Lepton's web channel: a JSON API and a WebSocket for customers, the
+//! embeddable chat widget, a demo shop page, and a minimal agent API, all on axum.
+//!
+//! [`router`] returns a finished [`axum::Router`]; the binary may merge routes
+//! of its own (without a fallback: this router answers unknown routes with a
+//! JSON 404) and serves it. Serve it with the peer address available, since the
+//! agent API uses it when no agent token is configured:
+//!
+//! ```no_run
+//! # async fn example(engine: bot_core::Engine) -> std::io::Result<()> {
+//! use std::net::SocketAddr;
+//! use lepton_web::{router, WebConfig, WebState};
+//!
+//! let state = WebState::new(engine, WebConfig::default());
+//! let app = router(state.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         state.close_sockets();
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
+//! Routes (`{id}` is a conversation id: 1 to 128 characters from `[A-Za-z0-9_.:-]`):
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | demo shop page with the widget |
+//! | `GET /widget.js` | the chat widget script |
+//! | `GET /healthz` | `ok` |
+//! | `POST /api/v1/conversations/{id}/messages` | send a customer message, get the replies |
+//! | `GET /api/v1/conversations/{id}/events?after=SEQ` | the transcript, customer view |
+//! | `GET /api/v1/conversations/{id}/ws?after=SEQ` | WebSocket of every event after `SEQ` |
+//! | `GET /api/v1/agent/conversations` | conversations waiting for an agent |
+//! | `POST /api/v1/agent/conversations/{id}/claim` | take a waiting conversation |
+//! | `POST /api/v1/agent/conversations/{id}/messages` | reply as the agent |
+//! | `POST /api/v1/agent/conversations/{id}/handback` | give the conversation back to the bot |
+//! | `POST /api/v1/agent/conversations/{id}/close` | close the conversation |
+//! | `GET /api/v1/agent/conversations/{id}/events?after=SEQ` | the transcript, agent view |
+//!
+//! Every error is `{"error":{"code":"...","message":"..."}}` with a fitting status.
+
+pub mod agent;
+mod assets;
+mod auth;
+pub mod config;
+pub mod customer;
+pub mod error;
+pub mod input;
+pub mod socket;
+pub mod state;
+pub mod view;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use assets::{DEMO_HTML, WIDGET_JS};
+pub use config::{AllowedOrigins, WebConfig};
+pub use customer::CHANNEL;
+pub use error::WebError;
+pub use state::WebState;
+
+/// Builds the web channel's routes with their state applied.
+pub fn router(state: WebState) -> Router {
+    let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes());
+
+    let customer = Router::new()
+        .route("/api/v1/conversations/{id}/messages", post(customer::send_message))
+        .route("/api/v1/conversations/{id}/events", get(customer::customer_events))
+        .route("/api/v1/conversations/{id}/ws", get(socket::customer_socket))
+        .layer(from_fn_with_state(state.clone(), auth::customer_origin));
+
+    let agent = Router::new()
+        .route("/api/v1/agent/conversations", get(agent::waiting))
+        .route("/api/v1/agent/conversations/{id}/claim", post(agent::claim))
+        .route("/api/v1/agent/conversations/{id}/messages", post(agent::reply))
+        .route("/api/v1/agent/conversations/{id}/handback", post(agent::hand_back))
+        .route("/api/v1/agent/conversations/{id}/close", post(agent::close))
+        .route("/api/v1/agent/conversations/{id}/events", get(agent::events))
+        .layer(from_fn_with_state(state.clone(), auth::require_agent));
+
+    Router::new()
+        .route("/", get(assets::demo_page))
+        .route("/widget.js", get(assets::widget))
+        .route("/healthz", get(assets::healthz))
+        .merge(customer)
+        .merge(agent)
+        .fallback(assets::not_found)
+        .method_not_allowed_fallback(assets::method_not_allowed)
+        .layer(body_limit)
+        .with_state(state)
+}

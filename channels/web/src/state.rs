@@ -1,0 +1,65 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use bot_core::Engine;
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::WebConfig;
+
+/// The engine, the settings and the bookkeeping of open WebSockets. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: WebConfig,
+    agent_token_digest: Option<[u8; 32]>,
+    sockets: Arc<Semaphore>,
+    closing: watch::Sender<bool>,
+}
+
+impl WebState {
+    pub fn new(engine: Engine, config: WebConfig) -> Self {
+        let agent_token_digest = config.agent_token.as_deref().map(digest);
+        let sockets = Arc::new(Semaphore::new(config.max_sockets));
+        let (closing, _) = watch::channel(false);
+        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing }) }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    /// Sends a close frame (1001, going away) on every open WebSocket and refuses
+    /// new ones. Call it when graceful shutdown starts: `axum::serve` waits for
+    /// open connections, and a WebSocket would otherwise keep it waiting.
+    pub fn close_sockets(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    pub(crate) fn sockets(&self) -> &Arc<Semaphore> {
+        &self.inner.sockets
+    }
+
+    /// SHA-256 of the configured agent token, compared in constant time so that
+    /// neither the token's bytes nor its length leak through timing.
+    pub(crate) fn agent_token_digest(&self) -> Option<&[u8; 32]> {
+        self.inner.agent_token_digest.as_ref()
+    }
+}
+
+pub(crate) fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
