@@ -1,0 +1,189 @@
+//! The `settings:` section.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bot_core::bot::{ClassifierSettings, HandoffSettings, KnowledgeSettings, SessionSettings, Settings};
+use bot_core::Lang;
+
+use crate::convert::Converter;
+use crate::cx::Fields;
+use crate::tree::{Loc, Node};
+
+const SETTINGS_FIELDS: [&str; 7] = ["name", "languages", "classifier", "knowledge", "handoff", "session", "variables"];
+
+/// The folder that holds articles when `settings.knowledge.articles` is not given.
+pub(crate) const DEFAULT_ARTICLES_FOLDER: &str = "articles";
+
+/// A folder of Markdown articles named in the settings; `loc` is `None` for the default
+/// folder, which may be absent.
+pub(crate) struct ArticleFolder {
+    pub path: String,
+    pub loc: Option<Loc>,
+}
+
+impl Converter<'_, '_> {
+    /// Converts `settings:`, setting the declared languages and variables. Reports a
+    /// missing section and falls back to the defaults.
+    pub fn convert_settings(&mut self) -> (Settings, Vec<ArticleFolder>) {
+        let mut settings = Settings::default();
+        let default_folders = vec![ArticleFolder { path: DEFAULT_ARTICLES_FOLDER.to_owned(), loc: None }];
+        let Some((key, value)) = self.sections.settings else {
+            return (settings, default_folders);
+        };
+        let Some(fields) = self.cx.fields(value, key.loc, "settings", &SETTINGS_FIELDS) else {
+            return (settings, default_folders);
+        };
+
+        if let Some(node) = fields.get("name") {
+            settings.name = self.cx.text(node, "the bot name").unwrap_or(settings.name);
+        }
+        if let Some(node) = fields.require(&mut self.cx, "languages") {
+            self.languages = self.read_languages(node);
+            settings.languages = self.languages.clone().unwrap_or(settings.languages);
+        }
+        if let Some(node) = fields.get("classifier") {
+            settings.classifier = self.read_classifier(node, key.loc);
+        }
+        let mut folders = default_folders;
+        if let Some(node) = fields.get("knowledge") {
+            (settings.knowledge, folders) = self.read_knowledge(node, key.loc, folders);
+        }
+        if let Some(node) = fields.get("handoff") {
+            settings.handoff = self.read_handoff(node, key.loc);
+        }
+        if let Some(node) = fields.get("session") {
+            settings.session = self.read_session(node, key.loc);
+        }
+        settings.variables = self.read_variables(&fields);
+        self.variables = settings.variables.keys().cloned().collect();
+        (settings, folders)
+    }
+
+    fn read_languages(&mut self, node: &Node) -> Option<Vec<Lang>> {
+        let items = self.cx.list(node, "settings.languages")?;
+        if items.is_empty() {
+            self.cx.error(node.loc, "settings.languages is empty; list at least one language, such as [en]");
+            return None;
+        }
+        let mut languages = Vec::new();
+        let mut valid = true;
+        for item in items {
+            let Some(code) = self.cx.string(item, "a language code") else {
+                valid = false;
+                continue;
+            };
+            match Lang::from_tag(&code) {
+                Some(lang) if lang.as_str() == code => {
+                    if languages.contains(&lang) {
+                        self.cx.error(item.loc, format!("language `{code}` is listed twice; remove one"));
+                    } else {
+                        languages.push(lang);
+                    }
+                }
+                Some(lang) => {
+                    self.cx.error(item.loc, format!("language `{code}` is not a primary language code; write `{lang}`"));
+                    valid = false;
+                }
+                None => {
+                    self.cx.error(item.loc, format!("invalid language code `{code}`; use a two- or three-letter code such as `en` or `zh`"));
+                    valid = false;
+                }
+            }
+        }
+        valid.then_some(languages)
+    }
+
+    fn read_classifier(&mut self, node: &Node, owner: Loc) -> ClassifierSettings {
+        let mut classifier = ClassifierSettings::default();
+        let allowed = ["threshold", "margin", "seed"];
+        let Some(fields) = self.cx.fields(node, owner, "settings.classifier", &allowed) else { return classifier };
+        if let Some(value) = fields.get("threshold").and_then(|n| self.cx.number_in(n, "classifier.threshold", 0.0, 1.0)) {
+            classifier.threshold = value as f32;
+        }
+        if let Some(value) = fields.get("margin").and_then(|n| self.cx.number_in(n, "classifier.margin", 0.0, 1.0)) {
+            classifier.margin = value as f32;
+        }
+        if let Some(value) = fields.get("seed").and_then(|n| self.cx.integer(n, "classifier.seed", 0, u64::MAX)) {
+            classifier.seed = value;
+        }
+        classifier
+    }
+
+    fn read_knowledge(
+        &mut self,
+        node: &Node,
+        owner: Loc,
+        default_folders: Vec<ArticleFolder>,
+    ) -> (KnowledgeSettings, Vec<ArticleFolder>) {
+        let mut knowledge = KnowledgeSettings::default();
+        let allowed = ["min_score", "answer_unmatched", "articles"];
+        let Some(fields) = self.cx.fields(node, owner, "settings.knowledge", &allowed) else {
+            return (knowledge, default_folders);
+        };
+        if let Some(value) = fields.get("min_score").and_then(|n| self.cx.number_in(n, "knowledge.min_score", 0.0, f64::from(f32::MAX))) {
+            knowledge.min_score = value as f32;
+        }
+        if let Some(value) = fields.get("answer_unmatched").and_then(|n| self.cx.bool(n, "knowledge.answer_unmatched")) {
+            knowledge.answer_unmatched = value;
+        }
+        let Some(node) = fields.get("articles") else { return (knowledge, default_folders) };
+        (knowledge, self.read_article_folders(node))
+    }
+
+    fn read_article_folders(&mut self, node: &Node) -> Vec<ArticleFolder> {
+        let Some(folders) = self.cx.strings(node, "knowledge.articles") else { return Vec::new() };
+        let mut valid = Vec::new();
+        for (path, loc) in folders {
+            let escapes = path.starts_with('/') || path.split(['/', '\\']).any(|part| part == "..");
+            if escapes {
+                self.cx.error(loc, format!("article folder `{path}` is outside the bot folder; give a path inside it, such as `articles`"));
+                continue;
+            }
+            valid.push(ArticleFolder { path, loc: Some(loc) });
+        }
+        valid
+    }
+
+    fn read_handoff(&mut self, node: &Node, owner: Loc) -> HandoffSettings {
+        let mut handoff = HandoffSettings::default();
+        let Some(fields) = self.cx.fields(node, owner, "settings.handoff", &["after_fallbacks"]) else { return handoff };
+        let limit = u64::from(u32::MAX);
+        if let Some(value) = fields.get("after_fallbacks").and_then(|n| self.cx.integer(n, "handoff.after_fallbacks", 0, limit)) {
+            handoff.after_fallbacks = value as u32;
+        }
+        handoff
+    }
+
+    fn read_session(&mut self, node: &Node, owner: Loc) -> SessionSettings {
+        let mut session = SessionSettings::default();
+        let Some(fields) = self.cx.fields(node, owner, "settings.session", &["ttl_seconds"]) else { return session };
+        if let Some(value) = fields.get("ttl_seconds").and_then(|n| self.cx.integer(n, "session.ttl_seconds", 1, u64::MAX)) {
+            session.ttl_seconds = value;
+        }
+        session
+    }
+
+    fn read_variables(&mut self, fields: &Fields<'_>) -> BTreeMap<String, String> {
+        let mut variables = BTreeMap::new();
+        let Some(node) = fields.get("variables") else { return variables };
+        if node.is_null() {
+            return variables;
+        }
+        let Some(entries) = self.cx.mapping(node, "settings.variables") else { return variables };
+        let mut seen = BTreeSet::new();
+        for entry in entries {
+            let Some(name) = self.cx.name(&entry.key, "variable name") else { continue };
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if self.sections.slots.contains(&name) {
+                let message = format!("variable `{name}` has the name of a slot, so `{{{name}}}` would be ambiguous; rename one of them");
+                self.cx.error(entry.key.loc, message);
+            }
+            if let Some(value) = self.cx.string(&entry.value, &format!("the value of variable `{name}`")) {
+                variables.insert(name, value);
+            }
+        }
+        variables
+    }
+}

@@ -1,0 +1,118 @@
+//! The `slots:` section.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bot_core::bot::{Choice, SlotDefinition, SlotKind};
+use bot_core::{Lang, SlotName};
+
+use crate::convert::Converter;
+use crate::cx::suggestion;
+use crate::sections::Definition;
+use crate::tree::Node;
+
+const SLOT_TYPES: [&str; 6] = ["text", "number", "email", "phone", "regex", "choice"];
+const ALL_SLOT_FIELDS: [&str; 5] = ["type", "min", "max", "pattern", "choices"];
+
+impl Converter<'_, '_> {
+    pub fn convert_slots(&mut self) -> BTreeMap<SlotName, SlotDefinition> {
+        let mut slots = BTreeMap::new();
+        let sections = self.sections;
+        for definition in &sections.slots.definitions {
+            if let Some(kind) = self.convert_slot(definition) {
+                slots.insert(SlotName::new(definition.name.clone()), SlotDefinition { kind });
+            }
+        }
+        slots
+    }
+
+    fn convert_slot(&mut self, definition: &Definition<'_>) -> Option<SlotKind> {
+        let what = format!("slot `{}`", definition.name);
+        let slot_type = self.slot_type(definition);
+        let allowed: &[&str] = match slot_type.as_deref() {
+            Some("number") => &["type", "min", "max"],
+            Some("regex") => &["type", "pattern"],
+            Some("choice") => &["type", "choices"],
+            Some(_) => &["type"],
+            None => &ALL_SLOT_FIELDS,
+        };
+        let fields = self.cx.fields(definition.value, definition.key.loc, &what, allowed)?;
+        fields.require(&mut self.cx, "type");
+
+        match slot_type?.as_str() {
+            "text" => Some(SlotKind::Text),
+            "email" => Some(SlotKind::Email),
+            "phone" => Some(SlotKind::Phone),
+            "number" => {
+                let min = fields.get("min").and_then(|n| self.cx.number(n, "min"));
+                let max = fields.get("max").and_then(|n| self.cx.number(n, "max"));
+                if let (Some(low), Some(high), Some(node)) = (min, max, fields.get("max")) {
+                    if low > high {
+                        self.cx.error(node.loc, format!("max ({high}) is less than min ({low}) in {what}; swap them"));
+                    }
+                }
+                Some(SlotKind::Number { min, max })
+            }
+            "regex" => {
+                let node = fields.require(&mut self.cx, "pattern")?;
+                let pattern = self.cx.string(node, "a regular expression")?;
+                if let Err(error) = regex::Regex::new(&pattern) {
+                    let reason = error.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                    self.cx.error(node.loc, format!("invalid regular expression in {what}: {reason}"));
+                    return None;
+                }
+                Some(SlotKind::Regex { pattern })
+            }
+            _ => {
+                let node = fields.require(&mut self.cx, "choices")?;
+                let choices = self.read_choices(node, &what)?;
+                self.choice_values.insert(definition.name.clone(), choices.iter().map(|c| c.value.clone()).collect());
+                Some(SlotKind::Choice { choices })
+            }
+        }
+    }
+
+    /// The slot's `type`, when the mapping has a valid one.
+    fn slot_type(&mut self, definition: &Definition<'_>) -> Option<String> {
+        let node = definition.value.entries()?.iter().find(|e| e.key.scalar().is_some_and(|s| s.text == "type"))?;
+        let name = self.cx.string(&node.value, "a slot type")?;
+        if SLOT_TYPES.contains(&name.as_str()) {
+            return Some(name);
+        }
+        let message = format!("unknown slot type `{name}`; {}", suggestion(&name, SLOT_TYPES));
+        self.cx.error(node.value.loc, message);
+        None
+    }
+
+    fn read_choices(&mut self, node: &Node, what: &str) -> Option<Vec<Choice>> {
+        let entries = self.cx.mapping(node, &format!("the choices of {what}"))?;
+        if entries.is_empty() {
+            self.cx.error(node.loc, format!("{what} has no choices; add at least one"));
+            return None;
+        }
+        let mut choices = Vec::new();
+        for entry in entries {
+            let Some(value) = self.cx.text(&entry.key, "a choice value") else { continue };
+            let mut synonyms = BTreeMap::new();
+            if !entry.value.is_null() {
+                synonyms = self.read_synonyms(&entry.value, &value).unwrap_or_default();
+            }
+            choices.push(Choice { value, synonyms });
+        }
+        Some(choices)
+    }
+
+    fn read_synonyms(&mut self, node: &Node, value: &str) -> Option<BTreeMap<Lang, Vec<String>>> {
+        let what = format!("the synonyms of choice `{value}`");
+        let entries = self.cx.mapping(node, &what)?;
+        let mut synonyms = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for entry in entries {
+            let Some(lang) = self.language(&entry.key) else { continue };
+            let Some(texts) = self.cx.strings(&entry.value, &format!("a synonym of `{value}`")) else { continue };
+            if seen.insert(lang.clone()) {
+                synonyms.insert(lang, texts.into_iter().map(|(text, _)| text).collect());
+            }
+        }
+        Some(synonyms)
+    }
+}

@@ -1,0 +1,422 @@
+//! A YAML node tree that remembers where every key and value was written.
+//!
+//! Built from `saphyr-parser`'s event stream rather than a serde deserialiser so that
+//! duplicate keys are seen (serde keeps the last), every node has a line and column,
+//! and a scalar remembers whether it was quoted (so `no` can be told from `"no"`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, Tag};
+
+/// A place in a source file: 1-based line and column, counted in characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    /// Index into the loader's list of source files.
+    pub file: usize,
+    pub line: usize,
+    pub column: usize,
+    /// Where the node ends: the line and the column just past its last character.
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+impl Loc {
+    fn from_span(file: usize, span: Span) -> Self {
+        let start = marker_position(span.start);
+        let mut end = marker_position(span.end);
+        if end <= start {
+            end = (start.0, start.1 + 1);
+        }
+        Self { file, line: start.0, column: start.1, end_line: end.0, end_column: end.1 }
+    }
+
+    /// A location one character wide at `column` of `line`.
+    pub fn point(file: usize, line: usize, column: usize) -> Self {
+        Self { file, line, column, end_line: line, end_column: column + 1 }
+    }
+
+    /// Narrows this location to its first character, for nodes spanning many lines.
+    pub fn start(self) -> Self {
+        Self::point(self.file, self.line, self.column)
+    }
+}
+
+fn marker_position(marker: Marker) -> (usize, usize) {
+    (marker.line().max(1), marker.col() + 1)
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub loc: Loc,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    Scalar(Scalar),
+    Sequence(Vec<Node>),
+    Mapping(Vec<Entry>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Scalar {
+    pub text: String,
+    /// Written without quotes, block indicator or `!!str` tag, so YAML resolves its type
+    /// from the text (`true`, `12`, `~`).
+    pub plain: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub key: Node,
+    pub value: Node,
+}
+
+impl Node {
+    pub fn scalar(&self) -> Option<&Scalar> {
+        match &self.value {
+            Value::Scalar(scalar) => Some(scalar),
+            _ => None,
+        }
+    }
+
+    pub fn entries(&self) -> Option<&[Entry]> {
+        match &self.value {
+            Value::Mapping(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn items(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Sequence(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// An empty value (`key:`), `~` or `null` written plainly.
+    pub fn is_null(&self) -> bool {
+        self.scalar().is_some_and(Scalar::is_null)
+    }
+
+    /// What kind of value this is, for messages like "expected a string, found a list".
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Mapping(_) => "a mapping".to_owned(),
+            Value::Sequence(_) => "a list".to_owned(),
+            Value::Scalar(scalar) if scalar.is_null() => "an empty value".to_owned(),
+            Value::Scalar(scalar) if scalar.core_bool().is_some() => format!("the boolean `{}`", scalar.text),
+            Value::Scalar(scalar) if scalar.number().is_some() => format!("the number `{}`", scalar.text),
+            Value::Scalar(scalar) => format!("the string `{}`", scalar.text),
+        }
+    }
+}
+
+impl Scalar {
+    pub fn is_null(&self) -> bool {
+        self.plain && matches!(self.text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+    }
+
+    /// The value of a plain `true` or `false` (in the spellings of the YAML 1.2 core schema).
+    pub fn core_bool(&self) -> Option<bool> {
+        if !self.plain {
+            return None;
+        }
+        match self.text.as_str() {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether a YAML 1.1 reader (PyYAML, many editors' plugins) would read this plain
+    /// scalar as a boolean although YAML 1.2 reads it as a string: `y`, `n`, `yes`,
+    /// `no`, `on`, `off` in any case.
+    pub fn is_yaml11_bool_word(&self) -> bool {
+        self.plain && matches!(self.text.to_ascii_lowercase().as_str(), "y" | "n" | "yes" | "no" | "on" | "off")
+    }
+
+    /// The value of a plain number in the YAML 1.2 core schema: decimal, `0x`, `0o`,
+    /// floats with exponent, `.inf` and `.nan`.
+    pub fn number(&self) -> Option<f64> {
+        if !self.plain {
+            return None;
+        }
+        parse_core_number(&self.text)
+    }
+}
+
+fn parse_core_number(text: &str) -> Option<f64> {
+    if let Some(hex) = text.strip_prefix("0x") {
+        return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
+    }
+    if let Some(octal) = text.strip_prefix("0o") {
+        return u64::from_str_radix(octal, 8).ok().map(|n| n as f64);
+    }
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let starts_well = digits.starts_with(|c: char| c.is_ascii_digit())
+        || (digits.starts_with('.') && digits[1..].starts_with(|c: char| c.is_ascii_digit()));
+    let allowed = digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'));
+    if !starts_well || !allowed {
+        return None;
+    }
+    text.parse::<f64>().ok()
+}
+
+/// A problem found while parsing, at a place in the file.
+#[derive(Clone, Debug)]
+pub(crate) struct ParseProblem {
+    pub loc: Loc,
+    pub message: String,
+}
+
+/// The documents of one file, plus the problems seen while reading them. When
+/// `syntax_error` is set the file could not be parsed to the end and `documents` is empty.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub documents: Vec<Node>,
+    pub problems: Vec<ParseProblem>,
+    pub syntax_error: bool,
+}
+
+/// Parses every document of `text`, the contents of source file number `file`.
+pub(crate) fn parse(file: usize, text: &str) -> Parsed {
+    let mut builder = Builder { file, stack: Vec::new(), anchors: HashMap::new(), parsed: Parsed::default() };
+    for event in Parser::new_from_str(text) {
+        match event {
+            Ok((event, span)) => builder.on_event(event, span),
+            Err(error) => {
+                builder.on_syntax_error(&error);
+                break;
+            }
+        }
+    }
+    builder.parsed
+}
+
+enum Frame {
+    Document,
+    Sequence { loc: Loc, anchor: usize, items: Vec<Node> },
+    Mapping { loc: Loc, anchor: usize, entries: Vec<Entry>, key: Option<Node> },
+}
+
+struct Builder {
+    file: usize,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    parsed: Parsed,
+}
+
+impl Builder {
+    fn on_event(&mut self, event: Event<'_>, span: Span) {
+        let loc = Loc::from_span(self.file, span);
+        match event {
+            Event::DocumentStart(_) => self.stack.push(Frame::Document),
+            Event::DocumentEnd => {
+                self.stack.pop();
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let plain = style == ScalarStyle::Plain && !self.is_str_tag(tag.as_deref(), loc);
+                let node = Node { loc, value: Value::Scalar(Scalar { text: text.into_owned(), plain }) };
+                self.remember(anchor, &node);
+                self.add(node);
+            }
+            Event::Alias(anchor) => {
+                let Some(target) = self.anchors.get(&anchor) else { return };
+                let node = Node { loc, value: target.value.clone() };
+                self.add(node);
+            }
+            Event::SequenceStart(anchor, tag) => {
+                self.reject_tag(tag, loc);
+                self.stack.push(Frame::Sequence { loc: loc.start(), anchor, items: Vec::new() });
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.reject_tag(tag, loc);
+                self.stack.push(Frame::Mapping { loc: loc.start(), anchor, entries: Vec::new(), key: None });
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close_collection(),
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+    }
+
+    fn close_collection(&mut self) {
+        let node = match self.stack.pop() {
+            Some(Frame::Sequence { loc, anchor, items }) => {
+                let node = Node { loc, value: Value::Sequence(items) };
+                self.remember(anchor, &node);
+                node
+            }
+            Some(Frame::Mapping { loc, anchor, entries, .. }) => {
+                let node = Node { loc, value: Value::Mapping(entries) };
+                self.remember(anchor, &node);
+                node
+            }
+            other => {
+                self.stack.extend(other);
+                return;
+            }
+        };
+        self.add(node);
+    }
+
+    fn remember(&mut self, anchor: usize, node: &Node) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+    }
+
+    /// `!!str` marks a scalar as a string; any other tag is reported and ignored.
+    fn is_str_tag(&mut self, tag: Option<&Tag>, loc: Loc) -> bool {
+        match tag {
+            Some(tag) if tag.is_yaml_core_schema() && tag.suffix == "str" => true,
+            Some(tag) => {
+                self.problem(loc, format!("unsupported tag `{tag}`; remove it (only `!!str` is understood)"));
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn reject_tag(&mut self, tag: Option<Cow<'_, Tag>>, loc: Loc) {
+        if let Some(tag) = tag {
+            self.problem(loc.start(), format!("unsupported tag `{tag}`; remove it"));
+        }
+    }
+
+    fn add(&mut self, node: Node) {
+        let mut duplicate = None;
+        match self.stack.last_mut() {
+            Some(Frame::Document) | None => self.parsed.documents.push(node),
+            Some(Frame::Sequence { items, .. }) => items.push(node),
+            Some(Frame::Mapping { entries, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(key_node) => {
+                    let value = anchor_empty_value(&key_node, node);
+                    match find_same_key(entries, &key_node) {
+                        Some(first) => duplicate = Some((key_node, first)),
+                        None => entries.push(Entry { key: key_node, value }),
+                    }
+                }
+            },
+        }
+        if let Some((key, first)) = duplicate {
+            self.report_duplicate(&key, first);
+        }
+    }
+
+    fn report_duplicate(&mut self, key: &Node, first: Loc) {
+        let name = key.scalar().map(|s| s.text.clone()).unwrap_or_default();
+        let message = format!(
+            "duplicate key `{name}` (first written at line {}, column {}); remove one of them",
+            first.line, first.column
+        );
+        self.problem(key.loc, message);
+    }
+
+    fn on_syntax_error(&mut self, error: &ScanError) {
+        let (line, column) = marker_position(*error.marker());
+        let loc = Loc::point(self.file, line, column);
+        self.problem(loc, format!("invalid YAML: {}", error.info()));
+        self.parsed.documents.clear();
+        self.parsed.syntax_error = true;
+    }
+
+    fn problem(&mut self, loc: Loc, message: String) {
+        self.parsed.problems.push(ParseProblem { loc, message });
+    }
+}
+
+/// An empty value (`key:` with nothing after it) has no text to point at, so it takes
+/// the position of its key.
+fn anchor_empty_value(key: &Node, mut value: Node) -> Node {
+    if value.scalar().is_some_and(|s| s.plain && s.text.is_empty()) {
+        value.loc = key.loc;
+    }
+    value
+}
+
+fn find_same_key(entries: &[Entry], key: &Node) -> Option<Loc> {
+    let text = &key.scalar()?.text;
+    entries
+        .iter()
+        .find(|entry| entry.key.scalar().is_some_and(|s| &s.text == text))
+        .map(|entry| entry.key.loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only_document(text: &str) -> anyhow::Result<Node> {
+        let parsed = parse(0, text);
+        anyhow::ensure!(parsed.problems.is_empty(), "unexpected problems: {:?}", parsed.problems);
+        parsed.documents.into_iter().next().ok_or_else(|| anyhow::anyhow!("no document"))
+    }
+
+    #[test]
+    fn parse_records_key_and_value_positions() -> anyhow::Result<()> {
+        let root = only_document("a:\n  b: \"x\"\n")?;
+        let inner = &root.entries().unwrap_or_default()[0].value;
+        let entry = &inner.entries().unwrap_or_default()[0];
+        assert_eq!((entry.key.loc.line, entry.key.loc.column), (2, 3));
+        assert_eq!((entry.value.loc.line, entry.value.loc.column, entry.value.loc.end_column), (2, 6, 9));
+        Ok(())
+    }
+
+    #[test]
+    fn parse_counts_columns_in_characters() -> anyhow::Result<()> {
+        let root = only_document("你好: 世界\n")?;
+        let value = &root.entries().unwrap_or_default()[0].value;
+        assert_eq!(value.loc.column, 5);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_marks_quoted_scalars() -> anyhow::Result<()> {
+        let root = only_document("- no\n- \"no\"\n- !!str no\n")?;
+        let plain: Vec<bool> = root.items().unwrap_or_default().iter().map(|n| n.scalar().is_some_and(|s| s.plain)).collect();
+        assert_eq!(plain, vec![true, false, false]);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_reports_duplicate_key_at_second_occurrence() -> anyhow::Result<()> {
+        let parsed = parse(0, "a: 1\nb: 2\na: 3\n");
+        let problem = parsed.problems.first().ok_or_else(|| anyhow::anyhow!("no problem reported"))?;
+        assert_eq!((problem.loc.line, problem.loc.column), (3, 1));
+        assert!(problem.message.contains("line 1, column 1"), "{}", problem.message);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_reports_syntax_error_position() -> anyhow::Result<()> {
+        let parsed = parse(0, "a: [1, 2\nb: 3\n");
+        assert!(parsed.syntax_error);
+        assert_eq!(parsed.problems.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_copies_aliased_nodes() -> anyhow::Result<()> {
+        let root = only_document("a: &x [1, 2]\nb: *x\n")?;
+        let b = &root.entries().unwrap_or_default()[1].value;
+        assert_eq!(b.items().map(<[Node]>::len), Some(2));
+        Ok(())
+    }
+
+    #[test]
+    fn number_follows_core_schema() {
+        let numbers: Vec<Option<f64>> = ["12", "-0.5", "1e3", "0x1F", "1_000", "v1", "1.2.3"]
+            .iter()
+            .map(|text| Scalar { text: (*text).to_owned(), plain: true }.number())
+            .collect();
+        assert_eq!(numbers, vec![Some(12.0), Some(-0.5), Some(1000.0), Some(31.0), None, None, None]);
+    }
+}
