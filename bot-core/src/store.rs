@@ -34,6 +34,8 @@ pub trait SessionStore: Send + Sync {
     async fn save(&self, session: &Session, expected: u64, ttl: Duration) -> Result<u64, StoreError>;
 
     /// Appends events to the conversation's transcript and refreshes its TTL.
+    /// Events carry increasing sequence numbers; appending a number already
+    /// stored is a caller bug, and stores may keep either copy.
     async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError>;
 
     /// Returns up to `limit` transcript events with `seq > after_seq`, in order.
@@ -78,7 +80,7 @@ impl MemoryStore {
 }
 
 fn expiry(ttl: Duration) -> Timestamp {
-    now_millis().saturating_add(ttl.as_millis() as u64)
+    now_millis().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
@@ -93,15 +95,18 @@ impl SessionStore for MemoryStore {
         let mut inner = self.inner.lock().expect("memory store lock poisoned");
         let id = &session.conversation_id;
         let now = now_millis();
-        let actual = inner.sessions.get(id).filter(|(_, expires)| *expires > now).map_or(0, |(v, _)| v.version);
+        let stored = inner.sessions.get(id);
+        let actual = stored.filter(|(_, expires)| *expires > now).map_or(0, |(v, _)| v.version);
         if actual != expected {
             return Err(StoreError::Conflict { conversation_id: id.clone(), expected, actual });
         }
 
-        let version = expected + 1;
+        // Versions keep rising across an expiry, so a writer holding a version
+        // from before it cannot win against the new session.
+        let version = stored.map_or(0, |(v, _)| v.version).max(expected) + 1;
         let stored = Versioned { version, session: session.clone() };
         inner.sessions.insert(id.clone(), (stored, expiry(ttl)));
-        if let Some((_, expires)) = inner.transcripts.get_mut(id) {
+        if let Some((_, expires)) = inner.transcripts.get_mut(id).filter(|(_, expires)| *expires > now) {
             *expires = expiry(ttl);
         }
         Ok(version)

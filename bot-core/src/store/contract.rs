@@ -137,8 +137,13 @@ async fn expiry(store: &dyn SessionStore) -> Result<(), ContractFailure> {
     if !events.is_empty() {
         return Err(fail("expiry", format!("{} events read after their TTL", events.len())));
     }
-    // An expired session counts as absent, so a new one is created at version 0.
+    // An expired session counts as absent, so a new one is created at version 0,
+    // and its old transcript stays gone.
     store.save(&session, 0, TTL).await.map_err(|e| fail("expiry", format!("re-creating an expired session: {e}")))?;
+    let events = store.events(&id, 0, 10).await.map_err(|e| fail("expiry", e.to_string()))?;
+    if !events.is_empty() {
+        return Err(fail("expiry", format!("{} expired events came back after the session was re-created", events.len())));
+    }
     Ok(())
 }
 

@@ -148,7 +148,6 @@ async fn embedded_save_keeps_expired_transcript_gone() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bot-core's MemoryStore::save refreshes the TTL of an expired transcript and brings it back"]
 async fn memory_save_keeps_expired_transcript_gone() -> anyhow::Result<()> {
     check_expired_transcript_stays_gone(&MemoryStore::new()).await
 }
