@@ -76,6 +76,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         })
         .await
         .context("the HTTP server failed")?;
+    engine.flush().await.context("cannot flush the session store")?;
     tracing::info!("server stopped");
     Ok(())
 }
@@ -84,7 +85,7 @@ fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn SessionStore>> {
     match config {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreConfig::Embedded(path) => {
-            let store = lepton_store::EmbeddedStore::open(path).with_context(|| format!("cannot open the session store {}", path.display()))?;
+            let store = lepton_store::EmbeddedStore::open(path)?;
             tracing::info!(path = %path.display(), "session store open");
             Ok(Arc::new(store))
         }

@@ -43,4 +43,4 @@ pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentI
 pub use knowledge::{Article, FaqEntry, KnowledgeAnswer, KnowledgeSearch};
 pub use message::{Author, Content, InboundMessage, QuickReply, Reply, Timestamp};
 pub use session::{DialogState, Session};
-pub use store::{MemoryStore, SessionStore, StoreError, Versioned};
+pub use store::{MemoryStore, SessionStore, StoreError, TurnCommit, Versioned};

@@ -46,6 +46,40 @@ pub trait SessionStore: Send + Sync {
 
     /// Lists the conversations waiting for an agent, longest-waiting first.
     async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError>;
+
+    /// Stores the outcome of one turn: the session (compare-and-set as in
+    /// [`save`](Self::save)), its new events, and when `waiting` is `Some`, the
+    /// queue membership as in [`set_waiting`](Self::set_waiting). Stores that
+    /// can should do this in one transaction; this default makes three calls.
+    async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
+        let version = self.save(turn.session, turn.expected, turn.ttl).await?;
+        if !turn.events.is_empty() {
+            self.append_events(&turn.session.conversation_id, turn.events, turn.ttl).await?;
+        }
+        if let Some(since) = turn.waiting {
+            self.set_waiting(&turn.session.conversation_id, since).await?;
+        }
+        Ok(version)
+    }
+
+    /// Makes every write so far durable. Called on shutdown; stores that write
+    /// through on every call need not override it.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// What [`SessionStore::commit_turn`] stores.
+#[derive(Clone, Copy, Debug)]
+pub struct TurnCommit<'a> {
+    pub session: &'a Session,
+    /// The version the session was loaded at (0: none stored).
+    pub expected: u64,
+    pub events: &'a [Event],
+    /// `Some(Some(since))` adds the conversation to the waiting queue,
+    /// `Some(None)` removes it, `None` leaves the queue alone.
+    pub waiting: Option<Option<Timestamp>>,
+    pub ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use crate::ids::{AgentId, Channel, ConversationId, Lang, SlotName};
 use crate::knowledge::KnowledgeSearch;
 use crate::message::{InboundMessage, Timestamp};
 use crate::session::Session;
-use crate::store::{SessionStore, StoreError};
+use crate::store::{SessionStore, StoreError, TurnCommit};
 
 pub use builtin::RESERVED as RESERVED_RESPONSES;
 
@@ -176,6 +176,11 @@ impl Engine {
         Ok(self.inner.store.events(id, after_seq, limit).await?)
     }
 
+    /// Makes every stored write durable; call it on shutdown.
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        Ok(self.inner.store.flush().await?)
+    }
+
     /// Reads a conversation's session.
     pub async fn session(&self, id: &ConversationId) -> Result<Option<Session>, EngineError> {
         Ok(self.inner.store.load(id).await?.map(|v| v.session))
@@ -199,23 +204,12 @@ impl Engine {
 
     /// Saves a session and its new events, then publishes the events.
     async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, waiting_changed: bool) -> Result<(), EngineError> {
-        let ttl = self.ttl(runtime);
-        let store = &self.inner.store;
-        store.save(session, version, ttl).await?;
-        if !events.is_empty() {
-            // NOTE: the session is saved before its events, so a store failure
-            // between the two leaves a gap in the transcript but never reuses a
-            // sequence number.
-            store.append_events(&session.conversation_id, events, ttl).await?;
-        }
-
-        if waiting_changed {
-            let waiting_since = match &session.handoff {
-                crate::handoff::HandoffState::WaitingForAgent { since, .. } => Some(*since),
-                _ => None,
-            };
-            store.set_waiting(&session.conversation_id, waiting_since).await?;
-        }
+        let waiting = waiting_changed.then(|| match &session.handoff {
+            crate::handoff::HandoffState::WaitingForAgent { since, .. } => Some(*since),
+            _ => None,
+        });
+        let turn = TurnCommit { session, expected: version, events, waiting, ttl: self.ttl(runtime) };
+        self.inner.store.commit_turn(turn).await?;
         self.inner.hub.publish(events);
         Ok(())
     }
