@@ -5,7 +5,8 @@
 //! programs; the message is a lowercase sentence for people. Details go to the
 //! log once, here at the boundary, and never include customer text.
 
-use axum::http::StatusCode;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bot_core::{ConversationId, EngineError, StoreError};
@@ -189,7 +190,11 @@ impl IntoResponse for WebError {
         self.log();
 
         let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.public_message() } };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

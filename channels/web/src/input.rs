@@ -17,6 +17,9 @@ pub const MAX_ID_CHARS: usize = 128;
 /// The longest agent id, in characters.
 pub const MAX_AGENT_ID_CHARS: usize = 64;
 
+/// The longest locale tag accepted, in characters (BCP 47 tags in use are far shorter).
+const MAX_LOCALE_CHARS: usize = 35;
+
 /// A JSON request body; every rejection becomes a [`WebError`] with a JSON body.
 pub struct JsonBody<T>(pub T);
 
@@ -137,7 +140,9 @@ pub fn locale(raw: Option<&str>) -> Result<Option<Lang>, WebError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
-    match Lang::from_tag(raw) {
+    let well_formed = raw.len() <= MAX_LOCALE_CHARS
+        && raw.split(['-', '_']).all(|subtag| (1..=8).contains(&subtag.len()) && subtag.chars().all(|c| c.is_ascii_alphanumeric()));
+    match Lang::from_tag(raw).filter(|_| well_formed) {
         Some(lang) => Ok(Some(lang)),
         None => Err(WebError::InvalidLocale { locale: truncated(raw) }),
     }
@@ -238,7 +243,10 @@ mod tests {
     fn locale_reads_primary_subtag() -> Result<(), WebError> {
         assert_eq!(locale(Some("zh-CN"))?, Some(Lang::new("zh")));
         assert_eq!(locale(None)?, None);
+        assert_eq!(locale(Some("en_US"))?, Some(Lang::new("en")));
         assert!(locale(Some("not a locale")).is_err());
+        assert!(locale(Some("en-")).is_err());
+        assert!(locale(Some("zh-CN!")).is_err());
         Ok(())
     }
 

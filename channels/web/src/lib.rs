@@ -72,6 +72,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/conversations/{id}/messages", post(customer::send_message))
         .route("/api/v1/conversations/{id}/events", get(customer::customer_events))
         .route("/api/v1/conversations/{id}/ws", get(socket::customer_socket))
+        .method_not_allowed_fallback(assets::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), auth::customer_origin));
 
     let agent = Router::new()
@@ -81,16 +82,19 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/agent/conversations/{id}/handback", post(agent::hand_back))
         .route("/api/v1/agent/conversations/{id}/close", post(agent::close))
         .route("/api/v1/agent/conversations/{id}/events", get(agent::events))
+        .method_not_allowed_fallback(assets::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), auth::require_agent));
 
+    // Each part gets its JSON 405 before its middleware, so that the middleware
+    // still sees requests with other methods (CORS preflights use OPTIONS).
     Router::new()
         .route("/", get(assets::demo_page))
         .route("/widget.js", get(assets::widget))
         .route("/healthz", get(assets::healthz))
+        .method_not_allowed_fallback(assets::method_not_allowed)
         .merge(customer)
         .merge(agent)
         .fallback(assets::not_found)
-        .method_not_allowed_fallback(assets::method_not_allowed)
         .layer(body_limit)
         .with_state(state)
 }

@@ -1,0 +1,8 @@
+//! End-to-end tests of the web channel over real HTTP and WebSocket on loopback,
+//! against a real engine with an in-memory store and a small bot built in Rust.
+
+mod agent;
+mod assets;
+mod customer;
+mod socket;
+mod support;
