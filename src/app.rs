@@ -86,7 +86,7 @@ pub fn train(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_in
     let examples = bot.training_examples();
     let config = lepton_intents::TrainConfig { seed: bot.settings.classifier.seed, ..Default::default() };
     let dir = paths.model_dir();
-    let (model, trained) = lepton_intents::load_or_train(&dir, &examples, &config)
+    let (model, trained) = lepton_intents::IntentModel::load_or_train(&dir, &examples, &config)
         .with_context(|| format!("cannot train or load the intent model in {}", dir.display()))?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     if trained {

@@ -32,9 +32,9 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        /// The demo bot folder.
-        #[arg(long, default_value = default_demo_dir())]
-        bot: PathBuf,
+        /// The demo bot folder [default: ./demo, else the one in the source tree].
+        #[arg(long)]
+        bot: Option<PathBuf>,
     },
     /// Serve a bot folder over the web channel.
     Serve(ServeArgs),
@@ -82,8 +82,12 @@ struct ServeArgs {
     no_watch: bool,
 }
 
-fn default_demo_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo").display().to_string()
+fn default_demo_dir() -> PathBuf {
+    let local = PathBuf::from("demo");
+    if local.join("bot.yml").is_file() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
 }
 
 fn main() -> ExitCode {
@@ -110,7 +114,8 @@ fn install_tracing(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { port, host, bot } => {
-            let args = ServeArgs { dir: bot, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false };
+            let dir = bot.unwrap_or_else(default_demo_dir);
+            let args = ServeArgs { dir, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false };
             serve(args)
         }
         Command::Serve(args) => serve(args),

@@ -20,8 +20,17 @@ pub struct BotDefinition {
     pub articles: Vec<Article>,
 }
 
+/// The intent the classifier learns from the FAQ questions and their variants.
+/// When it wins, the engine answers from the knowledge base. Intent names in
+/// YAML cannot start with `_`, so it never clashes with a bot's own intent.
+pub const KNOWLEDGE_INTENT: &str = "_knowledge";
+
 impl BotDefinition {
-    /// The training examples of every intent, in a stable order: `(text, intent)`.
+    /// The training examples, in a stable order: `(text, intent)`. Besides the
+    /// intents' own examples, every FAQ question and variant is an example of
+    /// [`KNOWLEDGE_INTENT`], so that the classifier tells "a question the
+    /// knowledge base answers" apart from the flows' intents instead of forcing
+    /// such a question onto the nearest intent.
     pub fn training_examples(&self) -> Vec<(String, IntentId)> {
         let mut examples = Vec::new();
         for (id, intent) in &self.intents {
@@ -29,6 +38,13 @@ impl BotDefinition {
                 for text in texts {
                     examples.push((text.clone(), id.clone()));
                 }
+            }
+        }
+
+        let knowledge = IntentId::new(KNOWLEDGE_INTENT);
+        for entry in &self.faq {
+            for text in std::iter::once(&entry.question).chain(&entry.variants) {
+                examples.push((text.clone(), knowledge.clone()));
             }
         }
         examples

@@ -121,7 +121,13 @@ impl Turn<'_> {
     }
 
     async fn run_http(&mut self, step: &HttpStep) -> Next {
-        let url = interpolate(&step.url, |name| self.lookup(name).map(|v| percent_encode(&v)));
+        // Slot values come from customers, so they are encoded; variables are
+        // the operator's and may hold a whole base URL.
+        let variables = &self.runtime.bot.settings.variables;
+        let url = interpolate(&step.url, |name| match self.session.slots.get(&SlotName::new(name)) {
+            Some(value) => Some(percent_encode(value)),
+            None => variables.get(name).cloned(),
+        });
         let body = step.body.as_ref().map(|body| self.fill_json(body));
         let request = HttpRequest { method: step.method.clone(), url, body, timeout: Duration::from_millis(step.timeout_ms) };
 

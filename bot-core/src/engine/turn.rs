@@ -1,7 +1,7 @@
 //! One customer turn: de-duplicate, load the session, route the message to the
 //! agent, the waiting form or the classifier, fall back, save.
 
-use crate::bot::IntentAction;
+use crate::bot::{IntentAction, KNOWLEDGE_INTENT};
 use crate::event::{Event, EventKind, Understanding};
 use crate::handoff::{HandoffReason, HandoffState};
 use crate::ids::{IntentId, Lang};
@@ -159,7 +159,7 @@ impl<'a> Turn<'a> {
         let classification = self.runtime.classifier.classify(&self.text);
         let settings = &bot.settings.classifier;
         let decided = classification.decide(settings.threshold, settings.margin).map(|s| s.intent.clone());
-        let decided = decided.filter(|id| bot.intents.contains_key(id));
+        let decided = decided.filter(|id| bot.intents.contains_key(id) || id.as_str() == KNOWLEDGE_INTENT);
         self.understanding.ranking = classification.ranking.into_iter().take(RANKING_KEPT).collect();
         self.understanding.intent = decided.clone();
         decided
@@ -167,7 +167,9 @@ impl<'a> Turn<'a> {
 
     async fn understand_and_act(&mut self) {
         if let Some(intent) = self.classify() {
-            self.session.consecutive_fallbacks = 0;
+            if intent.as_str() != KNOWLEDGE_INTENT {
+                self.session.consecutive_fallbacks = 0;
+            }
             self.run_intent(&intent).await;
             return;
         }
@@ -180,6 +182,14 @@ impl<'a> Turn<'a> {
     }
 
     pub async fn run_intent(&mut self, intent: &IntentId) {
+        if intent.as_str() == KNOWLEDGE_INTENT {
+            if self.answer_from_knowledge(None) {
+                self.session.consecutive_fallbacks = 0;
+            } else {
+                self.fall_back();
+            }
+            return;
+        }
         let Some(definition) = self.runtime.bot.intents.get(intent) else {
             return;
         };
@@ -191,8 +201,9 @@ impl<'a> Turn<'a> {
 
     /// Answers from the knowledge base; returns false when nothing scored high enough.
     pub fn answer_from_knowledge(&mut self, query: Option<&str>) -> bool {
+        // A quick-reply payload such as `/returns` names an intent, not a question.
         let query = query.unwrap_or(&self.text).to_owned();
-        if query.trim().is_empty() {
+        if query.trim().is_empty() || query.starts_with('/') {
             return false;
         }
         let settings = &self.runtime.bot.settings.knowledge;

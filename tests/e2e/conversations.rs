@@ -1,0 +1,115 @@
+//! Customers' conversations with the demo bot: FAQ answers, the order form, a restart.
+
+use crate::harness::{Customer, Server};
+
+fn joined(replies: &[String]) -> String {
+    replies.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faq_answer_in_english() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "faq-en");
+
+    let replies = customer.say("Can you gift wrap it for me?").await?;
+
+    assert!(joined(&replies).contains("Gift wrap"), "expected the gift-wrapping FAQ answer, got {replies:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faq_answer_in_chinese() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "faq-zh");
+
+    let replies = customer.say("新疆那边包邮吗").await?;
+
+    assert!(joined(&replies).contains("偏远地区"), "expected the remote-area shipping FAQ answer, got {replies:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_status_invalid_then_valid_number() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "order-en");
+
+    let prompt = customer.say("where is my order?").await?;
+    let invalid = customer.say("12345").await?;
+    let found = customer.say("it's 100001").await?;
+
+    assert!(joined(&prompt).contains("order number"), "expected the order-number prompt, got {prompt:?}");
+    assert!(joined(&invalid).contains("6 digits"), "expected the invalid-number message, got {invalid:?}");
+    assert!(joined(&found).contains("shipped"), "expected order 100001 to be shipped, got {found:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_status_in_chinese() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "order-zh");
+
+    let prompt = customer.say("我的订单到哪了").await?;
+    let found = customer.say("100003").await?;
+
+    assert!(joined(&prompt).contains("订单号"), "expected the Chinese order-number prompt, got {prompt:?}");
+    assert!(joined(&found).contains("已签收"), "expected order 100003 to be delivered, got {found:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_order_number_is_reported() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "order-missing");
+
+    customer.say("track my package please").await?;
+    let replies = customer.say("999999").await?;
+
+    assert!(joined(&replies).to_lowercase().contains("999999"), "expected a not-found reply naming the number, got {replies:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_mid_form_continues_the_form() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let store = server.store.clone();
+    let mut customer = Customer::new(&server, "restart");
+    let prompt = customer.say("where is my order").await?;
+    assert!(joined(&prompt).contains("order number"), "expected the order-number prompt, got {prompt:?}");
+    server.stop()?;
+
+    let server = Server::start_with_store(&store)?;
+    customer.base = server.url.clone();
+    let found = customer.say("100002").await?;
+
+    assert!(joined(&found).contains("processing"), "expected the form to continue after the restart, got {found:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_abandons_the_form() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "cancel");
+
+    customer.say("where is my order").await?;
+    customer.say("never mind").await?;
+    let after = customer.say("100001").await?;
+
+    assert!(!joined(&after).contains("shipped"), "the order form should have been cancelled, got {after:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retried_message_is_answered_once() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/conversations/retry/messages", server.url);
+    let body = serde_json::json!({ "text": "hello", "client_message_id": "m-1" });
+
+    let first: serde_json::Value = client.post(&url).json(&body).send().await?.json().await?;
+    let second: serde_json::Value = client.post(&url).json(&body).send().await?.json().await?;
+
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(first["events"], second["events"]);
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `lepton serve` on 127.0.0.1 with the demo bot,
+//! driven over HTTP and WebSocket as a customer and an agent would.
+
+mod bad_input;
+mod conversations;
+mod handoff;
+mod harness;
+mod load;
+mod validate;
