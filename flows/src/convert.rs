@@ -186,7 +186,8 @@ pub(crate) enum Placeholder<'t> {
     StrayClose,
 }
 
-/// Splits out the placeholders of an interpolated string.
+/// Splits out the placeholders of an interpolated string. Spaces around a name are
+/// allowed (`{ name }`), as the engine's interpolation trims them.
 pub(crate) fn placeholders(text: &str) -> Vec<Placeholder<'_>> {
     let mut found = Vec::new();
     let mut rest = text;
@@ -205,7 +206,7 @@ pub(crate) fn placeholders(text: &str) -> Vec<Placeholder<'_>> {
             found.push(Placeholder::Unclosed(tail));
             break;
         };
-        let inner = &tail[1..close];
+        let inner = tail[1..close].trim();
         let whole = &tail[..=close];
         if !inner.is_empty() && inner.chars().all(is_name_char) {
             found.push(Placeholder::Name(inner));
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn placeholders_finds_names_and_skips_doubled_braces() {
-        let found = placeholders("Hi {name}, {{literal}} at {server_url}");
+        let found = placeholders("Hi {name}, {{literal}} at { server_url }");
         assert_eq!(found, vec![Placeholder::Name("name"), Placeholder::Name("server_url")]);
     }
 

@@ -118,14 +118,14 @@ impl<'s> Cx<'s> {
         Some(text)
     }
 
-    /// Reads the name of something the bot defines (an intent, a slot, a step id).
-    /// Names are letters (any script), digits, `_` and `-`, so that `{name}` and
-    /// `/name` can refer to them.
-    pub fn name(&mut self, node: &Node, what: &str) -> Option<String> {
-        let name = self.string(node, what)?;
+    /// Reads the name of something the bot defines (an intent, a slot, a step id);
+    /// `noun` says what, such as "slot name". Names are letters (any script), digits,
+    /// `_` and `-`, so that `{name}` and `/name` can refer to them.
+    pub fn name(&mut self, node: &Node, noun: &str) -> Option<String> {
+        let name = self.string(node, &with_article(noun))?;
         let valid = !name.is_empty() && name.chars().all(is_name_char);
         if !valid {
-            let message = format!("invalid {what} `{name}`; use only letters, digits, `_` and `-`");
+            let message = format!("invalid {noun} `{name}`; use only letters, digits, `_` and `-`");
             self.error(node.loc, message);
             return None;
         }
@@ -143,7 +143,7 @@ impl<'s> Cx<'s> {
             }
             _ => format!("expected true or false for {what}, found {}", node.describe()),
         };
-        self.error(node.loc.start(), message);
+        self.error(value_loc(node), message);
         None
     }
 
@@ -151,7 +151,7 @@ impl<'s> Cx<'s> {
         match node.scalar().and_then(|s| s.number()) {
             Some(value) if value.is_finite() => Some(value),
             _ => {
-                self.error(node.loc.start(), format!("expected a number for {what}, found {}", node.describe()));
+                self.error(value_loc(node), format!("expected a number for {what}, found {}", node.describe()));
                 None
             }
         }
@@ -239,8 +239,27 @@ pub(crate) fn optional<T>(read: Option<Option<T>>) -> Option<Option<T>> {
     }
 }
 
+/// "an intent name", "a slot name": the noun with its indefinite article.
+fn with_article(noun: &str) -> String {
+    let vowel = noun.starts_with(['a', 'e', 'i', 'o', 'u']);
+    if vowel {
+        format!("an {noun}")
+    } else {
+        format!("a {noun}")
+    }
+}
+
 pub(crate) fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Where to point at a value: the whole of a scalar, the first character of a collection.
+fn value_loc(node: &Node) -> Loc {
+    if node.scalar().is_some() {
+        node.loc
+    } else {
+        node.loc.start()
+    }
 }
 
 fn scalar_text(node: &Node) -> &str {

@@ -9,7 +9,7 @@ use crate::convert::{Converter, Kind};
 use crate::cx::{optional, suggestion, Fields};
 use crate::reach::unreachable_steps;
 use crate::sections::{place, Definition};
-use crate::tree::{Loc, Node};
+use crate::tree::{Entry, Loc, Node};
 
 pub(crate) const STEP_KINDS: [&str; 8] = ["say", "ask", "branch", "http", "knowledge", "handoff", "goto", "end"];
 const ASK_FIELDS: [&str; 4] = ["prompt", "invalid", "max_attempts", "on_exhausted"];
@@ -115,7 +115,7 @@ impl Converter<'_, '_> {
         if kinds.is_empty() || kinds.contains(&"ask") {
             allowed.extend(ASK_FIELDS);
         }
-        let fields = self.cx.fields(node, node.loc.start(), "a step", &allowed)?;
+        let fields = self.cx.fields(node, node.loc.start(), "the step", &allowed)?;
         let Some(&kind) = kinds.first() else {
             if keys.iter().all(|key| allowed.contains(key)) {
                 let message = format!("step has no kind; add one of {}", STEP_KINDS.map(|k| format!("`{k}`")).join(", "));
@@ -130,18 +130,19 @@ impl Converter<'_, '_> {
         }
 
         let id = fields.get("id").and_then(|n| n.scalar()).map(|s| StepId::new(s.text.clone()));
-        let value = fields.get(kind)?;
-        let kind = self.convert_step_kind(kind, value, &fields, scope)?;
+        let entry = fields.entry(kind)?;
+        let kind = self.convert_step_kind(kind, entry, &fields, scope)?;
         Some(Step { id, kind })
     }
 
-    fn convert_step_kind(&mut self, kind: &str, value: &Node, fields: &Fields<'_>, scope: &FlowScope) -> Option<StepKind> {
+    fn convert_step_kind(&mut self, kind: &str, entry: &Entry, fields: &Fields<'_>, scope: &FlowScope) -> Option<StepKind> {
+        let value = &entry.value;
         match kind {
             "say" => self.reference_node(Kind::Response, value).map(|name| StepKind::Say(ResponseId::new(name))),
             "ask" => self.convert_ask(value, fields, scope).map(StepKind::Ask),
             "branch" => self.convert_branch(value, scope).map(StepKind::Branch),
-            "http" => self.convert_http(value, scope).map(StepKind::Http),
-            "knowledge" => self.convert_knowledge(value, scope),
+            "http" => self.convert_http(value, entry.key.loc, scope).map(StepKind::Http),
+            "knowledge" => self.convert_knowledge(value, entry.key.loc, scope),
             "goto" => self.target(value, scope).map(StepKind::Goto),
             "end" | "handoff" => {
                 let empty = value.is_null() || value.entries().is_some_and(<[_]>::is_empty);
@@ -275,11 +276,11 @@ impl Converter<'_, '_> {
         self.cx.error(loc, format!("`{text}` is not a value of choice slot `{slot}`, so this never matches; {hint}"));
     }
 
-    fn convert_knowledge(&mut self, value: &Node, scope: &FlowScope) -> Option<StepKind> {
+    fn convert_knowledge(&mut self, value: &Node, owner: Loc, scope: &FlowScope) -> Option<StepKind> {
         if value.is_null() {
             return Some(StepKind::Knowledge { query: None, on_miss: None });
         }
-        let fields = self.cx.fields(value, value.loc.start(), "a knowledge step", &["query", "on_miss"])?;
+        let fields = self.cx.fields(value, owner, "a knowledge step", &["query", "on_miss"])?;
         let query = fields.get("query").map(|n| self.interpolated(n, "a knowledge query"));
         let on_miss = fields.get("on_miss").map(|n| self.target(n, scope));
         Some(StepKind::Knowledge { query: optional(query)?, on_miss: optional(on_miss)? })

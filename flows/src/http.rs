@@ -8,15 +8,16 @@ use bot_core::SlotName;
 use crate::convert::{Converter, Kind};
 use crate::cx::{optional, suggestion};
 use crate::flows::FlowScope;
-use crate::tree::{Node, Value};
+use crate::tree::{Loc, Node, Value};
 
 const HTTP_FIELDS: [&str; 7] = ["method", "url", "body", "timeout_ms", "save", "on_status", "on_error"];
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
 impl Converter<'_, '_> {
-    pub(crate) fn convert_http(&mut self, value: &Node, scope: &FlowScope) -> Option<HttpStep> {
-        let fields = self.cx.fields(value, value.loc.start(), "an http step", &HTTP_FIELDS)?;
+    /// Converts the value of an `http:` key written at `owner`.
+    pub(crate) fn convert_http(&mut self, value: &Node, owner: Loc, scope: &FlowScope) -> Option<HttpStep> {
+        let fields = self.cx.fields(value, owner, "an http step", &HTTP_FIELDS)?;
         let method = fields.require(&mut self.cx, "method").and_then(|n| self.http_method(n));
         let url = fields.require(&mut self.cx, "url").and_then(|n| self.http_url(n));
         let body = fields.get("body").map(|n| self.json(n));

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use bot_core::bot::KNOWLEDGE_INTENT;
+
 use crate::cx::{suggestion, Cx};
 use crate::tree::{Loc, Node};
 
@@ -91,6 +93,11 @@ fn add_definitions<'n>(cx: &mut Cx<'_>, section: &mut Section<'n>, value: &'n No
     let Some(entries) = cx.mapping(value, &format!("the {kind} definitions")) else { return };
     for entry in entries {
         let Some(name) = cx.name(&entry.key, &format!("{kind} name")) else { continue };
+        if kind == "intent" && name.starts_with('_') {
+            let message = format!("intent names starting with `_` are reserved for built-in intents such as `{KNOWLEDGE_INTENT}`; rename `{name}`");
+            cx.error(entry.key.loc, message);
+            continue;
+        }
         if let Some(first) = section.first_seen.get(&name) {
             let message = format!("{kind} `{name}` is defined twice; the first definition is at {}", place(cx, *first));
             cx.error(entry.key.loc, message);

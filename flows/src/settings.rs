@@ -131,7 +131,7 @@ impl Converter<'_, '_> {
     }
 
     fn read_article_folders(&mut self, node: &Node) -> Vec<ArticleFolder> {
-        let Some(folders) = self.cx.strings(node, "knowledge.articles") else { return Vec::new() };
+        let Some(folders) = self.cx.strings(node, "an article folder") else { return Vec::new() };
         let mut valid = Vec::new();
         for (path, loc) in folders {
             let escapes = path.starts_with('/') || path.split(['/', '\\']).any(|part| part == "..");

@@ -56,7 +56,8 @@ impl Converter<'_, '_> {
                 let node = fields.require(&mut self.cx, "pattern")?;
                 let pattern = self.cx.string(node, "a regular expression")?;
                 if let Err(error) = regex::Regex::new(&pattern) {
-                    let reason = error.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                    let last_line = error.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                    let reason = last_line.strip_prefix("error: ").unwrap_or(&last_line).to_owned();
                     self.cx.error(node.loc, format!("invalid regular expression in {what}: {reason}"));
                     return None;
                 }
@@ -91,12 +92,15 @@ impl Converter<'_, '_> {
         }
         let mut choices = Vec::new();
         for entry in entries {
-            let Some(value) = self.cx.text(&entry.key, "a choice value") else { continue };
+            let value = self.cx.text(&entry.key, "a choice value");
+            let label = value.clone().unwrap_or_else(|| scalar_label(&entry.key));
             let mut synonyms = BTreeMap::new();
             if !entry.value.is_null() {
-                synonyms = self.read_synonyms(&entry.value, &value).unwrap_or_default();
+                synonyms = self.read_synonyms(&entry.value, &label).unwrap_or_default();
             }
-            choices.push(Choice { value, synonyms });
+            if let Some(value) = value {
+                choices.push(Choice { value, synonyms });
+            }
         }
         Some(choices)
     }
@@ -115,4 +119,8 @@ impl Converter<'_, '_> {
         }
         Some(synonyms)
     }
+}
+
+fn scalar_label(node: &Node) -> String {
+    node.scalar().map(|s| s.text.clone()).unwrap_or_default()
 }
