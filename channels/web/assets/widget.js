@@ -10,7 +10,7 @@
  * widget CSS do not mix. Messages go out with POST, each with a fresh
  * client_message_id that is reused for retries, so a retried send is harmless.
  * Everything shown in the conversation arrives over the WebSocket (or in the POST
- * answer) and is placed by its seq, so nothing shows twice. Message text is only
+ * response) and is placed by its seq, so nothing shows twice. Message text is only
  * ever set with textContent.
  */
 (function () {
@@ -389,7 +389,7 @@
     renderPending();
   }
 
-  /** The text a customer event shows: a tapped quick reply shows its title, not its payload. */
+  /** Returns the text of a customer event to show: a tapped quick reply shows its title, not its payload. */
   function customerText(event, index) {
     var content = event.kind.content || {};
     if (content.type !== 'text') {
@@ -453,20 +453,24 @@
     if (kind.type !== 'reply') {
       return;
     }
+    var state = kind.handoff && kind.handoff.state ? kind.handoff.state : null;
+    if (state) {
+      // A handoff announcement is shown as a notice: the bot's own text when it
+      // has one, else a notice in the UI language.
+      ui.confirmed.appendChild(el('div', 'notice', kind.text || handoffNotice(kind.handoff) || ''));
+      handoffStatus = { state: state.state, agent: state.agent || null };
+      return;
+    }
+    if (!kind.text) {
+      return;
+    }
     var isAgent = kind.author && kind.author.type === 'agent';
-    if (kind.text) {
-      var replyRow = el('div', isAgent ? 'row reply agent' : 'row reply');
-      replyRow.appendChild(el('div', 'author', isAgent ? kind.author.id : t('bot')));
-      var replyBubble = el('div', 'bubble', kind.text);
-      replyBubble.title = time;
-      replyRow.appendChild(replyBubble);
-      ui.confirmed.appendChild(replyRow);
-    }
-    var notice = handoffNotice(kind.handoff);
-    if (notice) {
-      ui.confirmed.appendChild(el('div', 'notice', notice));
-      handoffStatus = { state: kind.handoff.state.state, agent: kind.handoff.state.agent || null };
-    }
+    var replyRow = el('div', isAgent ? 'row reply agent' : 'row reply');
+    replyRow.appendChild(el('div', 'author', isAgent ? kind.author.id : t('bot')));
+    var replyBubble = el('div', 'bubble', kind.text);
+    replyBubble.title = time;
+    replyRow.appendChild(replyBubble);
+    ui.confirmed.appendChild(replyRow);
   }
 
   function renderQuickReplies() {

@@ -1,5 +1,5 @@
 //! Static responses: the chat widget script, the demo shop page, the health
-//! check, and the JSON answers for unknown routes and methods.
+//! check, and the JSON errors for unknown routes and methods.
 
 use std::sync::OnceLock;
 
@@ -18,7 +18,7 @@ pub const WIDGET_JS: &str = include_str!("../assets/widget.js");
 /// The demo shop page that embeds the widget.
 pub const DEMO_HTML: &str = include_str!("../assets/demo.html");
 
-/// The longest request path echoed back in a 404 message.
+/// Maximum length of a request path echoed back in a 404 message, in characters.
 const SHOWN_PATH_CHARS: usize = 200;
 
 pub(crate) async fn widget(State(state): State<WebState>, headers: HeaderMap) -> Response {
@@ -36,7 +36,7 @@ pub(crate) async fn widget(State(state): State<WebState>, headers: HeaderMap) ->
     (cache_headers, content_headers, WIDGET_JS).into_response()
 }
 
-/// A strong ETag of the widget script: the first 16 bytes of its SHA-256, in hex.
+/// Returns the strong ETag of the widget script: the first 16 bytes of its SHA-256, in hex.
 fn widget_etag() -> &'static str {
     static ETAG_VALUE: OnceLock<String> = OnceLock::new();
     ETAG_VALUE.get_or_init(|| {
@@ -87,7 +87,8 @@ mod tests {
     fn widget_etag_is_quoted_hex() {
         let etag = widget_etag();
         assert_eq!(etag.len(), 34);
-        assert!(etag.starts_with('"') && etag.ends_with('"'));
+        assert!(etag.starts_with('"'));
+        assert!(etag.ends_with('"'));
     }
 
     #[test]

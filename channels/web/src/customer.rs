@@ -11,10 +11,10 @@ use crate::input::{self, ConversationPath, JsonBody, QueryParams};
 use crate::state::WebState;
 use crate::view::customer_views;
 
-/// The channel name the engine sees for messages from this crate.
+/// The channel name of messages from this crate, as the engine receives them.
 pub const CHANNEL: &str = "web";
 
-/// The most events one transcript request returns.
+/// Maximum number of events one transcript request returns.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// Body of `POST /api/v1/conversations/{id}/messages`.

@@ -1,6 +1,6 @@
 //! The one error type of the web channel and how it becomes an HTTP response.
 //!
-//! Every failure answers with a status and the body
+//! Every failure returns a status and the body
 //! `{"error":{"code":"...","message":"..."}}`. The code is stable and meant for
 //! programs; the message is a lowercase sentence for people. Details go to the
 //! log once, here at the boundary, and never include customer text.
@@ -102,7 +102,7 @@ impl WebError {
         Self::Engine { conversation_id: Some(conversation_id.clone()), source }
     }
 
-    /// The HTTP status this error answers with.
+    /// Returns the HTTP status of the response.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidConversationId { .. }
@@ -126,7 +126,7 @@ impl WebError {
         }
     }
 
-    /// The stable, machine-readable code in the response body.
+    /// Returns the stable, machine-readable code of the response body.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidConversationId { .. } | Self::ForeignConversationId { .. } => "invalid_conversation_id",
@@ -150,8 +150,8 @@ impl WebError {
         }
     }
 
-    /// The message for the client. Server-side failures get a generic message so
-    /// that store details stay in the log.
+    /// Returns the message for the client. Server-side failures get a generic
+    /// message so that store details stay in the log.
     fn public_message(&self) -> String {
         match self {
             Self::Engine { source, .. } => engine_message(source),

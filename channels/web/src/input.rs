@@ -11,13 +11,13 @@ use serde::de::DeserializeOwned;
 use crate::error::WebError;
 use crate::state::WebState;
 
-/// The longest conversation or client message id, in characters.
+/// Maximum length of a conversation or client message id, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 
-/// The longest agent id, in characters.
+/// Maximum length of an agent id, in characters.
 pub const MAX_AGENT_ID_CHARS: usize = 64;
 
-/// The longest locale tag accepted, in characters (BCP 47 tags in use are far shorter).
+/// Maximum length of a locale tag, in characters (BCP 47 tags in use are far shorter).
 const MAX_LOCALE_CHARS: usize = 35;
 
 /// A JSON request body; every rejection becomes a [`WebError`] with a JSON body.

@@ -1,9 +1,9 @@
 //! Lepton's web channel: a JSON API and a WebSocket for customers, the
 //! embeddable chat widget, a demo shop page, and a minimal agent API, all on axum.
 //!
-//! [`router`] returns a finished [`axum::Router`]; the binary may merge routes
-//! of its own (without a fallback: this router answers unknown routes with a
-//! JSON 404) and serves it. Serve it with the peer address available, since the
+//! [`router`] returns a finished [`axum::Router`]. The binary may merge routes
+//! of its own into it, without a fallback because this router already returns
+//! a JSON 404 for unknown routes, and serves it. Serve it with the peer address available, since the
 //! agent API uses it when no agent token is configured:
 //!
 //! ```no_run
@@ -86,7 +86,7 @@ pub fn router(state: WebState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::require_agent));
 
     // Each part gets its JSON 405 before its middleware, so that the middleware
-    // still sees requests with other methods (CORS preflights use OPTIONS).
+    // still receives requests with other methods (CORS preflights use OPTIONS).
     Router::new()
         .route("/", get(assets::demo_page))
         .route("/widget.js", get(assets::widget))

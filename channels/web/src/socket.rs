@@ -68,7 +68,7 @@ pub(crate) async fn customer_socket(
     }))
 }
 
-/// Why a socket ended.
+/// The reason a socket ended.
 enum End {
     ClientClosed,
     ServerClosing,
@@ -83,14 +83,14 @@ impl End {
         match self {
             Self::ClientClosed => tracing::debug!("websocket closed by the client"),
             Self::ServerClosing => tracing::debug!("websocket closed for shutdown"),
-            Self::ClientSilent => tracing::debug!("websocket closed: client answered no pings"),
+            Self::ClientSilent => tracing::debug!("websocket closed: client sent nothing for three ping intervals"),
             Self::LiveEventsEnded => tracing::warn!("websocket closed: the engine ended the live event stream"),
             Self::SendFailed => tracing::debug!("websocket closed: sending to the client failed"),
             Self::Engine(error) => tracing::error!(%error, "websocket closed: reading the transcript failed"),
         }
     }
 
-    /// The close frame to send, if the client has not gone already.
+    /// Returns the close frame to send, or `None` when the client is gone already.
     fn close_frame(&self) -> Option<CloseFrame> {
         let (code, reason) = match self {
             Self::ClientClosed | Self::SendFailed => return None,

@@ -1,4 +1,4 @@
-//! The customer message endpoint and its answers to bad input.
+//! The customer message endpoint and its responses to bad input.
 
 use anyhow::Result;
 use serde_json::json;

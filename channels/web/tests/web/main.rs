@@ -3,6 +3,7 @@
 
 mod agent;
 mod assets;
+mod browser;
 mod customer;
 mod socket;
 mod support;

@@ -68,7 +68,7 @@ fn intent(example: &str, action: IntentAction) -> Intent {
     Intent { examples, action, interrupts: true }
 }
 
-/// A bot that greets with two quick replies, reports an order status, and hands
+/// Builds a bot that greets with two quick replies, reports an order status, and hands
 /// off to a person on request.
 pub fn test_bot() -> BotDefinition {
     let mut bot = BotDefinition::default();
@@ -181,7 +181,7 @@ pub fn events_of(body: &Value) -> Result<Vec<Event>> {
     Ok(serde_json::from_value(events)?)
 }
 
-/// The `error.code` of an error body.
+/// Returns the `error.code` of an error body.
 pub fn error_code(body: &Value) -> &str {
     body.pointer("/error/code").and_then(Value::as_str).unwrap_or("<no error code>")
 }
@@ -228,7 +228,7 @@ pub fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|event| event.seq).collect()
 }
 
-/// The text of a reply event, or of a customer's text message.
+/// Returns the text of a reply event, or of a customer's text message.
 pub fn text_of(event: &Event) -> Option<&str> {
     match &event.kind {
         bot_core::EventKind::Reply(reply) => Some(&reply.text),
@@ -237,7 +237,7 @@ pub fn text_of(event: &Event) -> Option<&str> {
     }
 }
 
-/// A conversation id unique to one test.
+/// Returns a web conversation id for one test's `name`.
 pub fn conversation(name: &str) -> String {
     format!("web:{name}")
 }

@@ -1,0 +1,278 @@
+// Drives the chat widget in headless Chromium against a running test server.
+//
+// Usage: node widget.mjs BASE_URL AGENT_TOKEN [SCREENSHOT.png]
+//
+// Chromium is controlled over the DevTools protocol on a pipe
+// (--remote-debugging-pipe: commands go to fd 3 and replies come from fd 4, as
+// JSON messages that each end with a NUL byte), so no extra npm package is needed. Exits 0 when
+// every check passes and 1 with the failed check otherwise.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [base, agentToken, screenshotPath] = process.argv.slice(2);
+if (!base || !agentToken) {
+  console.error('usage: node widget.mjs BASE_URL AGENT_TOKEN [SCREENSHOT.png]');
+  process.exit(2);
+}
+
+const CHROMIUM = process.env.CHROMIUM || 'chromium';
+const STEP_TIMEOUT_MS = 10000;
+
+const profile = mkdtempSync(join(tmpdir(), 'lepton-widget-'));
+const browser = spawn(
+  CHROMIUM,
+  [
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--no-first-run',
+    '--remote-debugging-pipe',
+    `--user-data-dir=${profile}`,
+    '--lang=en-US',
+    'about:blank',
+  ],
+  { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+);
+let browserLog = '';
+browser.stderr.on('data', (chunk) => {
+  browserLog += chunk;
+});
+
+// ---- DevTools protocol over the pipe ----
+
+let nextId = 1;
+const waiting = new Map();
+let buffer = Buffer.alloc(0);
+
+browser.stdio[4].on('data', (chunk) => {
+  buffer = Buffer.concat([buffer, chunk]);
+  let end;
+  while ((end = buffer.indexOf(0)) !== -1) {
+    const message = JSON.parse(buffer.subarray(0, end).toString('utf8'));
+    buffer = buffer.subarray(end + 1);
+    const pending = waiting.get(message.id);
+    if (pending) {
+      waiting.delete(message.id);
+      if (message.error) {
+        pending.reject(new Error(`${pending.method}: ${message.error.message}`));
+      } else {
+        pending.resolve(message.result);
+      }
+    }
+  }
+});
+
+function command(method, params = {}, sessionId = undefined) {
+  const id = nextId++;
+  const message = { id, method, params };
+  if (sessionId) {
+    message.sessionId = sessionId;
+  }
+  browser.stdio[3].write(JSON.stringify(message) + '\0');
+  return new Promise((resolve, reject) => {
+    waiting.set(id, { resolve, reject, method });
+  });
+}
+
+let session;
+
+async function evaluate(expression) {
+  const result = await command(
+    'Runtime.evaluate',
+    { expression, awaitPromise: true, returnByValue: true },
+    session,
+  );
+  if (result.exceptionDetails) {
+    const detail = result.exceptionDetails.exception;
+    throw new Error(detail && detail.description ? detail.description : result.exceptionDetails.text);
+  }
+  return result.result.value;
+}
+
+// ---- helpers that run in the page ----
+
+// Installed into each page load: finds elements in the widget's shadow root and
+// waits for conditions.
+const PAGE_HELPERS = `
+  window.__w = {
+    root() {
+      const host = document.querySelector('[data-lepton-widget]');
+      return host && host.shadowRoot;
+    },
+    q(selector) { return this.root().querySelector(selector); },
+    all(selector) { return Array.from(this.root().querySelectorAll(selector)); },
+    texts(selector) { return this.all(selector).map((node) => node.textContent); },
+    async until(check, description) {
+      const deadline = Date.now() + ${STEP_TIMEOUT_MS};
+      while (Date.now() < deadline) {
+        try {
+          if (check()) return true;
+        } catch (e) {}
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error('timed out waiting for ' + description + '; log: ' + JSON.stringify(this.texts('.log > div *')));
+    },
+    type(text) {
+      const input = this.q('textarea');
+      input.value = text;
+      this.q('form button[type=submit]').click();
+    },
+  };
+  true;
+`;
+
+async function loadPage(url) {
+  await command('Page.navigate', { url }, session);
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    try {
+      const ready = await evaluate(
+        "document.readyState === 'complete' && !!document.querySelector('[data-lepton-widget]')",
+      );
+      if (ready) {
+        await evaluate(PAGE_HELPERS);
+        return;
+      }
+    } catch (e) {
+      // The page is between documents while it navigates.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`page ${url} did not load the widget`);
+}
+
+async function agent(path, body) {
+  const response = await fetch(`${base}/api/v1/agent/conversations${path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: { authorization: `Bearer ${agentToken}`, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await response.json();
+  if (!response.ok) {
+    throw new Error(`agent ${path} returned ${response.status}: ${JSON.stringify(json)}`);
+  }
+  return json;
+}
+
+function check(condition, description) {
+  if (!condition) {
+    throw new Error(`check failed: ${description}`);
+  }
+  console.log(`ok - ${description}`);
+}
+
+// ---- the scenario ----
+
+async function scenario() {
+  await command('Target.setDiscoverTargets', { discover: true });
+  const { targetId } = await command('Target.createTarget', { url: 'about:blank' });
+  ({ sessionId: session } = await command('Target.attachToTarget', { targetId, flatten: true }));
+  await command('Page.enable', {}, session);
+  await loadPage(`${base}/`);
+
+  // Page CSS does not reach into the widget, and the widget adds no page-level CSS.
+  const isolated = await evaluate(`
+    const rule = document.createElement('style');
+    rule.textContent = 'button, div, textarea { background: rgb(255, 0, 0) !important; font-size: 40px !important; }';
+    document.head.appendChild(rule);
+    const launcher = getComputedStyle(__w.q('.launcher'));
+    const pageStyles = Array.from(document.querySelectorAll('style')).map((node) => node.textContent).join('');
+    launcher.backgroundColor !== 'rgb(255, 0, 0)' && launcher.fontSize !== '40px' && !pageStyles.includes('.launcher')
+  `);
+  check(isolated, 'page CSS and widget CSS stay apart');
+
+  await evaluate(`__w.q('.launcher').click(); true`);
+  check(await evaluate(`!__w.q('.panel').hidden`), 'launcher opens the panel');
+  check((await evaluate(`__w.q('.title').textContent`)) === 'Customer support', 'English UI for an English browser');
+
+  await evaluate(`__w.type('hello'); true`);
+  await evaluate(`__w.until(() => __w.texts('.reply .bubble').includes('Hello! How can I help?'), 'greeting reply')`);
+  check(true, 'typed message gets the bot reply');
+  const buttons = await evaluate(`__w.texts('.quick button')`);
+  check(JSON.stringify(buttons) === JSON.stringify(['Track my order', 'Talk to a person']), 'quick replies shown');
+
+  await evaluate(`__w.all('.quick button')[0].click(); true`);
+  await evaluate(`__w.until(() => __w.texts('.reply .bubble').includes('Your order is on its way.'), 'order reply')`);
+  const customerTexts = await evaluate(`__w.texts('.customer .bubble')`);
+  check(
+    JSON.stringify(customerTexts) === JSON.stringify(['hello', 'Track my order']),
+    'quick reply shows its title as the customer message, no duplicates',
+  );
+
+  const attack = '<img src=x onerror="window.__xss=1">';
+  await evaluate(`__w.type(${JSON.stringify(attack)}); true`);
+  await evaluate(`__w.until(() => __w.all('.customer:not(.pending) .bubble').length === 3, 'third message')`);
+  const escaped = await evaluate(`
+    __w.texts('.customer .bubble')[2] === ${JSON.stringify(attack)} && __w.all('img').length === 0 && window.__xss === undefined
+  `);
+  check(escaped, 'markup in a message is shown as text');
+
+  // Offline: the send fails and is retried, the WebSocket drops and reconnects.
+  await command('Network.enable', {}, session);
+  const offline = { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
+  await command('Network.emulateNetworkConditions', offline, session);
+  await evaluate(`__w.type('where is my order'); true`);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  check((await evaluate(`__w.texts('.pending .state')`)).includes('Sending…'), 'offline send stays pending');
+  await command('Network.emulateNetworkConditions', { ...offline, offline: false }, session);
+  await evaluate(`__w.until(() => __w.texts('.reply .bubble').filter((t) => t === 'Your order is on its way.').length === 2, 'reply after reconnect')`);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const afterRetry = await evaluate(`__w.texts('.customer .bubble')`);
+  check(afterRetry.length === 4 && afterRetry[3] === 'where is my order', 'retried send shows once after going online');
+
+  await evaluate(`__w.type('I want a person'); true`);
+  await evaluate(`__w.until(() => __w.texts('.notice').some((text) => text.includes('Please wait')), 'waiting notice')`);
+  check((await evaluate(`__w.q('.status').textContent`)) === 'Waiting for an agent…', 'handoff shows the waiting notice and status');
+
+  const conversationId = await evaluate(`localStorage.getItem('lepton.conversation')`);
+  check(/^web:[0-9a-f]{32}$/.test(conversationId), 'conversation id stored in localStorage');
+  await agent(`/${conversationId}/claim`, { agent: 'alice' });
+  await evaluate(`__w.until(() => __w.texts('.notice').some((text) => text.includes('alice from our support team')), 'joined notice')`);
+  check(true, 'agent claim arrives over the WebSocket');
+  await agent(`/${conversationId}/messages`, { agent: 'alice', text: 'Hi, this is Alice.' });
+  await evaluate(`__w.until(() => __w.texts('.reply.agent .bubble').includes('Hi, this is Alice.'), 'agent reply')`);
+  check((await evaluate(`__w.q('.status').textContent`)) === 'alice', 'header shows the agent');
+
+  await evaluate(`__w.q('header button').click(); true`);
+  check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'language button switches to Chinese');
+  check((await evaluate(`__w.q('textarea').placeholder`)) === '请输入消息…', 'placeholder switches to Chinese');
+
+  const before = await evaluate(`__w.texts('.log .bubble')`);
+  await loadPage(`${base}/`);
+  await evaluate(`__w.q('.launcher').click(); true`);
+  await evaluate(`__w.until(() => __w.all('.log .bubble').length >= ${before.length}, 'history after reload')`);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const after = await evaluate(`__w.texts('.log .bubble')`);
+  check(JSON.stringify(after) === JSON.stringify(before), 'reload replays the same history without duplicates');
+  check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'language choice survives reload');
+
+  if (screenshotPath) {
+    const { data } = await command('Page.captureScreenshot', { format: 'png' }, session);
+    writeFileSync(screenshotPath, Buffer.from(data, 'base64'));
+  }
+}
+
+let exitCode = 0;
+try {
+  await scenario();
+  console.log('all widget checks passed');
+} catch (error) {
+  console.error(String(error && error.stack ? error.stack : error));
+  if (browserLog) {
+    console.error('chromium stderr (last 2000 characters):\n' + browserLog.slice(-2000));
+  }
+  exitCode = 1;
+} finally {
+  const exited = new Promise((resolve) => browser.once('exit', resolve));
+  browser.kill();
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  try {
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (error) {
+    console.error(`could not remove the browser profile ${profile}: ${error.message}`);
+  }
+}
+process.exit(exitCode);
