@@ -52,6 +52,9 @@ pub(crate) struct Converter<'s, 'n> {
     pub usage: Usage,
     /// The values of each choice slot, to check branch conditions against.
     pub choice_values: BTreeMap<String, Vec<String>>,
+    /// Placeholders the engine fills in for the response being converted, besides
+    /// slots and variables (`{agent}` in `handoff_agent_joined`).
+    pub extra_placeholders: &'static [&'static str],
 }
 
 /// The variable the runtime adds: the base URL the server listens on.
@@ -67,6 +70,7 @@ impl<'s, 'n> Converter<'s, 'n> {
             complete,
             usage: Usage::default(),
             choice_values: BTreeMap::new(),
+            extra_placeholders: &[],
         }
     }
 
@@ -159,7 +163,10 @@ impl<'s, 'n> Converter<'s, 'n> {
     }
 
     fn check_placeholder_name(&mut self, name: &str, loc: Loc) {
-        let known = self.sections.slots.contains(name) || self.variables.contains(name) || name == SERVER_URL;
+        let known = self.sections.slots.contains(name)
+            || self.variables.contains(name)
+            || name == SERVER_URL
+            || self.extra_placeholders.contains(&name);
         if known || !self.complete {
             return;
         }
@@ -170,6 +177,7 @@ impl<'s, 'n> Converter<'s, 'n> {
             .names()
             .chain(self.variables.iter().map(String::as_str))
             .chain([SERVER_URL])
+            .chain(self.extra_placeholders.iter().copied())
             .collect();
         let hint = suggestion(name, candidates);
         self.cx.error(at, format!("placeholder `{{{name}}}` names neither a slot nor a variable; {hint}"));
@@ -197,9 +205,9 @@ pub(crate) fn placeholders(text: &str) -> Vec<Placeholder<'_>> {
             rest = &tail[2..];
             continue;
         }
-        if tail.starts_with('}') {
+        if let Some(after) = tail.strip_prefix('}') {
             found.push(Placeholder::StrayClose);
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let Some(close) = tail.find('}') else {
@@ -223,19 +231,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_finds_names_and_skips_doubled_braces() {
+    fn placeholders_finds_names_and_skips_doubled_braces() -> anyhow::Result<()> {
         let found = placeholders("Hi {name}, {{literal}} at { server_url }");
         assert_eq!(found, vec![Placeholder::Name("name"), Placeholder::Name("server_url")]);
+        Ok(())
     }
 
     #[test]
-    fn placeholders_accepts_chinese_names() {
+    fn placeholders_accepts_chinese_names() -> anyhow::Result<()> {
         assert_eq!(placeholders("订单 {订单号}"), vec![Placeholder::Name("订单号")]);
+        Ok(())
     }
 
     #[test]
-    fn placeholders_reports_bad_braces() {
+    fn placeholders_reports_bad_braces() -> anyhow::Result<()> {
         let found = placeholders("a {b c} d } e {f");
         assert_eq!(found, vec![Placeholder::Invalid("{b c}"), Placeholder::StrayClose, Placeholder::Unclosed("{f")]);
+        Ok(())
     }
 }

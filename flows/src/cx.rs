@@ -61,8 +61,8 @@ impl<'s> Cx<'s> {
         });
     }
 
-    /// The position of `needle` inside the source text of `loc`, or `loc` itself when the
-    /// text is not found there (escapes in a double-quoted string, for example).
+    /// Finds `needle` inside the source text of `loc` and returns its position, or `loc`
+    /// itself when the text is not there (escapes in a double-quoted string, for example).
     pub fn locate_within(&self, loc: Loc, needle: &str) -> Loc {
         let source = &self.sources[loc.file];
         for line in loc.line..=loc.end_line {
@@ -119,7 +119,7 @@ impl<'s> Cx<'s> {
     }
 
     /// Reads the name of something the bot defines (an intent, a slot, a step id);
-    /// `noun` says what, such as "slot name". Names are letters (any script), digits,
+    /// `noun` names the kind, such as "slot name". Names are letters (any script), digits,
     /// `_` and `-`, so that `{name}` and `/name` can refer to them.
     pub fn name(&mut self, node: &Node, noun: &str) -> Option<String> {
         let name = self.string(node, &with_article(noun))?;
@@ -253,7 +253,7 @@ pub(crate) fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '-'
 }
 
-/// Where to point at a value: the whole of a scalar, the first character of a collection.
+/// Returns where to point at a value: the whole of a scalar, the first character of a collection.
 fn value_loc(node: &Node) -> Loc {
     if node.scalar().is_some() {
         node.loc
@@ -286,7 +286,7 @@ impl<'n> Fields<'n> {
         self.entry(name).is_some()
     }
 
-    /// The names of the fields present, in source order.
+    /// Lists the names of the fields present, in source order.
     pub fn names(&self) -> impl Iterator<Item = &'n str> + '_ {
         self.found.iter().map(|(key, _)| *key)
     }
@@ -316,7 +316,7 @@ pub(crate) fn suggestion<'a>(wrong: &str, candidates: impl IntoIterator<Item = &
     format!("expected one of {}", list.join(", "))
 }
 
-/// The candidate nearest to `wrong` by edit distance, when it is near enough to be a typo.
+/// Returns the candidate nearest to `wrong` by edit distance, when it is near enough to be a typo.
 pub(crate) fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let wrong_lower = wrong.to_lowercase();
     let limit = (wrong.chars().count() / 3).max(1) + 1;
@@ -333,12 +333,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn closest_finds_transposed_letters() {
+    fn closest_finds_transposed_letters() -> anyhow::Result<()> {
         assert_eq!(closest("exampels", ["examples", "flow", "response"]), Some("examples"));
+        Ok(())
     }
 
     #[test]
-    fn closest_ignores_distant_names() {
+    fn closest_ignores_distant_names() -> anyhow::Result<()> {
         assert_eq!(closest("zzz", ["examples", "flow"]), None);
+        Ok(())
     }
 }

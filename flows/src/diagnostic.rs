@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// How bad a problem is: errors stop the bot from loading, warnings do not.
+/// The severity of a problem: errors stop the bot from loading, warnings do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
@@ -43,7 +43,7 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// The text the problem points at: `width` characters of `snippet` from `column`.
+    /// Returns the text the problem points at: `width` characters of `snippet` from `column`.
     pub fn offending_text(&self) -> String {
         if self.column == 0 {
             return String::new();
@@ -176,21 +176,24 @@ mod tests {
     }
 
     #[test]
-    fn display_underlines_ascii_text() {
+    fn display_underlines_ascii_text() -> anyhow::Result<()> {
         let text = diagnostic("    exampels:", 5, 8).to_string();
         assert_eq!(text, "bot/bot.yml:3:5: error: unknown field `exampels`\n  |     exampels:\n  |     ^^^^^^^^");
+        Ok(())
     }
 
     #[test]
-    fn display_aligns_caret_after_chinese_text() {
+    fn display_aligns_caret_after_chinese_text() -> anyhow::Result<()> {
         let text = diagnostic("  - 你好 yes", 8, 3).to_string();
         let caret = text.lines().last().unwrap_or_default();
         assert_eq!(caret, "  |          ^^^");
+        Ok(())
     }
 
     #[test]
-    fn offending_text_counts_characters() {
+    fn offending_text_counts_characters() -> anyhow::Result<()> {
         let found = diagnostic("  - 你好 yes", 8, 3).offending_text();
         assert_eq!(found, "yes");
+        Ok(())
     }
 }

@@ -19,7 +19,7 @@ const CONDITION_TESTS: [&str; 5] = ["equals", "in", "set", "less_than", "greater
 const HANDOFF: &str = "handoff";
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
-/// What a flow's steps can jump to by step id.
+/// The flow being converted and the step ids its targets can name.
 pub(crate) struct FlowScope {
     pub name: String,
     pub step_ids: BTreeSet<String>,
@@ -60,7 +60,7 @@ impl Converter<'_, '_> {
         Some(Flow { steps: steps? })
     }
 
-    /// The ids of the flow's steps, reporting ids used twice and the reserved `handoff`.
+    /// Collects the ids of the flow's steps, reporting ids used twice and the reserved `handoff`.
     fn collect_step_ids(&mut self, items: &[Node]) -> BTreeSet<String> {
         let mut ids = BTreeSet::new();
         let mut first_seen: BTreeMap<String, Loc> = BTreeMap::new();
@@ -310,7 +310,7 @@ impl Converter<'_, '_> {
     }
 }
 
-/// The word for a step's kind, as written in YAML.
+/// Returns the word for a step's kind, as written in YAML.
 fn kind_word(kind: &StepKind) -> &'static str {
     match kind {
         StepKind::Say(_) => "say",

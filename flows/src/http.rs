@@ -1,4 +1,4 @@
-//! The `http` step: method, URL, JSON body and where its answers lead.
+//! The `http` step: method, URL, JSON body and the targets for its response statuses.
 
 use std::collections::BTreeMap;
 

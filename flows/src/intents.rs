@@ -13,7 +13,7 @@ use crate::tree::Loc;
 /// learns little from one or two phrasings.
 pub const MIN_EXAMPLES: usize = 5;
 
-/// An example as the duplicate check sees it: which intent wrote it, and where.
+/// The first occurrence of an example: the intent it belongs to and its location.
 struct Written {
     intent: String,
     loc: Loc,

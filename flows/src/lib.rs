@@ -2,10 +2,11 @@
 //! validates it, reporting every problem at once with its file, line and column.
 //!
 //! The YAML is read with `saphyr-parser`'s event stream into a tree that keeps the
-//! position of every key and value, so the loader can report duplicate keys, unknown
-//! fields (with the closest valid name), YAML 1.1 booleans such as an unquoted `no`
-//! where text is expected, undefined references, unreachable steps and missing
-//! translations, all in one run. The format is described in `docs/bot-format.md`.
+//! position of every key and value. From that tree the loader reports, in one run,
+//! duplicate keys, unknown fields (with the closest valid name), YAML 1.1 booleans
+//! such as an unquoted `no` where text is expected, undefined references,
+//! unreachable steps and missing translations. The format is described in
+//! `docs/bot-format.md`.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -50,14 +51,14 @@ pub struct LoadedBot {
     /// Problems that do not stop the bot from running (few examples, unused definitions).
     pub warnings: Vec<Diagnostic>,
     /// Lowercase hex SHA-256 over the relative path and bytes of every YAML file and
-    /// article, in sorted path order: equal hashes mean equal sources, so a cache built
-    /// from the bot (a trained classifier, a search index) can store it to detect staleness.
+    /// article, in sorted path order. Equal hashes mean equal sources. A cache built from
+    /// the bot (a trained classifier, a search index) can store it to detect staleness.
     pub sources_hash: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The bot folder has errors; `diagnostics` holds all of them and the warnings.
+    /// The bot folder has errors. `diagnostics` contains all of them and the warnings.
     #[error("{}", InvalidSummary(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
     #[error("failed to read {}; check that it exists and is readable", path.display())]

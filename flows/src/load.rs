@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
+use bot_core::engine::RESERVED_RESPONSES;
 use bot_core::BotDefinition;
 
 use crate::convert::Converter;
 use crate::cx::Cx;
 use crate::diagnostic::Diagnostic;
-use crate::responses::RESERVED_RESPONSES;
 use crate::sections::Sections;
 use crate::source::{find_files, relative_path, SourceFile, SourcesHasher};
 use crate::tree::{parse, Node};

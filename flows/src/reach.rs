@@ -1,9 +1,9 @@
-//! Which steps of a flow can run: a walk from the first step along fall-through
+//! Reachability of a flow's steps: a walk from the first step along fall-through
 //! and jumps to step ids.
 
 use bot_core::bot::{Step, StepKind, Target};
 
-/// The indices of the first step of each run of unreachable steps. A step that could
+/// Returns the index of the first step of each run of unreachable steps. A step that could
 /// not be converted (`None`) is assumed to fall through and to jump to every step with
 /// an id, so a broken step never makes another look unreachable.
 pub(crate) fn unreachable_steps(steps: &[Option<Step>]) -> Vec<usize> {
@@ -82,28 +82,32 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_reports_step_after_end() {
+    fn unreachable_reports_step_after_end() -> anyhow::Result<()> {
         let steps = vec![say(None), plain(StepKind::End), say(None), say(None)];
         assert_eq!(unreachable_steps(&steps), vec![2]);
+        Ok(())
     }
 
     #[test]
-    fn unreachable_accepts_step_after_end_with_jumped_to_id() {
+    fn unreachable_accepts_jump_target_after_goto() -> anyhow::Result<()> {
         let goto = plain(StepKind::Goto(Target::Step(StepId::new("later"))));
         let steps = vec![goto, say(None), say(Some("later"))];
         assert_eq!(unreachable_steps(&steps), vec![1]);
+        Ok(())
     }
 
     #[test]
-    fn unreachable_counts_jumps_from_unreachable_steps_as_nothing() {
+    fn unreachable_counts_jumps_from_unreachable_steps_as_nothing() -> anyhow::Result<()> {
         let jump = plain(StepKind::Goto(Target::Step(StepId::new("b"))));
         let steps = vec![plain(StepKind::End), jump, say(Some("b"))];
         assert_eq!(unreachable_steps(&steps), vec![1]);
+        Ok(())
     }
 
     #[test]
-    fn unreachable_trusts_broken_steps() {
+    fn unreachable_trusts_broken_steps() -> anyhow::Result<()> {
         let steps = vec![None, plain(StepKind::End), say(Some("x"))];
         assert!(unreachable_steps(&steps).is_empty());
+        Ok(())
     }
 }

@@ -9,16 +9,11 @@ use crate::convert::{Converter, Kind};
 use crate::sections::Definition;
 use crate::tree::Node;
 
-/// Responses the engine sends by itself when the bot defines them, so they count as used.
-pub(crate) const RESERVED_RESPONSES: [&str; 7] = [
-    "fallback",
-    "handoff_waiting",
-    "handoff_agent_joined",
-    "handoff_returned",
-    "handoff_closed",
-    "non_text",
-    "session_expired",
-];
+/// Placeholders the engine fills in for some reserved responses, besides slots and
+/// variables: `handoff_agent_joined` names the agent who joined.
+// NOTE: mirrors the values bot-core's engine passes when it renders these responses
+// (engine/agent.rs); bot-core exports no list of them yet.
+const RESERVED_PLACEHOLDERS: [(&str, &[&str]); 1] = [("handoff_agent_joined", &["agent"])];
 
 impl Converter<'_, '_> {
     pub fn convert_responses(&mut self) -> BTreeMap<ResponseId, Response> {
@@ -34,6 +29,16 @@ impl Converter<'_, '_> {
 
     fn convert_response(&mut self, definition: &Definition<'_>) -> Option<Response> {
         let what = format!("response `{}`", definition.name);
+        self.extra_placeholders = RESERVED_PLACEHOLDERS
+            .iter()
+            .find(|(response, _)| *response == definition.name)
+            .map_or(&[], |(_, names)| names);
+        let response = self.convert_response_variants(definition, &what);
+        self.extra_placeholders = &[];
+        response
+    }
+
+    fn convert_response_variants(&mut self, definition: &Definition<'_>, what: &str) -> Option<Response> {
         let entries = self.cx.mapping(definition.value, &format!("{what} (a mapping of language to variants)"))?;
         let mut variants = BTreeMap::new();
         let mut present = BTreeSet::new();
@@ -48,7 +53,7 @@ impl Converter<'_, '_> {
             let converted: Vec<ResponseVariant> = items.iter().filter_map(|item| self.convert_variant(item)).collect();
             variants.insert(lang, converted);
         }
-        self.check_translations(definition.key.loc, &what, &present);
+        self.check_translations(definition.key.loc, what, &present);
         Some(Response { variants })
     }
 
@@ -73,8 +78,8 @@ impl Converter<'_, '_> {
         Some(Button { title: title?, payload: payload? })
     }
 
-    /// A button payload: text sent as the customer's message, where `/name` selects
-    /// intent `name` directly.
+    /// Reads a button payload: text sent as the customer's message, where `/name`
+    /// selects intent `name` directly.
     fn payload(&mut self, node: &Node) -> Option<String> {
         let payload = self.interpolated(node, "a button payload")?;
         if let Some(intent) = payload.strip_prefix('/') {

@@ -11,7 +11,7 @@ use crate::tree::{Loc, Node};
 
 const SETTINGS_FIELDS: [&str; 7] = ["name", "languages", "classifier", "knowledge", "handoff", "session", "variables"];
 
-/// The folder that holds articles when `settings.knowledge.articles` is not given.
+/// The folder of articles when `settings.knowledge.articles` is not given.
 pub(crate) const DEFAULT_ARTICLES_FOLDER: &str = "articles";
 
 /// A folder of Markdown articles named in the settings; `loc` is `None` for the default

@@ -72,7 +72,7 @@ impl Converter<'_, '_> {
         }
     }
 
-    /// The slot's `type`, when the mapping has a valid one.
+    /// Reads the slot's `type`, when the mapping has a valid one.
     fn slot_type(&mut self, definition: &Definition<'_>) -> Option<String> {
         let node = definition.value.entries()?.iter().find(|e| e.key.scalar().is_some_and(|s| s.text == "type"))?;
         let name = self.cx.string(&node.value, "a slot type")?;

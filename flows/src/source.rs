@@ -17,7 +17,7 @@ pub(crate) struct SourceFile {
 }
 
 impl SourceFile {
-    /// The text of a 1-based line without its line break, or "" past the end.
+    /// Returns the text of a 1-based line without its line break, or "" past the end.
     pub fn line(&self, line: usize) -> &str {
         let Some(index) = line.checked_sub(1) else { return "" };
         let text = self.text.lines().nth(index).unwrap_or("");

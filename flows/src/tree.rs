@@ -2,7 +2,7 @@
 //!
 //! Built from `saphyr-parser`'s event stream rather than a serde deserialiser so that
 //! duplicate keys are seen (serde keeps the last), every node has a line and column,
-//! and a scalar remembers whether it was quoted (so `no` can be told from `"no"`).
+//! and a scalar remembers whether it was quoted (so `no` and `"no"` stay apart).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ pub(crate) struct Loc {
     pub file: usize,
     pub line: usize,
     pub column: usize,
-    /// Where the node ends: the line and the column just past its last character.
+    /// The end of the node: the line and the column just past its last character.
     pub end_line: usize,
     pub end_column: usize,
 }
@@ -31,7 +31,7 @@ impl Loc {
         Self { file, line: start.0, column: start.1, end_line: end.0, end_column: end.1 }
     }
 
-    /// A location one character wide at `column` of `line`.
+    /// Creates a location one character wide at `column` of `line`.
     pub fn point(file: usize, line: usize, column: usize) -> Self {
         Self { file, line, column, end_line: line, end_column: column + 1 }
     }
@@ -95,12 +95,12 @@ impl Node {
         }
     }
 
-    /// An empty value (`key:`), `~` or `null` written plainly.
+    /// Tells whether this is an empty value (`key:`), `~` or `null` written plainly.
     pub fn is_null(&self) -> bool {
         self.scalar().is_some_and(Scalar::is_null)
     }
 
-    /// What kind of value this is, for messages like "expected a string, found a list".
+    /// Describes the kind of value, for messages like "expected a string, found a list".
     pub fn describe(&self) -> String {
         match &self.value {
             Value::Mapping(_) => "a mapping".to_owned(),
@@ -118,7 +118,7 @@ impl Scalar {
         self.plain && matches!(self.text.as_str(), "" | "~" | "null" | "Null" | "NULL")
     }
 
-    /// The value of a plain `true` or `false` (in the spellings of the YAML 1.2 core schema).
+    /// Returns the value of a plain `true` or `false` (in the spellings of the YAML 1.2 core schema).
     pub fn core_bool(&self) -> Option<bool> {
         if !self.plain {
             return None;
@@ -130,14 +130,14 @@ impl Scalar {
         }
     }
 
-    /// Whether a YAML 1.1 reader (PyYAML, many editors' plugins) would read this plain
+    /// Tells whether a YAML 1.1 reader (PyYAML, many editors' plugins) would read this plain
     /// scalar as a boolean although YAML 1.2 reads it as a string: `y`, `n`, `yes`,
     /// `no`, `on`, `off` in any case.
     pub fn is_yaml11_bool_word(&self) -> bool {
         self.plain && matches!(self.text.to_ascii_lowercase().as_str(), "y" | "n" | "yes" | "no" | "on" | "off")
     }
 
-    /// The value of a plain number in the YAML 1.2 core schema: decimal, `0x`, `0o`,
+    /// Returns the value of a plain number in the YAML 1.2 core schema: decimal, `0x`, `0o`,
     /// floats with exponent, `.inf` and `.nan`.
     pub fn number(&self) -> Option<f64> {
         if !self.plain {
@@ -333,8 +333,8 @@ impl Builder {
     }
 }
 
-/// An empty value (`key:` with nothing after it) has no text to point at, so it takes
-/// the position of its key.
+/// Gives an empty value (`key:` with nothing after it) the position of its key,
+/// because it has no text of its own to point at.
 fn anchor_empty_value(key: &Node, mut value: Node) -> Node {
     if value.scalar().is_some_and(|s| s.plain && s.text.is_empty()) {
         value.loc = key.loc;
@@ -412,11 +412,12 @@ mod tests {
     }
 
     #[test]
-    fn number_follows_core_schema() {
+    fn number_follows_core_schema() -> anyhow::Result<()> {
         let numbers: Vec<Option<f64>> = ["12", "-0.5", "1e3", "0x1F", "1_000", "v1", "1.2.3"]
             .iter()
             .map(|text| Scalar { text: (*text).to_owned(), plain: true }.number())
             .collect();
         assert_eq!(numbers, vec![Some(12.0), Some(-0.5), Some(1000.0), Some(31.0), None, None, None]);
+        Ok(())
     }
 }

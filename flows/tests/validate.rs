@@ -62,12 +62,12 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The one diagnostic at `file:line:column`, failing with the whole report otherwise.
+/// Finds the one diagnostic at `file:line:column`, failing with the whole report otherwise.
 fn at<'r>(report: &'r Report, file: &Path, line: usize, column: usize) -> Result<&'r Diagnostic> {
     at_with(report, file, line, column, "")
 }
 
-/// The one diagnostic at `file:line:column` whose message contains `fragment`.
+/// Finds the one diagnostic at `file:line:column` whose message contains `fragment`.
 fn at_with<'r>(report: &'r Report, file: &Path, line: usize, column: usize, fragment: &str) -> Result<&'r Diagnostic> {
     let found: Vec<&Diagnostic> = report
         .diagnostics
@@ -185,7 +185,7 @@ fn valid_bot_loads_flow_steps() -> Result<()> {
 }
 
 #[test]
-fn valid_bot_loads_knowledge_step_and_handoff_with_id() -> Result<()> {
+fn valid_bot_loads_knowledge_step() -> Result<()> {
     let bot = load_valid()?.bot;
     let flow = bot.flows.get(&FlowId::new("talk_to_human")).context("talk_to_human flow missing")?;
     let StepKind::Knowledge { query, on_miss } = &flow.steps[0].kind else { bail!("first step is {:?}", flow.steps[0].kind) };
@@ -298,7 +298,7 @@ fn diagnostic_display_shows_line_and_caret() -> Result<()> {
 }
 
 #[test]
-fn syntax_error_is_reported_with_problems_of_other_files() -> Result<()> {
+fn syntax_error_keeps_other_files_checked() -> Result<()> {
     let dir = fixture("syntax");
     let report = validate(&dir);
     let syntax = at(&report, &dir.join("responses.yml"), 4, 3)?;
@@ -451,7 +451,7 @@ fn article_in_undeclared_language_is_an_error() -> Result<()> {
 }
 
 #[test]
-fn missing_article_folder_is_an_error_only_when_named() -> Result<()> {
+fn missing_named_article_folder_is_error() -> Result<()> {
     let default = TempBot::new(&[("bot.yml", SETTINGS)])?;
     assert!(validate(&default.dir).diagnostics.is_empty());
     let named = TempBot::new(&[("bot.yml", "settings:\n  languages: [en]\n  knowledge:\n    articles: [docs]\n")])?;
@@ -465,5 +465,26 @@ fn missing_article_folder_is_an_error_only_when_named() -> Result<()> {
 fn hidden_files_are_skipped() -> Result<()> {
     let bot = TempBot::new(&[("bot.yml", SETTINGS), (".cache/broken.yml", "{{{")])?;
     assert!(validate(&bot.dir).diagnostics.is_empty());
+    Ok(())
+}
+
+#[test]
+fn agent_placeholder_only_in_agent_joined() -> Result<()> {
+    let responses = "responses:\n  handoff_agent_joined:\n    en: [\"{agent} joined\"]\n  handoff_closed:\n    en: [\"{agent} left\"]\n";
+    let bot = TempBot::new(&[("bot.yml", SETTINGS), ("responses.yml", responses)])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("responses.yml"), 5, 11)?;
+    assert!(diagnostic.message.starts_with("placeholder `{agent}` names neither"), "{diagnostic}");
+    assert_eq!(report.diagnostics.len(), 1, "{report}");
+    Ok(())
+}
+
+#[test]
+fn intent_name_with_leading_underscore_is_reserved() -> Result<()> {
+    let intents = "intents:\n  _knowledge:\n    examples: { en: [a, b, c, d, e] }\n    response: fallback\n";
+    let bot = TempBot::new(&[("bot.yml", SETTINGS), ("intents.yml", intents)])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("intents.yml"), 2, 3)?;
+    assert!(diagnostic.message.starts_with("intent names starting with `_` are reserved"), "{diagnostic}");
     Ok(())
 }
