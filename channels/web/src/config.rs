@@ -20,10 +20,10 @@ pub struct WebConfig {
     /// (CORS) and open its WebSocket.
     pub customer_origins: AllowedOrigins,
 
-    /// The most customer WebSockets open at once; further upgrades get 503.
+    /// Maximum number of customer WebSockets open at once; further upgrades get 503.
     pub max_sockets: usize,
 
-    /// How often an idle WebSocket gets a ping. A socket that answers nothing for
+    /// How often an idle WebSocket gets a ping. A socket that sends nothing for
     /// three intervals is closed.
     pub ping_interval: Duration,
 
@@ -45,9 +45,9 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
-    /// The request body limit of the JSON endpoints: room for the largest message
-    /// written as JSON with every character escaped (`\u00e9` is 6 bytes for 2),
-    /// plus the other fields.
+    /// Returns the request body limit of the JSON endpoints: room for the largest
+    /// message with every non-ASCII character written as a `\uXXXX` escape (at
+    /// most 3 times its UTF-8 size), plus the other fields.
     pub fn max_body_bytes(&self) -> usize {
         self.max_message_bytes.saturating_mul(3).saturating_add(4096)
     }
@@ -67,15 +67,17 @@ impl fmt::Debug for WebConfig {
     }
 }
 
-/// Which page origins may use the customer API across origins.
+/// The page origins allowed to use the customer API across origins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllowedOrigins {
     /// Any page, so the widget works when embedded anywhere. The customer API uses
     /// no cookies, so a foreign page gains nothing it could not do with curl.
     Any,
     /// Only these origins, written as `https://shop.example` (scheme, host and
-    /// port, no path). Same-origin requests, which carry no `Origin` header or
-    /// the server's own, always work.
+    /// port, no path). Requests without an `Origin` header, or whose origin names
+    /// the request's `Host`, always work.
+    // NOTE: behind a proxy that rewrites `Host`, the widget's own page counts as
+    // another origin and must be listed too.
     List(Vec<String>),
 }
 
