@@ -53,7 +53,8 @@ impl Diagnostic {
 
     fn caret_line(&self) -> String {
         let mut line = String::new();
-        for c in self.snippet.chars().take(self.column - 1) {
+        let before = self.column.saturating_sub(1);
+        for c in self.snippet.chars().take(before) {
             if c == '\t' {
                 line.push('\t');
             } else {
@@ -63,7 +64,7 @@ impl Diagnostic {
         let underlined: usize = self
             .snippet
             .chars()
-            .skip(self.column - 1)
+            .skip(before)
             .take(self.width.max(1))
             .map(char_display_width)
             .sum();

@@ -1,14 +1,14 @@
 //! The `slots:` section.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bot_core::bot::{Choice, SlotDefinition, SlotKind};
 use bot_core::{Lang, SlotName};
 
 use crate::convert::Converter;
 use crate::cx::suggestion;
-use crate::sections::Definition;
-use crate::tree::Node;
+use crate::sections::{place, Definition};
+use crate::tree::{Loc, Node};
 
 const SLOT_TYPES: [&str; 6] = ["text", "number", "email", "phone", "regex", "choice"];
 const ALL_SLOT_FIELDS: [&str; 5] = ["type", "min", "max", "pattern", "choices"];
@@ -91,12 +91,14 @@ impl Converter<'_, '_> {
             return None;
         }
         let mut choices = Vec::new();
+        let mut owners = SynonymOwners::new();
         for entry in entries {
             let value = self.cx.text(&entry.key, "a choice value");
             let label = value.clone().unwrap_or_else(|| scalar_label(&entry.key));
+            owners.insert(normalise_synonym(&label), (label.clone(), entry.key.loc));
             let mut synonyms = BTreeMap::new();
             if !entry.value.is_null() {
-                synonyms = self.read_synonyms(&entry.value, &label).unwrap_or_default();
+                synonyms = self.read_synonyms(&entry.value, &label, &mut owners).unwrap_or_default();
             }
             if let Some(value) = value {
                 choices.push(Choice { value, synonyms });
@@ -105,7 +107,7 @@ impl Converter<'_, '_> {
         Some(choices)
     }
 
-    fn read_synonyms(&mut self, node: &Node, value: &str) -> Option<BTreeMap<Lang, Vec<String>>> {
+    fn read_synonyms(&mut self, node: &Node, value: &str, owners: &mut SynonymOwners) -> Option<BTreeMap<Lang, Vec<String>>> {
         let what = format!("the synonyms of choice `{value}`");
         let entries = self.cx.mapping(node, &what)?;
         let mut synonyms = BTreeMap::new();
@@ -113,12 +115,44 @@ impl Converter<'_, '_> {
         for entry in entries {
             let Some(lang) = self.language(&entry.key) else { continue };
             let Some(texts) = self.cx.strings(&entry.value, &format!("a synonym of `{value}`")) else { continue };
+            for (text, loc) in &texts {
+                self.check_synonym_owner(text, *loc, value, owners);
+            }
             if seen.insert(lang.clone()) {
                 synonyms.insert(lang, texts.into_iter().map(|(text, _)| text).collect());
             }
         }
         Some(synonyms)
     }
+
+    /// Reports a synonym that also stands for another value of the same slot, since
+    /// the answer could then mean either.
+    fn check_synonym_owner(&mut self, text: &str, loc: Loc, value: &str, owners: &mut SynonymOwners) {
+        let key = normalise_synonym(text);
+        match owners.get(&key) {
+            Some((owner, _)) if owner == value => {}
+            Some((owner, first)) => {
+                let message = format!(
+                    "synonym `{text}` of choice `{value}` also matches choice `{owner}` (at {}); keep it in one choice",
+                    place(&self.cx, *first)
+                );
+                self.cx.error(loc, message);
+            }
+            None => {
+                owners.insert(key, (value.to_owned(), loc));
+            }
+        }
+    }
+}
+
+/// For each normalised synonym or value of a choice slot, the value it stands for
+/// and where it was first written.
+type SynonymOwners = HashMap<String, (String, Loc)>;
+
+/// Folds a synonym as choice matching does (case and surrounding spaces), so two
+/// synonyms that match the same answers compare equal.
+fn normalise_synonym(text: &str) -> String {
+    text.trim().to_lowercase()
 }
 
 fn scalar_label(node: &Node) -> String {

@@ -1,8 +1,9 @@
 //! A YAML node tree that remembers where every key and value was written.
 //!
-//! Built from `saphyr-parser`'s event stream rather than a serde deserialiser so that
-//! duplicate keys are seen (serde keeps the last), every node has a line and column,
-//! and a scalar remembers whether it was quoted (so `no` and `"no"` stay apart).
+//! Built from `saphyr-parser`'s event stream rather than a serde deserialiser, for
+//! three reasons. Duplicate keys are seen (serde keeps the last). Every node has a
+//! line and column. A scalar remembers whether it was quoted, so `no` and `"no"` stay
+//! apart.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -191,7 +192,11 @@ pub(crate) fn parse(file: usize, text: &str) -> Parsed {
     let mut builder = Builder { file, stack: Vec::new(), anchors: HashMap::new(), parsed: Parsed::default() };
     for event in Parser::new_from_str(text) {
         match event {
-            Ok((event, span)) => builder.on_event(event, span),
+            Ok((event, span)) => {
+                if !builder.on_event(event, span) {
+                    break;
+                }
+            }
             Err(error) => {
                 builder.on_syntax_error(&error);
                 break;
@@ -200,6 +205,10 @@ pub(crate) fn parse(file: usize, text: &str) -> Parsed {
     }
     builder.parsed
 }
+
+/// The deepest nesting accepted. Bot files nest about six levels, and the node tree is
+/// dropped and converted recursively, so a much deeper file could overflow the stack.
+const MAX_DEPTH: usize = 64;
 
 enum Frame {
     Document,
@@ -215,8 +224,16 @@ struct Builder {
 }
 
 impl Builder {
-    fn on_event(&mut self, event: Event<'_>, span: Span) {
+    /// Adds one event to the tree. Returns false when parsing must stop.
+    fn on_event(&mut self, event: Event<'_>, span: Span) -> bool {
         let loc = Loc::from_span(self.file, span);
+        let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if opens && self.stack.len() > MAX_DEPTH {
+            self.problem(loc.start(), format!("YAML nested deeper than {MAX_DEPTH} levels; flatten it"));
+            self.parsed.documents.clear();
+            self.parsed.syntax_error = true;
+            return false;
+        }
         match event {
             Event::DocumentStart(_) => self.stack.push(Frame::Document),
             Event::DocumentEnd => {
@@ -229,7 +246,7 @@ impl Builder {
                 self.add(node);
             }
             Event::Alias(anchor) => {
-                let Some(target) = self.anchors.get(&anchor) else { return };
+                let Some(target) = self.anchors.get(&anchor) else { return true };
                 let node = Node { loc, value: target.value.clone() };
                 self.add(node);
             }
@@ -244,6 +261,7 @@ impl Builder {
             Event::SequenceEnd | Event::MappingEnd => self.close_collection(),
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+        true
     }
 
     fn close_collection(&mut self) {
@@ -408,6 +426,15 @@ mod tests {
         let root = only_document("a: &x [1, 2]\nb: *x\n")?;
         let b = &root.entries().unwrap_or_default()[1].value;
         assert_eq!(b.items().map(<[Node]>::len), Some(2));
+        Ok(())
+    }
+
+    #[test]
+    fn parse_rejects_deep_nesting() -> anyhow::Result<()> {
+        let text = "[".repeat(MAX_DEPTH + 5);
+        let parsed = parse(0, &text);
+        assert!(parsed.syntax_error);
+        assert!(parsed.problems[0].message.contains("nested deeper"), "{:?}", parsed.problems);
         Ok(())
     }
 

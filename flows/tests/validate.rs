@@ -488,3 +488,13 @@ fn intent_name_with_leading_underscore_is_reserved() -> Result<()> {
     assert!(diagnostic.message.starts_with("intent names starting with `_` are reserved"), "{diagnostic}");
     Ok(())
 }
+
+#[test]
+fn synonym_of_two_choices_is_an_error() -> Result<()> {
+    let slots = "slots:\n  confirm:\n    type: choice\n    choices:\n      \"yes\": { en: [ok, sure] }\n      \"no\": { en: [\" OK \", nope] }\n";
+    let bot = TempBot::new(&[("bot.yml", SETTINGS), ("slots.yml", slots)])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("slots.yml"), 6, 20)?;
+    assert!(diagnostic.message.starts_with("synonym ` OK ` of choice `no` also matches choice `yes`"), "{diagnostic}");
+    Ok(())
+}
