@@ -47,26 +47,57 @@ impl Drop for ConversationGuard<'_> {
     }
 }
 
+/// The hub drops senders nobody listens to once it holds this many, then again
+/// at twice the number left, so pruning costs O(1) per subscription on average.
+const HUB_PRUNE_MIN: usize = 64;
+
 #[derive(Default)]
 pub(crate) struct EventHub {
-    senders: Mutex<HashMap<ConversationId, broadcast::Sender<Event>>>,
+    senders: Mutex<Senders>,
+}
+
+#[derive(Default)]
+struct Senders {
+    by_conversation: HashMap<ConversationId, broadcast::Sender<Event>>,
+    prune_at: usize,
 }
 
 impl EventHub {
     pub fn subscribe(&self, id: &ConversationId) -> broadcast::Receiver<Event> {
         let mut senders = self.senders.lock().expect("event hub poisoned");
-        senders.entry(id.clone()).or_insert_with(|| broadcast::channel(HUB_CAPACITY).0).subscribe()
+        if senders.by_conversation.len() >= senders.prune_at.max(HUB_PRUNE_MIN) {
+            senders.by_conversation.retain(|_, sender| sender.receiver_count() > 0);
+            senders.prune_at = senders.by_conversation.len() * 2;
+        }
+        senders.by_conversation.entry(id.clone()).or_insert_with(|| broadcast::channel(HUB_CAPACITY).0).subscribe()
     }
 
     pub fn publish(&self, events: &[Event]) {
         let mut senders = self.senders.lock().expect("event hub poisoned");
         for event in events {
-            let Some(sender) = senders.get(&event.conversation_id) else {
+            let Some(sender) = senders.by_conversation.get(&event.conversation_id) else {
                 continue;
             };
             if sender.send(event.clone()).is_err() {
-                senders.remove(&event.conversation_id);
+                senders.by_conversation.remove(&event.conversation_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_prunes_senders_without_receivers() {
+        let hub = EventHub::default();
+        for i in 0..1000 {
+            drop(hub.subscribe(&ConversationId::new(format!("c{i}"))));
+        }
+
+        let kept = hub.senders.lock().unwrap().by_conversation.len();
+
+        assert!(kept <= HUB_PRUNE_MIN, "kept {kept} senders that nobody listens to");
     }
 }
