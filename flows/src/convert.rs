@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use bot_core::engine::RESERVED_RESPONSES;
 use bot_core::Lang;
 
 use crate::cx::{is_name_char, suggestion, Cx};
@@ -83,8 +84,9 @@ impl<'s, 'n> Converter<'s, 'n> {
         }
     }
 
-    /// Checks that `name` is defined, recording its use. Returns false only when it is
-    /// certainly undefined.
+    /// Checks that `name` is defined, recording its use. Reserved responses count as
+    /// defined because the engine has built-in texts for them. Returns false only when
+    /// `name` is certainly undefined.
     pub fn reference(&mut self, kind: Kind, name: &str, loc: Loc) -> bool {
         match kind {
             Kind::Response => self.usage.responses.insert(name.to_owned()),
@@ -92,7 +94,8 @@ impl<'s, 'n> Converter<'s, 'n> {
             Kind::Intent | Kind::Slot => false,
         };
         let section = self.defined(kind);
-        if section.contains(name) || !self.complete {
+        let built_in = kind == Kind::Response && RESERVED_RESPONSES.contains(&name);
+        if section.contains(name) || built_in || !self.complete {
             return true;
         }
         let hint = suggestion(name, section.names());

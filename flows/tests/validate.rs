@@ -498,3 +498,12 @@ fn synonym_of_two_choices_is_an_error() -> Result<()> {
     assert!(diagnostic.message.starts_with("synonym ` OK ` of choice `no` also matches choice `yes`"), "{diagnostic}");
     Ok(())
 }
+
+#[test]
+fn reserved_response_needs_no_definition() -> Result<()> {
+    let flows = "flows:\n  human:\n    steps:\n      - say: handoff_waiting\n      - handoff\nintents:\n  agent:\n    examples: { en: [agent, human, person, someone, staff] }\n    flow: human\n";
+    let bot = TempBot::new(&[("bot.yml", SETTINGS), ("flows.yml", flows)])?;
+    let report = validate(&bot.dir);
+    assert!(report.diagnostics.is_empty(), "{report}");
+    Ok(())
+}
