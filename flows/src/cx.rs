@@ -22,15 +22,7 @@ impl<'s> Cx<'s> {
 
     /// Reports a problem with a whole file or folder rather than a place in a file.
     pub fn error_at_path(&mut self, path: PathBuf, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            file: path,
-            line: 0,
-            column: 0,
-            width: 0,
-            message: message.into(),
-            snippet: String::new(),
-        });
+        self.diagnostics.push(Diagnostic::error_at_path(path, message.into()));
     }
 
     pub fn error(&mut self, loc: Loc, message: impl Into<String>) {

@@ -39,6 +39,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Creates an error about a whole file or folder, with no line or column.
+    pub(crate) fn error_at_path(file: PathBuf, message: String) -> Self {
+        Self { severity: Severity::Error, file, line: 0, column: 0, width: 0, message, snippet: String::new() }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -99,15 +99,7 @@ pub fn validate(dir: &Path) -> Report {
         Ok(analysis) => Report { diagnostics: analysis.diagnostics },
         Err(LoadError::Invalid { diagnostics }) => Report { diagnostics },
         Err(LoadError::Io { path, source }) => {
-            let diagnostic = Diagnostic {
-                severity: Severity::Error,
-                file: path,
-                line: 0,
-                column: 0,
-                width: 0,
-                message: format!("failed to read: {source}"),
-                snippet: String::new(),
-            };
+            let diagnostic = Diagnostic::error_at_path(path, format!("failed to read: {source}"));
             Report { diagnostics: vec![diagnostic] }
         }
     }

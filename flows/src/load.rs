@@ -67,11 +67,7 @@ fn read_sources(dir: &Path, hasher: &mut SourcesHasher, diagnostics: &mut Vec<Di
         hasher.add(&relative, &bytes);
         match String::from_utf8(bytes) {
             Ok(text) => sources.push(SourceFile { shown: path, text }),
-            Err(_) => {
-                let mut cx = Cx::new(&[]);
-                cx.error_at_path(path, "file is not valid UTF-8; save it as UTF-8");
-                diagnostics.append(&mut cx.diagnostics);
-            }
+            Err(_) => diagnostics.push(Diagnostic::error_at_path(path, "file is not valid UTF-8; save it as UTF-8".to_owned())),
         }
     }
     Ok(sources)
