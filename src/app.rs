@@ -51,7 +51,7 @@ pub fn load_bot(bot_dir: &Path) -> anyhow::Result<lepton_flows::LoadedBot> {
             Ok(loaded)
         }
         Err(lepton_flows::LoadError::Invalid { diagnostics }) => {
-            let listing: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            let listing: Vec<String> = diagnostics.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
             anyhow::bail!("the bot in {} has errors:\n{}", bot_dir.display(), listing.join("\n"))
         }
         Err(error) => Err(error).with_context(|| format!("cannot load the bot in {}", bot_dir.display())),
