@@ -7,20 +7,27 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bot_core::message::now_millis;
-use bot_core::{ConversationId, Event, Session, SessionStore, StoreError, Timestamp, Versioned};
+use bot_core::{ConversationId, Event, Session, SessionStore, StoreError, Timestamp, TurnCommit, Versioned};
 use redb::Database;
 
 use crate::error::EmbeddedStoreError;
-use crate::ops::{self, Inner, OpError, SweepStats};
+use crate::batch::TurnWriter;
+use crate::ops::{self, EncodedTurn, Inner, OpError, SweepStats};
 use crate::record;
+use crate::sync::{Flusher, SyncPolicy};
 use crate::tables::{self, FormatCheck, FORMAT_VERSION};
 
 /// A session store in one file on local disk, safe to share between tasks as
 /// `Arc<EmbeddedStore>`.
 ///
-/// Every write is committed durably before it returns (redb's default
-/// `Durability::Immediate`), so a restarted server continues each conversation
-/// where it stopped. Only one process can open a file at a time.
+/// Each write is one redb transaction (concurrent `commit_turn` calls share
+/// one), visible to every reader when it returns. When it reaches the disk
+/// depends on the [`SyncPolicy`]: by default a background thread makes writes
+/// durable every [`DEFAULT_FLUSH_INTERVAL`](crate::DEFAULT_FLUSH_INTERVAL), so a
+/// crash may lose the last writes (see the crate documentation).
+/// [`flush`](SessionStore::flush) and dropping the store make every write
+/// durable, so after a clean shutdown a restarted server continues each
+/// conversation where it stopped. Only one process can open a file at a time.
 ///
 /// Expired records read as absent. They are deleted when the store opens, every
 /// [`SWEEP_EVERY_WRITES`](crate::SWEEP_EVERY_WRITES) writes, and by
@@ -28,15 +35,25 @@ use crate::tables::{self, FormatCheck, FORMAT_VERSION};
 /// file stops growing once expiry keeps pace with new conversations.
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    /// The thread that stores `commit_turn` requests in batches.
+    writer: TurnWriter,
+    /// The thread that flushes deferred commits; `None` under [`SyncPolicy::EveryWrite`].
+    flusher: Option<Flusher>,
 }
 
 impl EmbeddedStore {
-    /// Opens the store file at `path`, creating it and its parent folders if needed,
-    /// and deletes expired records.
+    /// Opens the store file at `path` with the default [`SyncPolicy`], creating
+    /// it and its parent folders if needed, and deletes expired records.
     ///
     /// This blocks on file I/O, so call it at startup or inside
     /// `tokio::task::spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, EmbeddedStoreError> {
+        Self::open_with(path, SyncPolicy::default())
+    }
+
+    /// Opens the store file at `path` as [`open`](Self::open) does, with
+    /// `policy` deciding when writes become durable.
+    pub fn open_with(path: &Path, policy: SyncPolicy) -> Result<Self, EmbeddedStoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|source| EmbeddedStoreError::CreateFolder { path: parent.to_path_buf(), source })?;
@@ -44,18 +61,25 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(|e| EmbeddedStoreError::from_open(path, e))?;
         prepare_tables(&db, path)?;
 
-        let inner = Inner::new(db, path.to_path_buf());
+        let inner = Arc::new(Inner::new(db, path.to_path_buf(), policy));
         let stats = ops::sweep(&inner, now_millis()).map_err(|e| match e {
             OpError::Redb(source) => EmbeddedStoreError::from_setup(path, source),
             OpError::Store(error) => EmbeddedStoreError::Corrupt { path: path.to_path_buf(), reason: error.to_string() },
         })?;
+        let thread_error = |source| EmbeddedStoreError::WriterThread { path: path.to_path_buf(), source };
+        let writer = TurnWriter::start(Arc::clone(&inner)).map_err(thread_error)?;
+        let flusher = match policy.interval() {
+            Some(interval) => Some(Flusher::start(Arc::clone(&inner), interval).map_err(thread_error)?),
+            None => None,
+        };
         tracing::debug!(
             path = %path.display(),
+            ?policy,
             expired_sessions = stats.sessions,
             expired_transcripts = stats.transcripts,
             "opened the embedded session store"
         );
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self { inner, writer, flusher })
     }
 
     /// Returns the path of the store file.
@@ -98,7 +122,7 @@ impl EmbeddedStore {
         self.run(operation, move |inner| {
             let value = op(inner)?;
             if inner.count_write() {
-                sweep_after_write(inner);
+                ops::sweep_after_write(inner);
             }
             Ok(value)
         })
@@ -115,26 +139,29 @@ fn prepare_tables(db: &Database, path: &Path) -> Result<(), EmbeddedStoreError> 
     txn.commit().map_err(|e| EmbeddedStoreError::from_setup(path, e))
 }
 
-/// Sweeps after a committed write. The write already succeeded, so a failed sweep
-/// is logged and left for the next one.
-fn sweep_after_write(inner: &Inner) {
-    match ops::sweep(inner, now_millis()) {
-        Ok(stats) => tracing::debug!(
-            expired_sessions = stats.sessions,
-            expired_transcripts = stats.transcripts,
-            expired_events = stats.events,
-            "swept the embedded session store"
-        ),
-        Err(error) => {
-            let error = error.into_store_error(&inner.path);
-            tracing::warn!(%error, "sweeping expired records failed; the next sweep retries");
-        }
-    }
-}
-
 fn expiry(ttl: Duration) -> Timestamp {
     let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     now_millis().saturating_add(ttl)
+}
+
+fn encode_events(events: &[Event]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    events.iter().map(|event| record::encode_event(event).map(|bytes| (event.seq, bytes))).collect()
+}
+
+/// Stores the queued turns, stops the threads and makes every write durable.
+/// A failure is logged, because `Drop` cannot return it; call
+/// [`SessionStore::flush`] first to see it.
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.writer.stop();
+        if let Some(flusher) = &mut self.flusher {
+            flusher.stop();
+        }
+        if let Err(error) = self.inner.flush() {
+            let error = error.into_store_error(&self.inner.path);
+            tracing::error!(%error, "the last writes to the session store may not be durable");
+        }
+    }
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -157,10 +184,7 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError> {
-        let encoded = events
-            .iter()
-            .map(|event| record::encode_event(event).map(|bytes| (event.seq, bytes)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoded = encode_events(events)?;
         let id = id.clone();
         let expires_at = expiry(ttl);
         self.write("append_events", move |inner| ops::append_events(inner, &id, &encoded, expires_at, now_millis())).await
@@ -178,5 +202,26 @@ impl SessionStore for EmbeddedStore {
 
     async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError> {
         self.run("waiting", ops::waiting).await
+    }
+
+    /// Stores the session, the events and the waiting-queue change in one
+    /// transaction: on a conflict or any other error none of them is stored.
+    /// Concurrent turns share one transaction (see the `batch` module), and
+    /// each gets its own result.
+    async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
+        let turn = EncodedTurn {
+            session: turn.session.clone(),
+            expected: turn.expected,
+            events: encode_events(turn.events)?,
+            waiting: turn.waiting,
+            expires_at: expiry(turn.ttl),
+        };
+        self.writer.commit(turn).await
+    }
+
+    /// Makes every write so far durable with one fsync, or returns at once when
+    /// all of them already are.
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.run("flush", Inner::flush).await
     }
 }

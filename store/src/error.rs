@@ -38,6 +38,9 @@ pub enum EmbeddedStoreError {
 
     #[error("cannot open session store {}: {source}", path.display())]
     Database { path: PathBuf, source: redb::Error },
+
+    #[error("cannot start the writer threads of session store {}: {source}", path.display())]
+    WriterThread { path: PathBuf, source: io::Error },
 }
 
 impl EmbeddedStoreError {

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bot_core::{ConversationId, Event, Session, StoreError, Timestamp, Versioned};
-use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::error::unavailable;
 use crate::record::{self, Envelope};
+use crate::sync::{SyncPolicy, SyncState};
 use crate::tables::{EVENTS, SESSIONS, SESSIONS_BY_EXPIRY, TRANSCRIPTS, TRANSCRIPTS_BY_EXPIRY, WAITING};
 
 /// How many writes pass between two sweeps of expired records.
@@ -19,17 +20,51 @@ pub const SWEEP_EVERY_WRITES: u64 = 256;
 pub(crate) struct Inner {
     pub db: Database,
     pub path: PathBuf,
+    pub sync: SyncState,
     writes: AtomicU64,
 }
 
 impl Inner {
-    pub fn new(db: Database, path: PathBuf) -> Self {
-        Self { db, path, writes: AtomicU64::new(0) }
+    pub fn new(db: Database, path: PathBuf, policy: SyncPolicy) -> Self {
+        Self { db, path, sync: SyncState::new(policy), writes: AtomicU64::new(0) }
     }
 
     /// Counts a committed write; true when this write should be followed by a sweep.
     pub fn count_write(&self) -> bool {
         self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == SWEEP_EVERY_WRITES - 1
+    }
+
+    /// Starts a write transaction with the durability of the store's [`SyncPolicy`].
+    fn begin_write(&self) -> Result<WriteTransaction, OpError> {
+        let mut txn = self.db.begin_write()?;
+        if self.sync.deferred {
+            txn.set_durability(Durability::None)?;
+        }
+        Ok(txn)
+    }
+
+    /// Commits a transaction from [`begin_write`](Self::begin_write).
+    fn commit(&self, txn: WriteTransaction) -> Result<(), OpError> {
+        txn.commit()?;
+        if self.sync.deferred {
+            self.sync.mark_dirty();
+        }
+        Ok(())
+    }
+
+    /// Makes every commit so far durable with one fsync, unless none is pending.
+    pub fn flush(&self) -> Result<(), OpError> {
+        let _flushing = self.sync.lock_flush();
+        if !self.sync.take_dirty() {
+            return Ok(());
+        }
+        // An empty transaction with redb's default `Durability::Immediate`
+        // writes the header that points at the newest commit, then fsyncs.
+        let result = self.db.begin_write().map_err(OpError::from).and_then(|txn| Ok(txn.commit()?));
+        if result.is_err() {
+            self.sync.mark_dirty();
+        }
+        result
     }
 }
 
@@ -74,7 +109,14 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(redb::Error, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
 
 pub(crate) fn load(inner: &Inner, id: &ConversationId, now: Timestamp) -> Result<Option<Versioned>, OpError> {
     let txn = inner.db.begin_read()?;
@@ -101,8 +143,16 @@ pub(crate) fn load(inner: &Inner, id: &ConversationId, now: Timestamp) -> Result
 /// from the stored record's version when that is readable, so a writer holding a
 /// version from before the record expired still conflicts.
 pub(crate) fn save(inner: &Inner, session: &Session, expected: u64, expires_at: Timestamp, now: Timestamp) -> Result<u64, OpError> {
+    let txn = inner.begin_write()?;
+    let version = save_in(&txn, session, expected, expires_at, now)?;
+    inner.commit(txn)?;
+    Ok(version)
+}
+
+/// Does the work of [`save`] inside `txn`. Every [`StoreError`] it returns
+/// comes before its first write, which [`commit_turns`] relies on.
+fn save_in(txn: &WriteTransaction, session: &Session, expected: u64, expires_at: Timestamp, now: Timestamp) -> Result<u64, OpError> {
     let id = &session.conversation_id;
-    let txn = inner.db.begin_write()?;
     let version = {
         let mut sessions = txn.open_table(SESSIONS)?;
         let previous = sessions.get(id.as_str())?.map(|bytes| record::decode_envelope(id, bytes.value()));
@@ -122,9 +172,50 @@ pub(crate) fn save(inner: &Inner, session: &Session, expected: u64, expires_at: 
         stored.version + 1
     };
 
-    refresh_live_transcript(&txn, id, expires_at, now)?;
-    txn.commit()?;
+    refresh_live_transcript(txn, id, expires_at, now)?;
     Ok(version)
+}
+
+/// Stores a batch of turns in one transaction. Each turn does [`save`], then
+/// [`append_events`] when it has events, then [`set_waiting`] when `waiting`
+/// is `Some`, and gets its own result: a turn that fails with a [`StoreError`]
+/// (a conflict, or a session that cannot be encoded) stores nothing, and the
+/// others are stored. A redb error aborts the transaction, so no turn is stored.
+pub(crate) fn commit_turns(inner: &Inner, turns: &[EncodedTurn], now: Timestamp) -> Result<Vec<Result<u64, StoreError>>, OpError> {
+    let txn = inner.begin_write()?;
+    let mut results = Vec::with_capacity(turns.len());
+    for turn in turns {
+        match commit_turn_in(&txn, turn, now) {
+            Ok(version) => results.push(Ok(version)),
+            // `save_in` returns every StoreError before the turn's first write.
+            Err(OpError::Store(error)) => results.push(Err(error)),
+            Err(error @ OpError::Redb(_)) => return Err(error),
+        }
+    }
+    inner.commit(txn)?;
+    Ok(results)
+}
+
+fn commit_turn_in(txn: &WriteTransaction, turn: &EncodedTurn, now: Timestamp) -> Result<u64, OpError> {
+    let id = &turn.session.conversation_id;
+    let version = save_in(txn, &turn.session, turn.expected, turn.expires_at, now)?;
+    if !turn.events.is_empty() {
+        append_events_in(txn, id, &turn.events, turn.expires_at, now)?;
+    }
+    if let Some(since) = turn.waiting {
+        set_waiting_in(txn, id, since)?;
+    }
+    Ok(version)
+}
+
+/// A [`bot_core::TurnCommit`] with its events encoded, ready to store.
+pub(crate) struct EncodedTurn {
+    pub session: Session,
+    pub expected: u64,
+    /// (sequence number, event JSON) of each event.
+    pub events: Vec<(u64, Vec<u8>)>,
+    pub waiting: Option<Option<Timestamp>>,
+    pub expires_at: Timestamp,
 }
 
 /// The store fields of the record a save replaces.
@@ -154,7 +245,7 @@ impl StoredVersion {
 
 /// Moves the expiry of a conversation's transcript to `expires_at`, unless it
 /// has none or it already expired (an expired transcript must stay unreadable).
-fn refresh_live_transcript(txn: &redb::WriteTransaction, id: &ConversationId, expires_at: Timestamp, now: Timestamp) -> Result<(), OpError> {
+fn refresh_live_transcript(txn: &WriteTransaction, id: &ConversationId, expires_at: Timestamp, now: Timestamp) -> Result<(), OpError> {
     let mut transcripts = txn.open_table(TRANSCRIPTS)?;
     let current = transcripts.get(id.as_str())?.map(|v| v.value());
     match current {
@@ -191,23 +282,30 @@ pub(crate) fn append_events(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), OpError> {
-    let txn = inner.db.begin_write()?;
-    {
-        let mut transcripts = txn.open_table(TRANSCRIPTS)?;
-        let mut by_expiry = txn.open_table(TRANSCRIPTS_BY_EXPIRY)?;
-        let mut stored = txn.open_table(EVENTS)?;
-        let old_expiry = transcripts.get(id.as_str())?.map(|v| v.value());
-        if old_expiry.is_some_and(|old| old <= now) {
-            delete_events(&mut stored, id)?;
-        }
+    let txn = inner.begin_write()?;
+    append_events_in(&txn, id, events, expires_at, now)?;
+    inner.commit(txn)
+}
 
-        for (seq, bytes) in events {
-            stored.insert((id.as_str(), *seq), bytes.as_slice())?;
-        }
-        set_transcript_expiry(&mut transcripts, &mut by_expiry, id, old_expiry, expires_at)?;
+fn append_events_in(
+    txn: &WriteTransaction,
+    id: &ConversationId,
+    events: &[(u64, Vec<u8>)],
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), OpError> {
+    let mut transcripts = txn.open_table(TRANSCRIPTS)?;
+    let mut by_expiry = txn.open_table(TRANSCRIPTS_BY_EXPIRY)?;
+    let mut stored = txn.open_table(EVENTS)?;
+    let old_expiry = transcripts.get(id.as_str())?.map(|v| v.value());
+    if old_expiry.is_some_and(|old| old <= now) {
+        delete_events(&mut stored, id)?;
     }
-    txn.commit()?;
-    Ok(())
+
+    for (seq, bytes) in events {
+        stored.insert((id.as_str(), *seq), bytes.as_slice())?;
+    }
+    set_transcript_expiry(&mut transcripts, &mut by_expiry, id, old_expiry, expires_at)
 }
 
 fn delete_events(stored: &mut Table<(&str, u64), &[u8]>, id: &ConversationId) -> Result<u64, OpError> {
@@ -241,15 +339,17 @@ pub(crate) fn events(inner: &Inner, id: &ConversationId, after_seq: u64, limit: 
 }
 
 pub(crate) fn set_waiting(inner: &Inner, id: &ConversationId, since: Option<Timestamp>) -> Result<(), OpError> {
-    let txn = inner.db.begin_write()?;
-    {
-        let mut waiting = txn.open_table(WAITING)?;
-        match since {
-            Some(since) => waiting.insert(id.as_str(), since)?,
-            None => waiting.remove(id.as_str())?,
-        };
-    }
-    txn.commit()?;
+    let txn = inner.begin_write()?;
+    set_waiting_in(&txn, id, since)?;
+    inner.commit(txn)
+}
+
+fn set_waiting_in(txn: &WriteTransaction, id: &ConversationId, since: Option<Timestamp>) -> Result<(), OpError> {
+    let mut waiting = txn.open_table(WAITING)?;
+    match since {
+        Some(since) => waiting.insert(id.as_str(), since)?,
+        None => waiting.remove(id.as_str())?,
+    };
     Ok(())
 }
 
@@ -265,13 +365,30 @@ pub(crate) fn waiting(inner: &Inner) -> Result<Vec<(ConversationId, Timestamp)>,
     Ok(waiting)
 }
 
+/// Sweeps after a committed write. The write already succeeded, so a failed sweep
+/// is logged and left for the next one.
+pub(crate) fn sweep_after_write(inner: &Inner) {
+    match sweep(inner, bot_core::message::now_millis()) {
+        Ok(stats) => tracing::debug!(
+            expired_sessions = stats.sessions,
+            expired_transcripts = stats.transcripts,
+            expired_events = stats.events,
+            "swept the embedded session store"
+        ),
+        Err(error) => {
+            let error = error.into_store_error(&inner.path);
+            tracing::warn!(%error, "sweeping expired records failed; the next sweep retries");
+        }
+    }
+}
+
 /// Deletes the session records and transcripts that expired at or before `now`.
 ///
 /// A session record whose store fields cannot be read is kept: it is unreadable
 /// data, not expired data, and the next save of that conversation replaces it.
 pub(crate) fn sweep(inner: &Inner, now: Timestamp) -> Result<SweepStats, OpError> {
     let mut stats = SweepStats::default();
-    let txn = inner.db.begin_write()?;
+    let txn = inner.begin_write()?;
     {
         let due = take_due(&mut txn.open_table(SESSIONS_BY_EXPIRY)?, now)?;
         let mut sessions = txn.open_table(SESSIONS)?;
@@ -306,7 +423,7 @@ pub(crate) fn sweep(inner: &Inner, now: Timestamp) -> Result<SweepStats, OpError
             }
         }
     }
-    txn.commit()?;
+    inner.commit(txn)?;
     Ok(stats)
 }
 

@@ -5,5 +5,7 @@ mod common;
 mod concurrency;
 mod contract;
 mod corruption;
+mod crash;
 mod persistence;
 mod schema;
+mod turns;
