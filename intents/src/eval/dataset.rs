@@ -1,0 +1,224 @@
+//! Evaluation data sets: JSON Lines, CSV (BANKING77) and the CLINC150 layout.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bot_core::IntentId;
+use serde::Deserialize;
+
+use crate::error::DatasetError;
+
+/// A text with its intent; `None` marks an out-of-scope text that no intent
+/// should claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabeledText {
+    pub text: String,
+    pub intent: Option<IntentId>,
+}
+
+/// Labelled texts, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dataset {
+    pub examples: Vec<LabeledText>,
+}
+
+/// The CLINC150 `data_full.json` splits, each with its out-of-scope texts
+/// (`oos_train`, `oos_val`, `oos_test`) appended.
+#[derive(Clone, Debug)]
+pub struct Clinc150 {
+    pub train: Dataset,
+    pub val: Dataset,
+    pub test: Dataset,
+}
+
+/// The intent label that CLINC150 uses for out-of-scope texts.
+pub const CLINC_OUT_OF_SCOPE: &str = "oos";
+
+impl Dataset {
+    /// Loads a `.jsonl` or `.csv` file, chosen by extension.
+    pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => Self::from_jsonl(path),
+            Some("csv") => Self::from_csv(path),
+            _ => Err(DatasetError::UnknownFormat { path: path.to_owned() }),
+        }
+    }
+
+    /// Loads JSON Lines of `{"text": "...", "intent": "..."}`; an `intent` that is
+    /// `null` or missing marks an out-of-scope text. Blank lines are skipped.
+    pub fn from_jsonl(path: &Path) -> Result<Dataset, DatasetError> {
+        #[derive(Deserialize)]
+        struct Line {
+            text: String,
+            intent: Option<String>,
+        }
+
+        let content = read(path)?;
+        let mut examples = Vec::new();
+        for (index, line) in content.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: Line = serde_json::from_str(line).map_err(|error| invalid(path, index + 1, error.to_string()))?;
+            examples.push(LabeledText { text: parsed.text, intent: parsed.intent.map(IntentId::new) });
+        }
+        Ok(Dataset { examples })
+    }
+
+    /// Loads CSV with a header row naming a `text` column and an intent column
+    /// (`category`, `intent` or `label`), as BANKING77 ships. Fields may be quoted,
+    /// with `""` for a quote and line breaks inside quotes. An empty intent marks
+    /// an out-of-scope text.
+    pub fn from_csv(path: &Path) -> Result<Dataset, DatasetError> {
+        let content = read(path)?;
+        let records = parse_csv(&content).map_err(|(line, problem)| invalid(path, line, problem))?;
+        let Some((header_line, header)) = records.first() else {
+            return Err(invalid(path, 1, "the file is empty; expected a header row".to_owned()));
+        };
+
+        let column = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
+        let text_column = column(&["text"]).ok_or_else(|| invalid(path, *header_line, "no `text` column in the header".to_owned()))?;
+        let intent_column = column(&["category", "intent", "label"])
+            .ok_or_else(|| invalid(path, *header_line, "no `category`, `intent` or `label` column in the header".to_owned()))?;
+
+        let mut examples = Vec::new();
+        for (line, record) in &records[1..] {
+            if record.len() == 1 && record[0].is_empty() {
+                continue;
+            }
+            if record.len() != header.len() {
+                return Err(invalid(path, *line, format!("{} fields, expected {} as in the header", record.len(), header.len())));
+            }
+            let intent = record[intent_column].trim();
+            examples.push(LabeledText {
+                text: record[text_column].clone(),
+                intent: (!intent.is_empty()).then(|| IntentId::new(intent)),
+            });
+        }
+        Ok(Dataset { examples })
+    }
+
+    /// The in-scope examples as training pairs.
+    pub fn in_scope(&self) -> Vec<(String, IntentId)> {
+        self.examples.iter().filter_map(|e| e.intent.clone().map(|intent| (e.text.clone(), intent))).collect()
+    }
+
+    /// Number of out-of-scope examples.
+    pub fn out_of_scope_count(&self) -> usize {
+        self.examples.iter().filter(|e| e.intent.is_none()).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+}
+
+impl Clinc150 {
+    /// Loads CLINC150's JSON layout: an object whose `train`, `val`, `test`,
+    /// `oos_train`, `oos_val` and `oos_test` keys hold arrays of `[text, intent]`.
+    /// The intent `oos` marks an out-of-scope text.
+    pub fn load(path: &Path) -> Result<Clinc150, DatasetError> {
+        let content = read(path)?;
+        let mut splits: std::collections::HashMap<String, Vec<(String, String)>> =
+            serde_json::from_str(&content).map_err(|error| invalid(path, error.line(), error.to_string()))?;
+
+        let mut split = |in_scope: &str, out_of_scope: &str| -> Result<Dataset, DatasetError> {
+            let mut rows = splits.remove(in_scope).ok_or_else(|| invalid(path, 1, format!("no `{in_scope}` array")))?;
+            rows.extend(splits.remove(out_of_scope).unwrap_or_default());
+            let examples = rows
+                .into_iter()
+                .map(|(text, intent)| LabeledText { text, intent: (intent != CLINC_OUT_OF_SCOPE).then(|| IntentId::new(intent)) })
+                .collect();
+            Ok(Dataset { examples })
+        };
+        Ok(Clinc150 { train: split("train", "oos_train")?, val: split("val", "oos_val")?, test: split("test", "oos_test")? })
+    }
+}
+
+fn read(path: &Path) -> Result<String, DatasetError> {
+    fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })
+}
+
+fn invalid(path: &Path, line: usize, problem: String) -> DatasetError {
+    DatasetError::Invalid { path: PathBuf::from(path), line, problem }
+}
+
+/// Splits RFC 4180 CSV into records, each with the line it starts on.
+fn parse_csv(content: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut line = 1;
+    let mut record_line = 1;
+    let mut in_quotes = false;
+    let mut quote_line = 0;
+    let mut chars = content.chars().peekable();
+
+    while let Some(ch) = chars.next() {
+        if in_quotes {
+            match ch {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => in_quotes = false,
+                _ => {
+                    line += usize::from(ch == '\n');
+                    field.push(ch);
+                }
+            }
+            continue;
+        }
+        match ch {
+            '"' if field.is_empty() => {
+                in_quotes = true;
+                quote_line = line;
+            }
+            ',' => record.push(std::mem::take(&mut field)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                record.push(std::mem::take(&mut field));
+                records.push((record_line, std::mem::take(&mut record)));
+                line += 1;
+                record_line = line;
+            }
+            _ => field.push(ch),
+        }
+    }
+    if in_quotes {
+        return Err((quote_line, "quoted field is not closed".to_owned()));
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push((record_line, record));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_csv;
+
+    #[test]
+    fn csv_quoted_fields_with_commas_quotes_and_newlines() {
+        let records = parse_csv("text,category\n\"a, \"\"b\"\"\nc\",x\r\nplain,y\n").unwrap();
+        let fields: Vec<Vec<String>> = records.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(fields, [vec!["text", "category"], vec!["a, \"b\"\nc", "x"], vec!["plain", "y"]]);
+    }
+
+    #[test]
+    fn csv_records_start_lines() {
+        let records = parse_csv("h,i\n\"x\ny\",1\nz,2").unwrap();
+        let lines: Vec<usize> = records.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [1, 2, 4]);
+    }
+
+    #[test]
+    fn csv_unclosed_quote_is_an_error() {
+        assert_eq!(parse_csv("a,b\n\"open,1\n"), Err((2, "quoted field is not closed".to_owned())));
+    }
+}

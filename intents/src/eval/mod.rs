@@ -1,0 +1,9 @@
+//! Measuring a classifier on public data sets: loaders for JSON Lines, CSV and
+//! CLINC150, and a report with accuracy, macro-F1, per-intent scores and
+//! out-of-scope detection.
+
+mod dataset;
+mod report;
+
+pub use dataset::{Clinc150, Dataset, LabeledText, CLINC_OUT_OF_SCOPE};
+pub use report::{evaluate, run_eval, threshold_keeping, CalibratedThreshold, EvalConfig, EvalReport, IntentScores, OutOfScopeReport};

@@ -1,0 +1,45 @@
+//! Intent classification for Lepton, in English and Chinese, without a word
+//! segmenter.
+//!
+//! A text is normalised (lowercase, full-width forms folded) and turned into
+//! hashed word 1-2-grams and character n-grams (1-4 inside English words,
+//! 1-3 inside runs of Chinese characters), weighted by TF-IDF. A small network
+//! trained with candle maps them to intents: an embedding-bag hidden layer with
+//! ReLU and dropout, then a softmax layer. Training is deterministic for a seed.
+//! A model is stored as safetensors plus JSON metadata holding a hash of the
+//! examples and configuration, so a stale model is retrained.
+//!
+//! ```no_run
+//! use bot_core::{Classifier, IntentId};
+//! use lepton_intents::{IntentModel, TrainConfig};
+//!
+//! # fn main() -> Result<(), lepton_intents::IntentError> {
+//! let examples = vec![
+//!     ("where is my order".to_owned(), IntentId::new("order_status")),
+//!     ("我的订单到哪了".to_owned(), IntentId::new("order_status")),
+//!     ("I want a refund".to_owned(), IntentId::new("refund")),
+//!     ("我要退款".to_owned(), IntentId::new("refund")),
+//! ];
+//! let dir = std::path::Path::new("bot/.lepton/intents");
+//! let (model, trained) = IntentModel::load_or_train(dir, &examples, &TrainConfig::default())?;
+//! if let Some(top) = model.classify("track my order please").decide(0.5, 0.1) {
+//!     println!("{} ({:.2}), freshly trained: {trained}", top.intent, top.confidence);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod eval;
+mod features;
+mod model;
+mod optim;
+mod persist;
+mod rng;
+pub mod text;
+mod train;
+
+pub use error::{DatasetError, IntentError};
+pub use features::FeatureConfig;
+pub use model::IntentModel;
+pub use persist::{training_hash, METADATA_FILE, WEIGHTS_FILE};
+pub use train::TrainConfig;

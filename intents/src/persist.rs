@@ -1,0 +1,220 @@
+//! Saving and loading models: the weights as safetensors, and a JSON metadata
+//! file holding the intents, the training configuration and the training hash
+//! that tells whether the stored model still matches the bot's examples.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use bot_core::IntentId;
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::IntentError;
+use crate::features::Vocabulary;
+use crate::model::{IntentModel, Weights};
+use crate::train::{self, TrainConfig};
+
+/// File name of the weights inside a model folder.
+pub const WEIGHTS_FILE: &str = "intent-model.safetensors";
+/// File name of the metadata inside a model folder.
+pub const METADATA_FILE: &str = "intent-model.json";
+
+/// Version of the stored layout and of the feature extraction; bumping it makes
+/// every stored model stale.
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    format_version: u32,
+    training_hash: String,
+    intents: Vec<IntentId>,
+    feature_rows: usize,
+    config: TrainConfig,
+}
+
+/// Returns the hex SHA-256 of the examples (in order, because the order changes
+/// the shuffles and so the weights), the configuration and the format version.
+pub fn training_hash(examples: &[(String, IntentId)], config: &TrainConfig) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("lepton-intents format {FORMAT_VERSION}\n").as_bytes());
+    hasher.update(serde_json::to_vec(config).expect("TrainConfig serialises to JSON"));
+    for (text, intent) in examples {
+        for field in [text.as_str(), intent.as_str()] {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field.as_bytes());
+        }
+    }
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl IntentModel {
+    /// Trains a model on `(text, intent)` examples. The same examples, in the same
+    /// order, with the same configuration give the same weights.
+    pub fn train(examples: &[(String, IntentId)], config: &TrainConfig) -> Result<IntentModel, IntentError> {
+        train::train(examples, config, training_hash(examples, config))
+    }
+
+    /// Saves the model into `dir` (created if missing) as [`WEIGHTS_FILE`] and
+    /// [`METADATA_FILE`]. Each file is written to a temporary name and renamed, and
+    /// the metadata goes last, so an interrupted save leaves a stale or missing
+    /// model rather than a mismatched one.
+    pub fn save(&self, dir: &Path) -> Result<(), IntentError> {
+        fs::create_dir_all(dir).map_err(|source| io_error("create model folder", dir, source))?;
+
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let temporary = dir.join(format!("{WEIGHTS_FILE}.tmp"));
+        candle_core::safetensors::save(&self.tensors()?, &temporary).map_err(|error| match error {
+            candle_core::Error::Io(source) => io_error("write model weights", &temporary, source),
+            other => IntentError::Candle(other),
+        })?;
+        fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename model weights to", &weights_path, source))?;
+
+        let metadata = Metadata {
+            format_version: FORMAT_VERSION,
+            training_hash: self.training_hash.clone(),
+            intents: self.intents.clone(),
+            feature_rows: self.vocabulary.len(),
+            config: self.config.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
+        write_atomically(&dir.join(METADATA_FILE), &json)
+    }
+
+    /// Loads a model saved by [`IntentModel::save`]. A missing file gives
+    /// [`IntentError::Io`]; a damaged or inconsistent one gives
+    /// [`IntentError::InvalidModel`].
+    pub fn load(dir: &Path) -> Result<IntentModel, IntentError> {
+        let metadata = read_metadata(dir)?;
+        load_weights(dir, metadata)
+    }
+
+    /// Loads the model in `dir` if it was trained on exactly these examples with
+    /// this configuration; otherwise (files missing, unreadable or stale) trains a
+    /// new one and saves it there. Returns the model and whether it was trained.
+    pub fn load_or_train(dir: &Path, examples: &[(String, IntentId)], config: &TrainConfig) -> Result<(IntentModel, bool), IntentError> {
+        let hash = training_hash(examples, config);
+
+        match read_metadata(dir) {
+            Ok(metadata) if metadata.training_hash == hash => match load_weights(dir, metadata) {
+                Ok(model) => return Ok((model, false)),
+                Err(error) => tracing::warn!(error = %error, dir = %dir.display(), "stored intent model is unreadable; retraining"),
+            },
+            Ok(_) => tracing::info!(dir = %dir.display(), "intent examples or training config changed; retraining"),
+            Err(IntentError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                tracing::info!(dir = %dir.display(), "no stored intent model; training")
+            }
+            Err(error) => tracing::warn!(error = %error, dir = %dir.display(), "stored intent model is unreadable; retraining"),
+        }
+
+        let model = train::train(examples, config, hash)?;
+        model.save(dir)?;
+        Ok((model, true))
+    }
+
+    fn tensors(&self) -> Result<HashMap<String, Tensor>, IntentError> {
+        let device = Device::Cpu;
+        let rows = self.vocabulary.len();
+        let hidden = self.config.hidden;
+        let classes = self.intents.len();
+        let mut tensors = HashMap::from([
+            ("buckets".to_owned(), Tensor::from_slice(self.vocabulary.buckets(), rows, &device)?),
+            ("idf".to_owned(), Tensor::from_slice(self.vocabulary.idf(), rows, &device)?),
+            ("unseen_idf".to_owned(), Tensor::from_slice(&[self.vocabulary.unseen_idf()], 1, &device)?),
+        ]);
+        for (i, member) in self.members.iter().enumerate() {
+            let member_tensors = [
+                ("embedding", Tensor::from_slice(&member.embedding, (rows, hidden), &device)?),
+                ("output_weight", Tensor::from_slice(&member.output, (classes, hidden), &device)?),
+            ];
+            tensors.extend(member_tensors.into_iter().map(|(name, tensor)| (member_tensor(i, name), tensor)));
+        }
+        Ok(tensors)
+    }
+}
+
+/// Returns the tensor name of ensemble member `member`'s parameter `name`.
+fn member_tensor(member: usize, name: &str) -> String {
+    format!("member{member}.{name}")
+}
+
+fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
+    let path = dir.join(METADATA_FILE);
+    let bytes = fs::read(&path).map_err(|source| io_error("read model metadata", &path, source))?;
+    let metadata: Metadata = serde_json::from_slice(&bytes).map_err(|error| invalid(&path, error.to_string()))?;
+    if metadata.format_version != FORMAT_VERSION {
+        return Err(invalid(&path, format!("format version {} is not {FORMAT_VERSION}", metadata.format_version)));
+    }
+    if metadata.intents.is_empty() {
+        return Err(invalid(&path, "no intents".to_owned()));
+    }
+    Ok(metadata)
+}
+
+fn load_weights(dir: &Path, metadata: Metadata) -> Result<IntentModel, IntentError> {
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = fs::read(&path).map_err(|source| io_error("read model weights", &path, source))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|error| invalid(&path, error.to_string()))?;
+
+    let rows = metadata.feature_rows;
+    let hidden = metadata.config.hidden;
+    let classes = metadata.intents.len();
+    let read = TensorReader { path: &path, tensors: &tensors };
+
+    let buckets = read.vector::<u32>("buckets", DType::U32, &[rows])?;
+    let idf = read.vector::<f32>("idf", DType::F32, &[rows])?;
+    let unseen_idf = read.vector::<f32>("unseen_idf", DType::F32, &[1])?[0];
+    let mut members = Vec::with_capacity(metadata.config.members);
+    for i in 0..metadata.config.members {
+        members.push(Weights {
+            hidden,
+            embedding: read.vector(&member_tensor(i, "embedding"), DType::F32, &[rows, hidden])?,
+            output: read.vector(&member_tensor(i, "output_weight"), DType::F32, &[classes, hidden])?,
+        });
+    }
+
+    let vocabulary = Vocabulary::from_parts(metadata.config.features.clone(), buckets, idf, unseen_idf).map_err(|problem| invalid(&path, problem))?;
+    Ok(IntentModel { intents: metadata.intents, vocabulary, config: metadata.config, training_hash: metadata.training_hash, members })
+}
+
+struct TensorReader<'a> {
+    path: &'a Path,
+    tensors: &'a HashMap<String, Tensor>,
+}
+
+impl TensorReader<'_> {
+    /// Returns the named tensor's values, checking its type and shape.
+    fn vector<T: candle_core::WithDType>(&self, name: &str, dtype: DType, shape: &[usize]) -> Result<Vec<T>, IntentError> {
+        let tensor = self.tensors.get(name).ok_or_else(|| invalid(self.path, format!("tensor `{name}` is missing")))?;
+        if tensor.dtype() != dtype || tensor.dims() != shape {
+            return Err(invalid(
+                self.path,
+                format!("tensor `{name}` is {:?} {:?}, expected {dtype:?} {shape:?}", tensor.dtype(), tensor.dims()),
+            ));
+        }
+        let values = tensor.flatten_all()?.to_vec1::<T>()?;
+        if values.iter().any(|v| !v.to_f64().is_finite()) {
+            return Err(invalid(self.path, format!("tensor `{name}` holds a value that is not finite")));
+        }
+        Ok(values)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IntentError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    fs::write(&temporary, bytes).map_err(|source| io_error("write", &temporary, source))?;
+    fs::rename(&temporary, path).map_err(|source| io_error("rename file to", path, source))
+}
+
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> IntentError {
+    IntentError::Io { action, path: path.to_owned(), source }
+}
+
+fn invalid(path: &Path, problem: String) -> IntentError {
+    IntentError::InvalidModel { path: path.to_owned(), problem }
+}
