@@ -8,7 +8,7 @@
 //!
 //! let paths = BotPaths::new("demo".as_ref(), None);
 //! let options = ServeOptions {
-//!     store: StoreConfig::Embedded(paths.data_dir.join("sessions.redb")),
+//!     store: StoreConfig::Embedded { path: paths.data_dir.join("sessions.redb"), flush_interval: None },
 //!     paths,
 //!     host: "127.0.0.1".to_owned(),
 //!     port: 8080,

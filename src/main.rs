@@ -71,6 +71,11 @@ struct ServeArgs {
     /// Session store: a file path for the embedded store, or `memory` [default: DATA_DIR/sessions.redb].
     #[arg(long)]
     store: Option<String>,
+    /// Make session writes durable this many milliseconds after they return
+    /// instead of before (faster on disks with slow fsync; a crash may lose
+    /// that much). 0 keeps every write durable before it returns.
+    #[arg(long, default_value_t = 0)]
+    store_flush_ms: u64,
     /// Bearer token the agent API requires; without it, only loopback clients may use the agent API.
     #[arg(long, env = "LEPTON_AGENT_TOKEN", hide_env_values = true)]
     agent_token: Option<String>,
@@ -115,7 +120,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { port, host, bot } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false };
+            let args = ServeArgs { dir, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0 };
             serve(args)
         }
         Command::Serve(args) => serve(args),
@@ -146,12 +151,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn embedded_store(path: PathBuf, flush_ms: u64) -> StoreConfig {
+    let flush_interval = (flush_ms > 0).then(|| std::time::Duration::from_millis(flush_ms));
+    StoreConfig::Embedded { path, flush_interval }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
     let store = match args.store.as_deref() {
         Some("memory") => StoreConfig::Memory,
-        Some(path) => StoreConfig::Embedded(PathBuf::from(path)),
-        None => StoreConfig::Embedded(paths.data_dir.join("sessions.redb")),
+        Some(path) => embedded_store(PathBuf::from(path), args.store_flush_ms),
+        None => embedded_store(paths.data_dir.join("sessions.redb"), args.store_flush_ms),
     };
     let options = ServeOptions {
         paths,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use bot_core::{Engine, EngineParts, MemoryStore, SessionStore};
 
 use crate::app::{self, BotPaths};
@@ -18,8 +19,9 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Where sessions are kept.
 #[derive(Clone, Debug)]
 pub enum StoreConfig {
-    /// The embedded on-disk store at this path.
-    Embedded(PathBuf),
+    /// The embedded on-disk store at this path; with `flush_interval`, writes
+    /// are made durable that long after they return instead of before.
+    Embedded { path: PathBuf, flush_interval: Option<Duration> },
     /// Process memory; everything is lost on exit.
     Memory,
 }
@@ -68,6 +70,13 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     tracing::info!(address = %local, ready_ms, bot = %prepared.bot.settings.name, "server ready");
     println!("Lepton is ready at {server_url}/ (bot: {})", prepared.bot.settings.name);
 
+    // Replies are small and written as they are ready; without TCP_NODELAY,
+    // Nagle's algorithm and delayed ACKs hold some of them for tens of ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
@@ -84,9 +93,13 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
 fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn SessionStore>> {
     match config {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Embedded(path) => {
-            let store = lepton_store::EmbeddedStore::open(path)?;
-            tracing::info!(path = %path.display(), "session store open");
+        StoreConfig::Embedded { path, flush_interval } => {
+            let policy = match flush_interval {
+                Some(interval) => lepton_store::SyncPolicy::Periodic(*interval),
+                None => lepton_store::SyncPolicy::EveryWrite,
+            };
+            let store = lepton_store::EmbeddedStore::open_with(path, policy)?;
+            tracing::info!(path = %path.display(), ?policy, "session store open");
             Ok(Arc::new(store))
         }
     }

@@ -155,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folder = parent.join(format!("lepton-store-bench-{}", std::process::id()));
 
     let result = async {
-        bench_policy(&folder, "periodic", SyncPolicy::default(), 4_000).await?;
+        bench_policy(&folder, "periodic", SyncPolicy::Periodic(lepton_store::DEFAULT_FLUSH_INTERVAL), 4_000).await?;
         bench_policy(&folder, "every-write", SyncPolicy::EveryWrite, 400).await
     }
     .await;

@@ -17,14 +17,18 @@ use crate::record;
 use crate::sync::{Flusher, SyncPolicy};
 use crate::tables::{self, FormatCheck, FORMAT_VERSION};
 
+/// redb's page cache. Its default (1 GiB) lets a busy server's memory grow with
+/// the file; recent sessions fit in far less, and older pages are read from disk.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A session store in one file on local disk, safe to share between tasks as
 /// `Arc<EmbeddedStore>`.
 ///
 /// Each write is one redb transaction (concurrent `commit_turn` calls share
 /// one), visible to every reader when it returns. When it reaches the disk
-/// depends on the [`SyncPolicy`]: by default a background thread makes writes
-/// durable every [`DEFAULT_FLUSH_INTERVAL`](crate::DEFAULT_FLUSH_INTERVAL), so a
-/// crash may lose the last writes (see the crate documentation).
+/// depends on the [`SyncPolicy`]: by default each write is fsynced before it
+/// returns; under [`SyncPolicy::Periodic`] a background thread makes writes
+/// durable later, so a crash may lose the last ones (see the crate documentation).
 /// [`flush`](SessionStore::flush) and dropping the store make every write
 /// durable, so after a clean shutdown a restarted server continues each
 /// conversation where it stopped. Only one process can open a file at a time.
@@ -58,7 +62,10 @@ impl EmbeddedStore {
             std::fs::create_dir_all(parent)
                 .map_err(|source| EmbeddedStoreError::CreateFolder { path: parent.to_path_buf(), source })?;
         }
-        let db = Database::create(path).map_err(|e| EmbeddedStoreError::from_open(path, e))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| EmbeddedStoreError::from_open(path, e))?;
         prepare_tables(&db, path)?;
 
         let inner = Arc::new(Inner::new(db, path.to_path_buf(), policy));

@@ -26,25 +26,31 @@
 //! one writer thread puts every turn that is waiting into one transaction,
 //! and each turn still succeeds or fails on its own.
 //!
-//! Under the default [`SyncPolicy::Periodic`] a write is not yet on disk when
-//! it returns. A background thread fsyncs the file [`DEFAULT_FLUSH_INTERVAL`]
-//! (50 ms) after the first write it has not flushed, with one fsync for all the
-//! writes of that window. The trade-off:
+//! Under the default [`SyncPolicy::EveryWrite`] each transaction is fsynced
+//! before it returns, so a crash of the process or of the machine loses no
+//! write that returned. Concurrent turns share one transaction and one fsync,
+//! which is what keeps this fast under load; a lone writer waits for a whole
+//! fsync per write.
+//!
+//! [`SyncPolicy::Periodic`] (open with [`EmbeddedStore::open_with`], or
+//! `lepton serve --store-flush-ms N`) trades durability for latency on disks
+//! with slow fsync: a write is not yet on disk when it returns, and a
+//! background thread fsyncs the file one interval
+//! ([`DEFAULT_FLUSH_INTERVAL`] is 50 ms) after the first write it has not
+//! flushed, with one fsync for all the writes of that window.
 //!
 //! - A clean shutdown loses nothing. [`SessionStore::flush`](bot_core::SessionStore::flush),
 //!   which the engine calls on shutdown, returns once every earlier write is on
 //!   disk, and dropping the store stores the queued turns and flushes too (it
 //!   logs a failure, because `Drop` cannot return it).
-//! - A crash of the process or of the machine loses the writes since the last
-//!   completed flush: about the last 50 ms of turns, plus the turns made during
-//!   up to two fsyncs and any delay in scheduling the flush thread. A lost turn
-//!   is lost whole (session, events and queue change together), and the file
-//!   reopens at the last flushed state, so those conversations continue from
-//!   the turn before.
-//! - [`SyncPolicy::EveryWrite`] (open with [`EmbeddedStore::open_with`]) fsyncs
-//!   every transaction before it returns, so a crash loses no write that
-//!   returned. Concurrent turns still share one fsync per transaction, but a
-//!   lone writer waits for a whole fsync per write.
+//! - A crash loses the writes since the last completed flush: about the last
+//!   interval of turns, plus the turns made during up to two fsyncs and any
+//!   delay in scheduling the flush thread. A lost turn is lost whole (session,
+//!   events and queue change together), and the file reopens at the last
+//!   flushed state, so those conversations continue from the turn before.
+//! - While the flusher's fsync runs it holds redb's write lock, so turns
+//!   arriving then wait for it; on the machine of `docs/benchmarks.md` this
+//!   made the p99 latency through the REST API worse than `EveryWrite`.
 //!
 //! `docs/benchmarks.md` has the figures of both policies, measured with
 //! `examples/store_bench.rs`.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::ops::Inner;
 
-/// The flush interval of [`SyncPolicy::default`].
+/// A flush interval for [`SyncPolicy::Periodic`].
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// When the writes of an [`EmbeddedStore`](crate::EmbeddedStore) become durable,
@@ -37,7 +37,7 @@ pub enum SyncPolicy {
 
 impl Default for SyncPolicy {
     fn default() -> Self {
-        Self::Periodic(DEFAULT_FLUSH_INTERVAL)
+        Self::EveryWrite
     }
 }
 
