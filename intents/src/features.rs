@@ -34,6 +34,10 @@ pub struct FeatureConfig {
     /// them out). A text made mostly of unfamiliar n-grams then gets a short
     /// vector and a low confidence.
     pub unseen_weight: f32,
+    /// Add pairs of words one word apart (`how _ i` from `how do i`).
+    pub skip_bigrams: bool,
+    /// Add the first and the last word as features of their own.
+    pub edge_words: bool,
 }
 
 impl Default for FeatureConfig {
@@ -48,6 +52,8 @@ impl Default for FeatureConfig {
             fold_digits: true,
             min_df: 1,
             unseen_weight: 3.0,
+            skip_bigrams: true,
+            edge_words: true,
         }
     }
 }
@@ -107,6 +113,23 @@ impl FeatureConfig {
                 out.push(hash.bucket(mask));
             }
         }
+        if self.skip_bigrams {
+            for window in words.windows(3) {
+                let mut hash = Fnv::new(Kind::Skip, 2);
+                hash.write(window[0].text.as_bytes());
+                hash.write(b" ");
+                hash.write(window[2].text.as_bytes());
+                out.push(hash.bucket(mask));
+            }
+        }
+        if self.edge_words && !words.is_empty() {
+            let mut first = Fnv::new(Kind::Edge, 0);
+            first.write(words[0].text.as_bytes());
+            out.push(first.bucket(mask));
+            let mut last = Fnv::new(Kind::Edge, 1);
+            last.write(words[words.len() - 1].text.as_bytes());
+            out.push(last.bucket(mask));
+        }
     }
 
     fn char_ngrams(&self, words: &[Word], mask: u32, out: &mut Vec<u32>) {
@@ -154,6 +177,8 @@ enum Kind {
     Word = 1,
     Char = 2,
     Cjk = 3,
+    Skip = 4,
+    Edge = 5,
 }
 
 /// 64-bit FNV-1a, chosen because it is stable across platforms and releases,
@@ -323,8 +348,9 @@ mod tests {
     fn features_of_chinese_text_are_not_empty() {
         let mut out = Vec::new();
         FeatureConfig::default().hashed_features("我要退款", &mut out);
-        // 4 words, 3 word bigrams, and 4 + 3 + 2 CJK n-grams of lengths 1 to 3.
-        assert_eq!(out.len(), 4 + 3 + 9);
+        // 4 words, 3 word bigrams, 2 skip-bigrams, the first and last word, and
+        // 4 + 3 + 2 CJK n-grams of lengths 1 to 3.
+        assert_eq!(out.len(), 4 + 3 + 2 + 2 + 9);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! AdamW for the rows of the sparse first layer.
 //!
-//! candle's backward pass of a gather produces a dense gradient the size of the
-//! whole table, and candle-nn's `AdamW` then updates every row on every step;
-//! with tens of thousands of rows that costs far more than the rest of a step.
-//! Training therefore gathers the rows a batch uses into a small candle `Var`,
-//! and this optimiser applies the same AdamW update (decoupled weight decay,
-//! bias-corrected moments) to those rows only, as TensorFlow's `LazyAdam` does.
+//! candle-nn's `AdamW` updates every element of a `Var` on every step, which
+//! for a table of tens of thousands of rows costs far more than the rest of a
+//! step, although a batch touches only a few thousand rows. This optimiser
+//! applies the same update as candle-nn's `AdamW` (decoupled weight decay,
+//! bias-corrected moments, the global step count) to the touched rows only, as
+//! TensorFlow Addons' `LazyAdam` does: an untouched row keeps its moments and
+//! skips its weight decay.
 
 /// Moments for every row of a `rows × width` table.
 pub(crate) struct RowAdamW {

@@ -1,6 +1,7 @@
-//! Saving and loading models: the weights as safetensors, and a JSON metadata
-//! file holding the intents, the training configuration and the training hash
-//! that tells whether the stored model still matches the bot's examples.
+//! Saving and loading models: the weights as safetensors (the large matrices in
+//! half precision), and a JSON metadata file holding the intents, the training
+//! configuration and the training hash that tells whether the stored model
+//! still matches the bot's examples.
 
 use std::collections::HashMap;
 use std::fs;
@@ -127,8 +128,8 @@ impl IntentModel {
         ]);
         for (i, member) in self.members.iter().enumerate() {
             let member_tensors = [
-                ("embedding", Tensor::from_slice(&member.embedding, (rows, hidden), &device)?),
-                ("output_weight", Tensor::from_slice(&member.output, (classes, hidden), &device)?),
+                ("embedding", Tensor::from_slice(&member.embedding, (rows, hidden), &device)?.to_dtype(DType::F16)?),
+                ("output_weight", Tensor::from_slice(&member.output, (classes, hidden), &device)?.to_dtype(DType::F16)?),
             ];
             tensors.extend(member_tensors.into_iter().map(|(name, tensor)| (member_tensor(i, name), tensor)));
         }
@@ -171,8 +172,8 @@ fn load_weights(dir: &Path, metadata: Metadata) -> Result<IntentModel, IntentErr
     for i in 0..metadata.config.members {
         members.push(Weights {
             hidden,
-            embedding: read.vector(&member_tensor(i, "embedding"), DType::F32, &[rows, hidden])?,
-            output: read.vector(&member_tensor(i, "output_weight"), DType::F32, &[classes, hidden])?,
+            embedding: read.vector(&member_tensor(i, "embedding"), DType::F16, &[rows, hidden])?,
+            output: read.vector(&member_tensor(i, "output_weight"), DType::F16, &[classes, hidden])?,
         });
     }
 
@@ -186,7 +187,8 @@ struct TensorReader<'a> {
 }
 
 impl TensorReader<'_> {
-    /// Returns the named tensor's values, checking its type and shape.
+    /// Returns the named tensor's values as `T`, checking that it is stored as
+    /// `dtype` with `shape`.
     fn vector<T: candle_core::WithDType>(&self, name: &str, dtype: DType, shape: &[usize]) -> Result<Vec<T>, IntentError> {
         let tensor = self.tensors.get(name).ok_or_else(|| invalid(self.path, format!("tensor `{name}` is missing")))?;
         if tensor.dtype() != dtype || tensor.dims() != shape {
@@ -195,7 +197,7 @@ impl TensorReader<'_> {
                 format!("tensor `{name}` is {:?} {:?}, expected {dtype:?} {shape:?}", tensor.dtype(), tensor.dims()),
             ));
         }
-        let values = tensor.flatten_all()?.to_vec1::<T>()?;
+        let values = tensor.flatten_all()?.to_dtype(T::DTYPE)?.to_vec1::<T>()?;
         if values.iter().any(|v| !v.to_f64().is_finite()) {
             return Err(invalid(self.path, format!("tensor `{name}` holds a value that is not finite")));
         }

@@ -1,12 +1,26 @@
-//! Training with candle: the forward and backward passes run on candle
-//! tensors, the dense layers are updated by candle-nn's `AdamW`, and the rows of
-//! the sparse first layer by [`RowAdamW`].
+//! Training with candle.
+//!
+//! The first layer is an embedding bag: a text's hidden pre-activation is the
+//! TF-IDF-weighted sum of its feature rows. That layer's forward pass and its
+//! gradient (an outer product of the feature weights and the hidden gradient)
+//! are computed here in plain loops over the batch's few thousand nonzero
+//! features. Everything after it (ReLU, dropout, the output layer, log-softmax
+//! and the loss) runs on candle tensors, candle's autograd computes the
+//! gradients, candle-nn's `AdamW` updates the output layer, and [`RowAdamW`]
+//! applies the same AdamW update to the embedding rows a batch touched.
+//!
+//! The plain loops are a measured choice. On CLINC150 (15,000 examples,
+//! 41,602 rows, 5 epochs, one network of width 128 on one thread) the same
+//! training took 39 s with candle's `index_select` and `index_add`, 14 s with a
+//! dense batch-by-rows input matrix and `matmul` (whose backward pass also
+//! computes the unused input gradient), and 2 s with the loops; the accuracy was
+//! the same to the last example.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use bot_core::IntentId;
-use candle_core::{Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +38,8 @@ pub struct TrainConfig {
     pub features: FeatureConfig,
     /// Width of the hidden layer.
     pub hidden: usize,
-    /// Networks in the ensemble, each trained with its own seed (`seed`,
-    /// `seed + 1`, ...); their probabilities are averaged.
+    /// Networks in the ensemble, each trained from its own seed derived from
+    /// `seed`, on a thread of its own; their probabilities are averaged.
     pub members: usize,
     /// Passes over the examples; raised when needed to reach `min_steps`.
     pub epochs: usize,
@@ -132,12 +146,18 @@ pub(crate) fn train(examples: &[(String, IntentId)], config: &TrainConfig, train
         labels: examples.iter().map(|(_, intent)| class_of[intent]).collect(),
     };
 
-    let mut members = Vec::with_capacity(config.members);
-    for member in 0..config.members {
-        // Members differ only in seed; SplitMix64 scrambles neighbouring seeds apart.
-        let seed = config.seed.wrapping_add(member as u64);
-        members.push(Trainer::new(config, seed, vocabulary.len(), intents.len())?.run(&data)?);
-    }
+    // Members are independent, so they train on threads of their own; each one's
+    // result depends only on its seed, not on scheduling.
+    let (rows, classes) = (vocabulary.len(), intents.len());
+    let members = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..config.members)
+            .map(|member| {
+                let data = &data;
+                scope.spawn(move || Trainer::new(config, member_seed(config.seed, member), rows, classes)?.run(data))
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect::<Result<Vec<_>, _>>()
+    })?;
 
     tracing::info!(
         examples = examples.len(),
@@ -147,6 +167,13 @@ pub(crate) fn train(examples: &[(String, IntentId)], config: &TrainConfig, train
         "trained intent model"
     );
     Ok(IntentModel { intents, vocabulary, config: config.clone(), training_hash, members })
+}
+
+/// Returns the seed of ensemble member `member`: `seed` itself for the first,
+/// and values far from `seed + 1`, `seed + 2`, ... for the others, so that
+/// neighbouring seeds do not share members.
+fn member_seed(seed: u64, member: usize) -> u64 {
+    seed.wrapping_add((member as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
 struct Trainer<'a> {
@@ -324,15 +351,18 @@ impl<'a> Trainer<'a> {
         Ok(((nll * (1.0 - smoothing))? + (uniform * smoothing)?)?)
     }
 
+    /// Returns the trained weights rounded to half precision, the precision they
+    /// are stored in, so that a saved and loaded model predicts exactly as this one.
     fn into_weights(self) -> Result<Weights, IntentError> {
         let hidden = self.config.hidden;
-        let output = self.output_weight.as_tensor().t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let output = self.output_weight.as_tensor().t()?.contiguous()?;
+        let embedding = Tensor::from_vec(self.embedding, (self.local_of_row.len(), hidden), &self.device)?;
+        let round = |tensor: &Tensor| -> Result<Vec<f32>, IntentError> {
+            Ok(tensor.to_dtype(DType::F16)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let output = round(&output)?;
         debug_assert_eq!(output.len(), hidden * self.classes);
-        Ok(Weights {
-            hidden,
-            embedding: self.embedding,
-            output,
-        })
+        Ok(Weights { hidden, embedding: round(&embedding)?, output })
     }
 }
 

@@ -203,18 +203,22 @@ fn parse_csv(content: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)
 mod tests {
     use super::parse_csv;
 
+    type Failure = (usize, String);
+
     #[test]
-    fn csv_quoted_fields_with_commas_quotes_and_newlines() {
-        let records = parse_csv("text,category\n\"a, \"\"b\"\"\nc\",x\r\nplain,y\n").unwrap();
+    fn csv_quoted_fields_with_commas_quotes_and_newlines() -> Result<(), Failure> {
+        let records = parse_csv("text,category\n\"a, \"\"b\"\"\nc\",x\r\nplain,y\n")?;
         let fields: Vec<Vec<String>> = records.into_iter().map(|(_, r)| r).collect();
         assert_eq!(fields, [vec!["text", "category"], vec!["a, \"b\"\nc", "x"], vec!["plain", "y"]]);
+        Ok(())
     }
 
     #[test]
-    fn csv_records_start_lines() {
-        let records = parse_csv("h,i\n\"x\ny\",1\nz,2").unwrap();
+    fn csv_records_start_lines() -> Result<(), Failure> {
+        let records = parse_csv("h,i\n\"x\ny\",1\nz,2")?;
         let lines: Vec<usize> = records.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [1, 2, 4]);
+        Ok(())
     }
 
     #[test]
