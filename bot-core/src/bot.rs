@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::handoff::HandoffReason;
 use crate::ids::{FlowId, IntentId, Lang, ResponseId, SlotName, StepId};
 use crate::knowledge::{Article, FaqEntry};
 
@@ -230,7 +231,9 @@ pub enum StepKind {
     Http(HttpStep),
     /// Answer from the knowledge base with the customer's last message, or `query` when set.
     Knowledge { query: Option<String>, on_miss: Option<Target> },
-    Handoff,
+    /// Hand the conversation to a person, recording why (`flow_step` unless the
+    /// YAML names a reason, such as `requested` for a "talk to a human" flow).
+    Handoff { reason: HandoffReason },
     Goto(Target),
     End,
 }

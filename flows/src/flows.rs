@@ -98,7 +98,7 @@ impl Converter<'_, '_> {
             let word = self.cx.string(node, "a step")?;
             return match word.as_str() {
                 "end" => Some(Step { id: None, kind: StepKind::End }),
-                "handoff" => Some(Step { id: None, kind: StepKind::Handoff }),
+                "handoff" => Some(Step { id: None, kind: StepKind::Handoff { reason: bot_core::HandoffReason::FlowStep } }),
                 other => {
                     let hint = suggestion(other, ["end", "handoff"]);
                     let message = format!("unknown step `{other}`; a step written as a bare word is `end` or `handoff` ({hint})");
@@ -150,7 +150,7 @@ impl Converter<'_, '_> {
                     self.cx.error(value.loc.start(), format!("`{kind}` takes no value; write `{kind}: {{}}` or leave it empty"));
                     return None;
                 }
-                Some(if kind == "end" { StepKind::End } else { StepKind::Handoff })
+                Some(if kind == "end" { StepKind::End } else { StepKind::Handoff { reason: bot_core::HandoffReason::FlowStep } })
             }
             _ => None,
         }
@@ -318,7 +318,7 @@ fn kind_word(kind: &StepKind) -> &'static str {
         StepKind::Branch(_) => "branch",
         StepKind::Http(_) => "http",
         StepKind::Knowledge { .. } => "knowledge",
-        StepKind::Handoff => "handoff",
+        StepKind::Handoff { .. } => "handoff",
         StepKind::Goto(_) => "goto",
         StepKind::End => "end",
     }

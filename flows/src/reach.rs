@@ -49,7 +49,7 @@ fn successors(steps: &[Option<Step>], index: usize) -> Vec<usize> {
             targets.push(target);
             false
         }
-        StepKind::Handoff | StepKind::End => false,
+        StepKind::Handoff { .. } | StepKind::End => false,
     };
     let mut next: Vec<usize> = targets.into_iter().filter_map(|target| jump_index(steps, target)).collect();
     if falls_through {

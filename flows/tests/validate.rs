@@ -191,7 +191,7 @@ fn valid_bot_loads_knowledge_step() -> Result<()> {
     let StepKind::Knowledge { query, on_miss } = &flow.steps[0].kind else { bail!("first step is {:?}", flow.steps[0].kind) };
     assert_eq!(query.as_deref(), Some("human help"));
     assert_eq!(on_miss, &Some(Target::Step("give_up".into())));
-    assert!(matches!(flow.steps[2].kind, StepKind::Handoff));
+    assert!(matches!(flow.steps[2].kind, StepKind::Handoff { .. }));
     Ok(())
 }
 

@@ -114,7 +114,10 @@ impl Turn<'_> {
                     }
                 }
             }
-            StepKind::Handoff => Next::Jump(Target::Handoff),
+            StepKind::Handoff { reason } => {
+                self.hand_off(reason.clone());
+                Next::Stop
+            }
             StepKind::Goto(target) => Next::Jump(target.clone()),
             StepKind::End => Next::Stop,
         }
