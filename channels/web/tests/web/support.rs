@@ -11,7 +11,7 @@ use bot_core::action::NoHttp;
 use bot_core::bot::{Button, Flow, Intent, IntentAction, Response, ResponseVariant, Step, StepKind};
 use bot_core::knowledge::NoKnowledge;
 use bot_core::{
-    BotDefinition, Classification, Classifier, Engine, EngineParts, Event, FlowId, IntentId, Lang, MemoryStore,
+    BotDefinition, Classification, Classifier, Engine, EngineParts, Event, FlowId, HandoffReason, IntentId, Lang, MemoryStore,
     ResponseId, ScoredIntent,
 };
 use futures_util::StreamExt;
@@ -88,7 +88,7 @@ pub fn test_bot() -> BotDefinition {
     bot.intents.insert(IntentId::new("greet"), intent("hello", IntentAction::Respond(ResponseId::new("greet"))));
     bot.intents.insert(IntentId::new("order"), intent("where is my order", IntentAction::Respond(ResponseId::new("order_status"))));
     bot.intents.insert(IntentId::new("human"), intent("talk to a person", IntentAction::Flow(FlowId::new("human"))));
-    bot.flows.insert(FlowId::new("human"), Flow { steps: vec![Step { id: None, kind: StepKind::Handoff }] });
+    bot.flows.insert(FlowId::new("human"), Flow { steps: vec![Step { id: None, kind: StepKind::Handoff { reason: HandoffReason::FlowStep } }] });
     bot
 }
 
