@@ -87,6 +87,12 @@ pub fn normalize_answer(text: &str) -> String {
 /// Validates a customer's answer for a slot and returns the value to store.
 /// `pattern` is the compiled pattern of a `regex` slot.
 pub fn parse_slot_value(kind: &SlotKind, answer: &str, pattern: Option<&Regex>) -> Option<String> {
+    // Free text is stored as written; the other kinds read full-width digits
+    // and letters as ASCII so that "１０００01" is a number.
+    if let SlotKind::Text = kind {
+        let answer = answer.trim();
+        return (!answer.is_empty()).then(|| answer.to_owned());
+    }
     let folded = fold_width(answer);
     let answer = folded.trim();
     if answer.is_empty() {
@@ -217,6 +223,12 @@ mod tests {
         let pattern = Regex::new("^[0-9]{6}$").unwrap();
         let kind = SlotKind::Regex { pattern: "^[0-9]{6}$".to_owned() };
         assert_eq!(parse_slot_value(&kind, "12345", Some(&pattern)), None);
+    }
+
+    #[test]
+    fn text_slot_keeps_full_width_characters() {
+        let address = "文三路４７８号，３单元（６０２）";
+        assert_eq!(parse_slot_value(&SlotKind::Text, address, None), Some(address.to_owned()));
     }
 
     #[test]

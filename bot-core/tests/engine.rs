@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bot_core::action::NoHttp;
-use bot_core::bot::{AskStep, Flow, Intent, IntentAction, Response, ResponseVariant, SlotDefinition, SlotKind, Step, StepKind};
+use bot_core::bot::{AskStep, Choice, Flow, Intent, IntentAction, Response, ResponseVariant, SlotDefinition, SlotKind, Step, StepKind};
 use bot_core::knowledge::NoKnowledge;
 use bot_core::{
     AgentId, BotDefinition, Classification, Classifier, Engine, EngineError, EngineParts, HandoffState, InboundMessage, IntentId, Lang,
@@ -54,6 +54,19 @@ fn bot() -> BotDefinition {
     };
     let steps = vec![Step { id: None, kind: StepKind::Ask(ask) }, Step { id: None, kind: StepKind::Say("got_number".into()) }];
     bot.flows.insert("order".into(), Flow { steps });
+
+    // `no` is both an answer to the choice slot and an example of `stop`.
+    bot.intents.insert("stop".into(), intent("no", IntentAction::Flow("stop".into()), true));
+    bot.intents.insert("confirm".into(), intent("confirm it", IntentAction::Flow("confirm".into()), false));
+    bot.responses.insert("stopped".into(), response("Stopped.", "已停止。"));
+    bot.responses.insert("ask_confirm".into(), response("Sure?", "确定吗？"));
+    bot.responses.insert("answered".into(), response("You said {confirm}.", "您选择了 {confirm}。"));
+    let choices = ["yes", "no"].map(|value| Choice { value: value.to_owned(), synonyms: BTreeMap::new() }).to_vec();
+    bot.slots.insert("confirm".into(), SlotDefinition { kind: SlotKind::Choice { choices } });
+    let ask = AskStep { slot: "confirm".into(), prompt: "ask_confirm".into(), invalid: None, max_attempts: 3, on_exhausted: None };
+    let steps = vec![Step { id: None, kind: StepKind::Ask(ask) }, Step { id: None, kind: StepKind::Say("answered".into()) }];
+    bot.flows.insert("confirm".into(), Flow { steps });
+    bot.flows.insert("stop".into(), Flow { steps: vec![Step { id: None, kind: StepKind::Say("stopped".into()) }] });
     bot
 }
 
@@ -228,5 +241,44 @@ async fn subscribers_receive_new_events() -> anyhow::Result<()> {
 async fn memory_store_meets_the_contract() -> anyhow::Result<()> {
     let store = MemoryStore::new();
     bot_core::store::contract::run_all(&store).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn choice_answer_wins_over_an_interrupting_intent() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "confirm it").await?;
+
+    let replies = say(&engine, "c1", "no").await?;
+
+    assert_eq!(replies, ["You said no."]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn quick_reply_payload_keeps_the_language() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "啊啊啊").await?;
+
+    let replies = say(&engine, "c1", "/greet").await?;
+
+    assert_eq!(replies, ["你好！"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn closing_needs_a_claim() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "blah").await?;
+    say(&engine, "c1", "blah").await?;
+    let id = "c1".into();
+    let alice = AgentId::new("alice");
+
+    let unclaimed = engine.close(&id, &alice).await;
+    engine.claim(&id, &alice).await?;
+    let claimed = engine.close(&id, &alice).await;
+
+    assert!(matches!(unclaimed, Err(EngineError::NotOwner { .. })), "got {unclaimed:?}");
+    assert!(claimed.is_ok(), "got {claimed:?}");
     Ok(())
 }

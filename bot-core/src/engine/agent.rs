@@ -97,13 +97,12 @@ impl Engine {
         .await
     }
 
-    /// Closes the conversation; the customer's next message starts again with the bot.
+    /// Closes a conversation the agent owns; the customer's next message starts
+    /// again with the bot. A waiting conversation must be claimed first.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
     pub async fn close(&self, id: &ConversationId, agent: &AgentId) -> Result<Vec<Event>, EngineError> {
         self.change(id, |change| {
-            if matches!(change.session.handoff, HandoffState::Agent { .. }) {
-                change.require_owner(agent)?;
-            }
+            change.require_owner(agent)?;
             change.session.handoff = HandoffState::Closed { at: change.now };
             change.session.dialog = DialogState::Idle;
             change.notice("handoff_closed", agent);

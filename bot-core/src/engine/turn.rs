@@ -76,6 +76,15 @@ impl Engine {
     }
 }
 
+/// True when a message no intent matched says enough to search the knowledge
+/// base with: two Latin words or three Chinese characters. A lone "yes", "ok",
+/// "是" or "订单" matches some entry word for word but asks nothing.
+fn long_enough_to_search(text: &str) -> bool {
+    let words = text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().any(|c| c.is_ascii_alphabetic())).count();
+    let han = text.chars().filter(|c| crate::text::is_han(*c)).count();
+    words >= 2 || han >= 3 || (words >= 1 && han >= 1)
+}
+
 fn waiting_since(state: &HandoffState) -> Option<Timestamp> {
     match state {
         HandoffState::WaitingForAgent { since, .. } => Some(*since),
@@ -93,8 +102,11 @@ fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
 impl<'a> Turn<'a> {
     fn start(engine: &'a Engine, runtime: &'a Runtime, mut session: Session, message: &InboundMessage) -> Self {
         let now = now_millis();
+        // A quick-reply payload (`/order_status`) is not the customer's own
+        // writing, so it says nothing about their language.
         let supported = &runtime.bot.settings.languages;
-        if let Some(lang) = detect_lang(message.text_content(), supported) {
+        let is_payload = message.text_content().trim_start().starts_with('/');
+        if let Some(lang) = detect_lang(message.text_content(), supported).filter(|_| !is_payload) {
             session.lang = lang;
         }
         session.turns += 1;
@@ -174,7 +186,8 @@ impl<'a> Turn<'a> {
             return;
         }
 
-        if self.runtime.bot.settings.knowledge.answer_unmatched && self.answer_from_knowledge(None) {
+        let knowledge = &self.runtime.bot.settings.knowledge;
+        if knowledge.answer_unmatched && long_enough_to_search(&self.text) && self.answer_from_knowledge(None) {
             self.session.consecutive_fallbacks = 0;
             return;
         }
@@ -283,14 +296,6 @@ impl<'a> Turn<'a> {
 
     /// Tries the customer's answer on the slot a form waits for.
     async fn continue_form(&mut self, flow: crate::ids::FlowId, step: usize, attempts: u32) {
-        if let Some(intent) = self.classify() {
-            let interrupts = self.runtime.bot.intents.get(&intent).is_some_and(|i| i.interrupts);
-            if interrupts {
-                self.interrupt_form(&intent, &flow, step).await;
-                return;
-            }
-        }
-
         let Some(ask) = super::flow::ask_step(self.runtime, &flow, step) else {
             tracing::warn!(%flow, step, "the form's step no longer exists; leaving the form");
             self.session.dialog = DialogState::Idle;
@@ -300,6 +305,20 @@ impl<'a> Turn<'a> {
         let slot = self.runtime.bot.slots.get(&ask.slot);
         let pattern = self.runtime.patterns.get(&ask.slot);
         let value = slot.and_then(|slot| parse_slot_value(&slot.kind, &self.text, pattern));
+
+        // An answer that validates as a number, email, phone, pattern or choice
+        // is an answer even when it also reads as an intent ("不" is both "no"
+        // and "cancel"); free text validates always, so there intents go first.
+        let strict = slot.is_some_and(|slot| !matches!(slot.kind, crate::bot::SlotKind::Text));
+        let intent = self.classify();
+        if let Some(intent) = intent.filter(|_| !(strict && value.is_some())) {
+            let interrupts = self.runtime.bot.intents.get(&intent).is_some_and(|i| i.interrupts);
+            if interrupts {
+                self.interrupt_form(&intent, &flow, step).await;
+                return;
+            }
+        }
+
         if let Some(value) = value {
             self.session.slots.insert(ask.slot.clone(), value);
             self.session.consecutive_fallbacks = 0;
