@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -40,17 +41,29 @@ async fn get_order(State(orders): State<Orders>, UrlPath(number): UrlPath<String
             }
             (StatusCode::OK, Json(order))
         }
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "order not found" }))),
+        None => not_found(&number),
     }
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> (StatusCode, Json<Value>) {
+    (status, Json(json!({ "error": { "code": code, "message": message } })))
+}
+
+fn not_found(number: &str) -> (StatusCode, Json<Value>) {
+    error(StatusCode::NOT_FOUND, "order_not_found", format!("order {number} not found"))
 }
 
 async fn change_address(
     State(orders): State<Orders>,
     UrlPath(number): UrlPath<String>,
-    Json(body): Json<Value>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> (StatusCode, Json<Value>) {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, "invalid_json", rejection.body_text()),
+    };
     let Some(address) = body.get("address").and_then(Value::as_str).filter(|a| !a.trim().is_empty()) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "missing address" })));
+        return error(StatusCode::BAD_REQUEST, "missing_address", "the body needs a non-empty \"address\" string".to_owned());
     };
     let mut orders = orders.lock().expect("orders lock poisoned");
     match orders.get_mut(&number) {
@@ -58,6 +71,6 @@ async fn change_address(
             order.insert("address".to_owned(), Value::String(address.to_owned()));
             (StatusCode::OK, Json(json!({ "ok": true })))
         }
-        _ => (StatusCode::NOT_FOUND, Json(json!({ "error": "order not found" }))),
+        _ => not_found(&number),
     }
 }

@@ -35,6 +35,12 @@ enum Command {
         /// The demo bot folder [default: ./demo, else the one in the source tree].
         #[arg(long)]
         bot: Option<PathBuf>,
+        /// Folder for the model and index [default: BOT/.lepton].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Session store: a file path, or `memory` [default: DATA_DIR/sessions.redb].
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Serve a bot folder over the web channel.
     Serve(ServeArgs),
@@ -118,9 +124,9 @@ fn install_tracing(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { port, host, bot } => {
+        Command::Demo { port, host, bot, data_dir, store } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir: None, store: None, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0 };
+            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0 };
             serve(args)
         }
         Command::Serve(args) => serve(args),

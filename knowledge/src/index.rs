@@ -24,7 +24,7 @@ use crate::schema::{documents, register_analyzers, Fields, KnowledgeDoc};
 /// Version of the schema and analysis. Bump it whenever either changes, so that
 /// indexes written by older code are rebuilt rather than searched with the wrong
 /// analyser.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Name of the metadata file in the index folder.
 const METADATA_FILE: &str = "lepton-knowledge.json";

@@ -100,7 +100,7 @@ impl<'a> Splitter<'a> {
     }
 
     fn close_section(&mut self) {
-        let text = self.lines.join("\n").trim().to_owned();
+        let text = unwrap_paragraphs(&self.lines).trim().to_owned();
         self.lines.clear();
         if text.is_empty() {
             return;
@@ -118,6 +118,48 @@ impl<'a> Splitter<'a> {
         self.close_section();
         self.sections
     }
+}
+
+/// Joins the lines of each paragraph, which Markdown authors wrap at a fixed
+/// width, so an answer reads as running text in a chat window. Blank lines,
+/// list items, quotes, table rows, code blocks and hard breaks (two trailing
+/// spaces) keep their line breaks. Chinese lines join without a space.
+fn unwrap_paragraphs(lines: &[&str]) -> String {
+    let mut text = String::new();
+    let mut in_fence = false;
+    let mut previous: Option<&str> = None;
+    for &line in lines {
+        let trimmed = line.trim();
+        let fence_marker = trimmed.starts_with("```") || trimmed.starts_with("~~~");
+        let keeps_break = in_fence
+            || fence_marker
+            || trimmed.is_empty()
+            || is_list_item_or_quote(trimmed)
+            || trimmed.starts_with('|')
+            || strip_indent(line).is_none();
+        let joins = !keeps_break && previous.is_some_and(|p| !p.trim().is_empty() && !p.ends_with("  ") && !p.trim().starts_with('|'));
+
+        match previous {
+            None => {}
+            Some(_) if !joins => text.push('\n'),
+            Some(p) => {
+                let cjk_seam = p.trim_end().chars().last().is_some_and(is_cjk) && trimmed.chars().next().is_some_and(is_cjk);
+                if !cjk_seam {
+                    text.push(' ');
+                }
+            }
+        }
+        text.push_str(if joins { trimmed } else { line.trim_end() });
+        if fence_marker {
+            in_fence = !in_fence;
+        }
+        previous = Some(line);
+    }
+    text
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
 }
 
 /// Returns `(level, title)` when `line` is an ATX heading such as `## Returns ##`.
@@ -250,6 +292,18 @@ mod tests {
     fn split_atx_headings_give_sources() {
         let markdown = "# Help\nIntro.\n## Returns\nSend it back.\n## Refund fees\nNone.";
         assert_eq!(sources(markdown), ["help.md#help", "help.md#returns", "help.md#refund-fees"]);
+    }
+
+    #[test]
+    fn wrapped_paragraph_lines_are_joined() {
+        let text = unwrap_paragraphs(&["Send it back and we", "refund you.", "", "- one", "- two", "", "退货后我们", "会退款。"]);
+        assert_eq!(text, "Send it back and we refund you.\n\n- one\n- two\n\n退货后我们会退款。");
+    }
+
+    #[test]
+    fn code_blocks_keep_their_lines() {
+        let text = unwrap_paragraphs(&["```", "a", "b", "```"]);
+        assert_eq!(text, "```\na\nb\n```");
     }
 
     #[test]
