@@ -21,9 +21,9 @@ use crate::analysis::{bigram_analyzer, word_analyzer};
 use crate::error::KnowledgeBuildError;
 use crate::schema::{documents, register_analyzers, Fields, KnowledgeDoc};
 
-/// Version of the schema and analysis. Bump it whenever either changes, so that
-/// indexes written by older code are rebuilt rather than searched with the wrong
-/// analyser.
+/// Version of the schema, the analysis and the way documents are built from the
+/// sources (such as article sections). Bump it whenever one changes, so that
+/// indexes written by older code are rebuilt rather than searched stale.
 const FORMAT_VERSION: u32 = 2;
 
 /// Name of the metadata file in the index folder.
