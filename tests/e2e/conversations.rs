@@ -113,3 +113,59 @@ async fn retried_message_is_answered_once() -> anyhow::Result<()> {
     assert_eq!(first["events"], second["events"]);
     Ok(())
 }
+
+async fn order_address(server: &Server, order: &str) -> anyhow::Result<String> {
+    let url = format!("{}/demo/orders/{order}", server.url);
+    let order: serde_json::Value = reqwest::get(url).await?.json().await?;
+    Ok(order["address"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_address_confirmed_calls_the_order_service() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "address-en");
+    let address = "Room 5, 20 Century Avenue, Pudong, Shanghai 200120";
+
+    customer.say("change my delivery address").await?;
+    customer.say("100002").await?;
+    let confirm = customer.say(address).await?;
+    let done = customer.say("yes").await?;
+
+    assert!(joined(&confirm).contains(address), "expected the confirmation to quote the address, got {confirm:?}");
+    assert!(joined(&done).contains("Done"), "expected the change to be confirmed, got {done:?}");
+    assert_eq!(order_address(&server, "100002").await?, address);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_address_declined_in_chinese_changes_nothing() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "address-zh");
+    let before = order_address(&server, "100003").await?;
+
+    customer.say("地址填错了").await?;
+    customer.say("100003").await?;
+    customer.say("上海市浦东新区世纪大道１００号２００１室").await?;
+    let unclear = customer.say("什么意思？").await?;
+    let declined = customer.say("不").await?;
+
+    assert!(joined(&unclear).contains("是"), "expected the bot to ask for 是 or 否, got {unclear:?}");
+    assert!(!declined.is_empty(), "expected a reply to 不");
+    assert_eq!(order_address(&server, "100003").await?, before, "the address must not change after 不");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn question_mid_form_is_answered_and_the_form_goes_on() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "interrupt");
+
+    customer.say("I need to update the shipping address").await?;
+    let interrupted = customer.say("what are your opening hours").await?;
+    let resumed = customer.say("100001").await?;
+
+    assert!(interrupted.len() >= 2, "expected the answer and the question again, got {interrupted:?}");
+    assert!(joined(&interrupted).contains("order number"), "expected the form to ask again, got {interrupted:?}");
+    assert!(joined(&resumed).to_lowercase().contains("address"), "expected the form to ask for the address, got {resumed:?}");
+    Ok(())
+}
