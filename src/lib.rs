@@ -22,5 +22,6 @@
 
 pub mod app;
 pub mod demo_orders;
+pub mod eval;
 pub mod http_client;
 pub mod server;

@@ -61,6 +61,36 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Train the intent model on a data set and report accuracy, macro-F1, per-intent
+    /// scores and out-of-scope recall.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Test data: a CLINC150 data_full.json (trains on its train split), or JSON Lines
+    /// (`{"text", "intent"}`, intent null for out-of-scope) or CSV (`text,category`).
+    test: PathBuf,
+    /// Training data (.jsonl or .csv) for a test file without a training split.
+    #[arg(long, conflicts_with = "bot")]
+    train: Option<PathBuf>,
+    /// Train on a bot folder's examples, with its classifier settings.
+    #[arg(long)]
+    bot: Option<PathBuf>,
+    /// CLINC150 split to score: test or val.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Confidence threshold [default: 0.5, or the bot's].
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Minimum lead of the top intent over the second [default: 0.1, or the bot's].
+    #[arg(long)]
+    margin: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -144,6 +174,28 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let (_, trained) = app::train(&paths, &bot)?;
             let verb = if trained { "trained" } else { "up to date:" };
             println!("{verb} {} in {} ms", paths.model_dir().display(), started.elapsed().as_millis());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let train = match (args.train, args.bot) {
+                (Some(path), _) => Some(lepton::eval::TrainingData::File(path)),
+                (None, Some(dir)) => Some(lepton::eval::TrainingData::Bot(dir)),
+                (None, None) => None,
+            };
+            let options = lepton::eval::EvalOptions {
+                test: args.test,
+                train,
+                split: args.split,
+                threshold: args.threshold,
+                margin: args.margin,
+                seed: args.seed,
+            };
+            let report = lepton::eval::run(&options)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Index { dir, data_dir } => {
