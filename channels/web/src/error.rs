@@ -59,6 +59,12 @@ pub enum WebError {
     #[error("the agent api accepts requests from loopback addresses only when no agent token is configured")]
     NotLoopback,
 
+    #[error("host {host:?} is not a loopback name: without an agent token the agent api answers only requests to localhost, 127.0.0.1 or [::1]; configure an agent token to serve it under another name")]
+    HostNotLoopback { host: String },
+
+    #[error("origin {origin:?} may not use the agent api: without an agent token only pages of the same loopback origin may")]
+    OriginNotLoopback { origin: String },
+
     #[error("the agent api cannot see the client address: configure an agent token or serve with into_make_service_with_connect_info")]
     PeerAddressUnknown,
 
@@ -118,7 +124,11 @@ impl WebError {
             Self::MessageTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotLoopback | Self::PeerAddressUnknown | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::NotLoopback
+            | Self::HostNotLoopback { .. }
+            | Self::OriginNotLoopback { .. }
+            | Self::PeerAddressUnknown
+            | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManySockets | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,8 +151,8 @@ impl WebError {
             Self::InvalidPath { .. } => "invalid_path",
             Self::NotWebSocket { .. } => "websocket_required",
             Self::Unauthorized => "unauthorized",
-            Self::NotLoopback | Self::PeerAddressUnknown => "forbidden",
-            Self::OriginNotAllowed { .. } => "origin_not_allowed",
+            Self::NotLoopback | Self::HostNotLoopback { .. } | Self::PeerAddressUnknown => "forbidden",
+            Self::OriginNotAllowed { .. } | Self::OriginNotLoopback { .. } => "origin_not_allowed",
             Self::RouteNotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TooManySockets | Self::ShuttingDown => "unavailable",
@@ -171,7 +181,11 @@ impl WebError {
                     tracing::debug!(status, code, conversation_id, error = %source, "engine rejected the request");
                 }
             }
-            Self::Unauthorized | Self::NotLoopback | Self::OriginNotAllowed { .. } => {
+            Self::Unauthorized
+            | Self::NotLoopback
+            | Self::HostNotLoopback { .. }
+            | Self::OriginNotLoopback { .. }
+            | Self::OriginNotAllowed { .. } => {
                 tracing::warn!(status, code, "request rejected");
             }
             Self::PeerAddressUnknown => {

@@ -170,7 +170,7 @@ fn is_valid_id(raw: &str, max_chars: usize) -> bool {
 }
 
 /// Shortens a rejected value for an error message, so that a huge id is not echoed whole.
-fn truncated(raw: &str) -> String {
+pub(crate) fn truncated(raw: &str) -> String {
     const SHOWN: usize = 40;
     match raw.char_indices().nth(SHOWN) {
         Some((end, _)) => format!("{}...", &raw[..end]),

@@ -5,5 +5,6 @@ mod agent;
 mod assets;
 mod browser;
 mod customer;
+mod loopback;
 mod socket;
 mod support;
