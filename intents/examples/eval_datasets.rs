@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use bot_core::IntentId;
 use lepton_intents::eval::{evaluate, run_eval, Clinc150, Dataset, EvalConfig, EvalReport, LabeledText};
-use lepton_intents::{IntentModel, TrainConfig};
+use lepton_intents::{IntentModel, TrainConfig, METADATA_FILE, WEIGHTS_FILE};
 
 struct Options {
     data_dir: PathBuf,
@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         print_report(&format!("CLINC150 ({split})"), &run_eval(&clinc.train, test, &eval_config)?, options.json)?;
 
         demo_sized(&clinc, &options.config)?;
+        storage(&clinc, &options.config)?;
     }
 
     for (name, folder, extension) in [("banking77", "banking77", "csv"), ("crosswoz", "crosswoz-request", "jsonl")] {
@@ -117,6 +118,28 @@ fn demo_sized(clinc: &Clinc150, config: &TrainConfig) -> anyhow::Result<()> {
         oos.examples
     );
     println!("classify: {:.1} µs per message (mean)", report.classify_micros);
+    Ok(())
+}
+
+/// Saves and loads a model trained on all of CLINC150's training set, and
+/// prints the file sizes and times.
+fn storage(clinc: &Clinc150, config: &TrainConfig) -> anyhow::Result<()> {
+    let model = IntentModel::train(&clinc.train.in_scope(), config)?;
+    let dir = std::env::temp_dir().join(format!("lepton-intents-eval-{}", std::process::id()));
+
+    let started = Instant::now();
+    model.save(&dir)?;
+    let save_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let loaded = IntentModel::load(&dir)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+
+    let weights = std::fs::metadata(dir.join(WEIGHTS_FILE))?.len();
+    let metadata = std::fs::metadata(dir.join(METADATA_FILE))?.len();
+    std::fs::remove_dir_all(&dir)?;
+    println!("\n== storage of the CLINC150 model ({} feature rows) ==", loaded.feature_rows());
+    println!("files: {:.1} MB weights, {:.1} kB metadata", weights as f64 / 1e6, metadata as f64 / 1e3);
+    println!("save {:.2} s, load {:.2} s", save_seconds, load_seconds);
     Ok(())
 }
 
