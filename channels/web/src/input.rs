@@ -149,10 +149,12 @@ pub fn locale(raw: Option<&str>) -> Result<Option<Lang>, WebError> {
 }
 
 /// Cleans a message text for the engine: removes control characters other than
-/// newline and tab, trims surrounding whitespace, and checks it is not empty and
-/// not longer than `max_bytes`.
+/// newline and tab and the bidirectional controls (see [`is_bidi_control`]),
+/// trims surrounding whitespace, and checks it is not empty and not longer than
+/// `max_bytes`.
 pub fn message_text(raw: &str, max_bytes: usize) -> Result<String, WebError> {
-    let cleaned: String = raw.chars().filter(|&c| c == '\n' || c == '\t' || !c.is_control()).collect();
+    let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
     let text = cleaned.trim();
 
     if text.is_empty() {
@@ -162,6 +164,17 @@ pub fn message_text(raw: &str, max_bytes: usize) -> Result<String, WebError> {
         return Err(WebError::MessageTooLarge { bytes: text.len(), max: max_bytes });
     }
     Ok(text.to_owned())
+}
+
+/// True for the bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+/// U+2066 to U+2069). They can make text display in reverse order in the agent
+/// console or the widget (`\u{202E}` shows "abc" as "cba"), so they are removed.
+///
+/// The marks U+200E, U+200F and U+061C are kept: they only set the direction of
+/// the neutral characters next to them, cannot reorder letters, and belong to
+/// correctly written Arabic and Hebrew text.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn is_valid_id(raw: &str, max_chars: usize) -> bool {
@@ -194,6 +207,19 @@ mod tests {
     fn message_text_strips_control_characters() -> Result<(), WebError> {
         let text = message_text("a\u{0}b\u{7}c\u{1b}[31m\r\nd\te\u{7f}\u{85}", 100)?;
         assert_eq!(text, "abc[31m\nd\te");
+        Ok(())
+    }
+
+    #[test]
+    fn message_text_strips_bidi_controls() -> Result<(), WebError> {
+        let text = message_text("\u{202A}a\u{202B}b\u{202C}c\u{202D}d\u{202E}e\u{2066}f\u{2067}g\u{2068}h\u{2069}", 100)?;
+        assert_eq!(text, "abcdefgh");
+        Ok(())
+    }
+
+    #[test]
+    fn message_text_keeps_direction_marks() -> Result<(), WebError> {
+        assert_eq!(message_text("\u{200E}a\u{200F}b\u{61C}c", 100)?, "\u{200E}a\u{200F}b\u{61C}c");
         Ok(())
     }
 

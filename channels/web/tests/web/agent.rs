@@ -88,6 +88,20 @@ async fn claim_reply_handback_reach_customer_socket() -> Result<()> {
 }
 
 #[tokio::test]
+async fn agent_reply_has_bidi_controls_stripped() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("agent-bidi");
+    hand_off(&server, &id).await?;
+    server.agent_post(&format!("/{id}/claim"), json!({ "agent": "alice" })).await?;
+
+    let body = json!({ "agent": "alice", "text": "refund \u{202E}00.05\u{202C} ok \u{2066}x\u{2069}" });
+    let (status, reply) = server.agent_post(&format!("/{id}/messages"), body).await?;
+    assert_eq!(status, 200);
+    assert_eq!(reply["event"]["kind"]["text"], json!("refund 00.05 ok x"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn close_ends_conversation() -> Result<()> {
     let server = TestServer::start().await?;
     let id = conversation("agent-close");

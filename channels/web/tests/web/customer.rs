@@ -196,6 +196,36 @@ async fn control_characters_are_stripped() -> Result<()> {
 }
 
 #[tokio::test]
+async fn bidi_controls_are_stripped() -> Result<()> {
+    let server = TestServer::start().await?;
+    let text = "order \u{202E}1000\u{202C} \u{2067}x\u{2069} \u{202A}\u{202B}\u{202D}\u{2066}\u{2068}y";
+    let events = server.say(&conversation("bidi"), text).await?;
+
+    assert_eq!(text_of(&events[0]), Some("order 1000 x y"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bidi_marks_are_kept() -> Result<()> {
+    let server = TestServer::start().await?;
+    let text = "\u{200F}שלום\u{200E} 100001 \u{61C}مرحبا";
+    let events = server.say(&conversation("bidi-marks"), text).await?;
+
+    assert_eq!(text_of(&events[0]), Some(text));
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_bidi_controls_is_empty_text() -> Result<()> {
+    let server = TestServer::start().await?;
+    let (status, body) = server.send(&conversation("bidi-empty"), json!({ "text": " \u{202E}\u{2066} " })).await?;
+
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "empty_text");
+    Ok(())
+}
+
+#[tokio::test]
 async fn emoji_and_mixed_chinese_pass_through() -> Result<()> {
     let server = TestServer::start().await?;
     for text in ["👍🎉", "我的 order 在哪里？", "📦 where is my order 订单"] {
