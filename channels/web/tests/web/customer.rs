@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{conversation, error_code, error_message, events_of, read_json, seqs, text_of, TestServer};
 
@@ -151,6 +152,37 @@ async fn bad_conversation_id_returns_400() -> Result<()> {
         assert_eq!(status, 400, "id {id:?}");
         assert_eq!(error_code(&body), "invalid_conversation_id", "id {id:?}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn long_conversation_id_returns_400_json() -> Result<()> {
+    let server = TestServer::start().await?;
+    let too_long = "a".repeat(60_000);
+    let (status, body) = server.send(&too_long, json!({ "text": "hello" })).await?;
+
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "invalid_conversation_id");
+    Ok(())
+}
+
+/// Hyper answers a request line longer than 65,534 bytes itself, with a 414 and
+/// no body, before the router sees it. This test pins that limit, so a hyper
+/// change that lets such requests through (and needs the JSON error) shows up.
+#[tokio::test]
+async fn uri_over_hyper_limit_returns_bare_414() -> Result<()> {
+    let server = TestServer::start().await?;
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let path = format!("/api/v1/conversations/{}/events", "a".repeat(100_000));
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
+    assert!(head.starts_with("HTTP/1.1 414 "), "{head}");
+    assert_eq!(body, "");
     Ok(())
 }
 
