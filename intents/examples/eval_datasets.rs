@@ -156,7 +156,13 @@ fn print_report(name: &str, report: &EvalReport, json: bool) -> anyhow::Result<(
     let mut weakest = report.per_intent.clone();
     weakest.sort_by(|a, b| a.f1.total_cmp(&b.f1));
     for scores in weakest.iter().take(5) {
-        println!("  weak: {:<28} f1 {:.3} (precision {:.3}, recall {:.3})", scores.intent.as_str(), scores.f1, scores.precision, scores.recall);
+        println!(
+            "  weak: {:<28} f1 {:.3} (precision {:.3}, recall {:.3})",
+            scores.intent.as_str(),
+            scores.f1,
+            scores.precision,
+            scores.recall
+        );
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ pub enum IntentError {
     NoExamples,
     #[error("invalid training config: {field} {problem}")]
     InvalidConfig { field: &'static str, problem: String },
-    #[error("training failed in candle")]
+    #[error("tensor operation failed in candle")]
     Candle(#[from] candle_core::Error),
     #[error("failed to {action} {path}")]
     Io {

@@ -9,23 +9,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::{self, Word};
 
-/// How texts are turned into features. Part of the training hash: changing any
+/// Settings of feature extraction. Part of the training hash: changing any
 /// field retrains a stored model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureConfig {
     /// Number of hash buckets as a power of two (8 to 24).
     pub hash_bits: u32,
-    /// Longest word n-gram; 1 keeps unigrams only.
+    /// Maximum word n-gram length; 1 keeps unigrams only.
     pub word_ngram_max: usize,
-    /// Shortest and longest character n-gram of alphabetic words, counted with
-    /// one boundary marker on each side of the word.
+    /// Minimum and maximum character n-gram length in alphabetic words, counted
+    /// with one boundary marker on each side of the word.
     pub char_ngram_min: usize,
     pub char_ngram_max: usize,
-    /// Shortest and longest character n-gram inside a run of CJK characters.
+    /// Minimum and maximum character n-gram length inside a run of CJK characters.
     pub cjk_ngram_min: usize,
     pub cjk_ngram_max: usize,
-    /// Replace every decimal digit with `0` before extracting features.
+    /// Replace every ASCII digit (full-width digits included) with `0` before
+    /// extracting features.
     pub fold_digits: bool,
     /// Minimum number of training texts a bucket must occur in to get a row.
     pub min_df: u32,
@@ -71,16 +72,10 @@ impl FeatureConfig {
             return Err(format!("unseen_weight is {}, expected 0 or more", self.unseen_weight));
         }
         if self.char_ngram_min == 0 || self.char_ngram_min > self.char_ngram_max {
-            return Err(format!(
-                "char n-gram range {}..={} is empty or starts at 0",
-                self.char_ngram_min, self.char_ngram_max
-            ));
+            return Err(format!("char n-gram range {}..={} is empty or starts at 0", self.char_ngram_min, self.char_ngram_max));
         }
         if self.cjk_ngram_min == 0 || self.cjk_ngram_min > self.cjk_ngram_max {
-            return Err(format!(
-                "CJK n-gram range {}..={} is empty or starts at 0",
-                self.cjk_ngram_min, self.cjk_ngram_max
-            ));
+            return Err(format!("CJK n-gram range {}..={} is empty or starts at 0", self.cjk_ngram_min, self.cjk_ngram_max));
         }
         Ok(())
     }
@@ -345,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn features_of_chinese_text_are_not_empty() {
+    fn features_chinese_text_count() {
         let mut out = Vec::new();
         FeatureConfig::default().hashed_features("我要退款", &mut out);
         // 4 words, 3 word bigrams, 2 skip-bigrams, the first and last word, and

@@ -1,13 +1,22 @@
 //! Intent classification for Lepton, in English and Chinese, without a word
 //! segmenter.
 //!
-//! A text is normalised (lowercase, full-width forms folded) and turned into
-//! hashed word 1-2-grams and character n-grams (1-4 inside English words,
-//! 1-3 inside runs of Chinese characters), weighted by TF-IDF. A small network
-//! trained with candle maps them to intents: an embedding-bag hidden layer with
-//! ReLU and dropout, then a softmax layer. Training is deterministic for a seed.
+//! A text is normalised (lowercase, full-width forms folded, digits folded to
+//! `0`) and turned into hashed features. These are word unigrams, bigrams and
+//! skip-bigrams, the first and last word, and character n-grams: 1-4 inside
+//! alphabetic words, 1-3 inside runs of CJK characters, where every character
+//! also counts as a word. Each feature is weighted by sublinear TF times IDF.
+//! A small bias-free network maps them to intents: an embedding-bag hidden
+//! layer with ReLU and dropout, then a softmax layer. Three such networks with
+//! different seeds form an ensemble whose probabilities are averaged.
+//! Training uses candle and candle-nn's `AdamW` and is deterministic for a
+//! seed; inference runs in plain `f32` loops (tens of microseconds a message).
 //! A model is stored as safetensors plus JSON metadata holding a hash of the
 //! examples and configuration, so a stale model is retrained.
+//!
+//! Confidence follows familiarity: n-grams never seen in training lengthen a
+//! text's vector before normalisation without adding to the known part, so a
+//! text made mostly of unseen n-grams gets flat, low confidences.
 //!
 //! ```no_run
 //! use bot_core::{Classifier, IntentId};

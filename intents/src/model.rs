@@ -36,18 +36,18 @@ pub(crate) struct Weights {
 }
 
 impl IntentModel {
-    /// The intents this model ranks, in the order of its output layer (sorted).
+    /// Returns the intents this model ranks, sorted, in the order of its output layer.
     pub fn intents(&self) -> &[IntentId] {
         &self.intents
     }
 
-    /// The configuration the model was trained with.
+    /// Returns the configuration the model was trained with.
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
 
-    /// The hash of the examples and configuration the model was trained on; see
-    /// [`crate::training_hash`].
+    /// Returns the hash of the examples and configuration the model was trained
+    /// on, as [`crate::training_hash`] computes it.
     pub fn training_hash(&self) -> &str {
         &self.training_hash
     }

@@ -1,7 +1,7 @@
 //! Saving and loading models: the weights as safetensors (the large matrices in
-//! half precision), and a JSON metadata file holding the intents, the training
-//! configuration and the training hash that tells whether the stored model
-//! still matches the bot's examples.
+//! half precision), and a JSON metadata file with the intents, the training
+//! configuration and the training hash. A stored model whose hash differs from
+//! that of the bot's current examples and configuration is stale.
 
 use std::collections::HashMap;
 use std::fs;
@@ -60,11 +60,18 @@ impl IntentModel {
     }
 
     /// Saves the model into `dir` (created if missing) as [`WEIGHTS_FILE`] and
-    /// [`METADATA_FILE`]. Each file is written to a temporary name and renamed, and
-    /// the metadata goes last, so an interrupted save leaves a stale or missing
-    /// model rather than a mismatched one.
+    /// [`METADATA_FILE`]. The old metadata is deleted first, each file is written
+    /// to a temporary name and renamed, and the new metadata goes last. So an
+    /// interrupted save leaves a missing model, never new weights under old metadata.
     pub fn save(&self, dir: &Path) -> Result<(), IntentError> {
         fs::create_dir_all(dir).map_err(|source| io_error("create model folder", dir, source))?;
+        let metadata_path = dir.join(METADATA_FILE);
+        match fs::remove_file(&metadata_path) {
+            Err(source) if source.kind() != ErrorKind::NotFound => {
+                return Err(io_error("delete old model metadata", &metadata_path, source))
+            }
+            _ => {}
+        }
 
         let weights_path = dir.join(WEIGHTS_FILE);
         let temporary = dir.join(format!("{WEIGHTS_FILE}.tmp"));
@@ -82,7 +89,7 @@ impl IntentModel {
             config: self.config.clone(),
         };
         let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
-        write_atomically(&dir.join(METADATA_FILE), &json)
+        write_atomically(&metadata_path, &json)
     }
 
     /// Loads a model saved by [`IntentModel::save`]. A missing file gives
@@ -94,21 +101,26 @@ impl IntentModel {
     }
 
     /// Loads the model in `dir` if it was trained on exactly these examples with
-    /// this configuration; otherwise (files missing, unreadable or stale) trains a
-    /// new one and saves it there. Returns the model and whether it was trained.
+    /// this configuration. Otherwise, because the files are missing, unreadable or
+    /// stale, trains a new model and saves it there. Returns the model and whether
+    /// it was trained.
     pub fn load_or_train(dir: &Path, examples: &[(String, IntentId)], config: &TrainConfig) -> Result<(IntentModel, bool), IntentError> {
         let hash = training_hash(examples, config);
 
         match read_metadata(dir) {
             Ok(metadata) if metadata.training_hash == hash => match load_weights(dir, metadata) {
                 Ok(model) => return Ok((model, false)),
-                Err(error) => tracing::warn!(error = %error, dir = %dir.display(), "stored intent model is unreadable; retraining"),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent model is unreadable; retraining")
+                }
             },
             Ok(_) => tracing::info!(dir = %dir.display(), "intent examples or training config changed; retraining"),
             Err(IntentError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 tracing::info!(dir = %dir.display(), "no stored intent model; training")
             }
-            Err(error) => tracing::warn!(error = %error, dir = %dir.display(), "stored intent model is unreadable; retraining"),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent model is unreadable; retraining")
+            }
         }
 
         let model = train::train(examples, config, hash)?;
@@ -177,7 +189,8 @@ fn load_weights(dir: &Path, metadata: Metadata) -> Result<IntentModel, IntentErr
         });
     }
 
-    let vocabulary = Vocabulary::from_parts(metadata.config.features.clone(), buckets, idf, unseen_idf).map_err(|problem| invalid(&path, problem))?;
+    let vocabulary =
+        Vocabulary::from_parts(metadata.config.features.clone(), buckets, idf, unseen_idf).map_err(|problem| invalid(&path, problem))?;
     Ok(IntentModel { intents: metadata.intents, vocabulary, config: metadata.config, training_hash: metadata.training_hash, members })
 }
 
@@ -211,6 +224,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IntentError> {
     let temporary = PathBuf::from(temporary);
     fs::write(&temporary, bytes).map_err(|source| io_error("write", &temporary, source))?;
     fs::rename(&temporary, path).map_err(|source| io_error("rename file to", path, source))
+}
+
+/// Returns `error`'s message followed by those of its sources, joined by `: `.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> IntentError {

@@ -1,9 +1,10 @@
-//! A small seeded random number generator, so that training gives the same
-//! weights for the same seed on every platform and release of this crate.
+//! A small seeded random number generator, so that the shuffles, initial
+//! weights and dropout masks of training depend only on the seed, not on the
+//! version of a random-number crate.
 
-/// SplitMix64 (Steele, Lea and Flood, "Fast Splittable Pseudorandom Number
-/// Generators", OOPSLA 2014): 64 bits of state, passes BigCrush, and is enough
-/// for weight initialisation, shuffling and dropout masks.
+/// SplitMix64: a 64-bit state advanced by a fixed odd constant and scrambled
+/// by a bijective mixing function. It is enough for weight initialisation,
+/// shuffling and dropout masks, and not meant for cryptography.
 #[derive(Clone, Debug)]
 pub(crate) struct SplitMix64 {
     state: u64,
@@ -32,9 +33,10 @@ impl SplitMix64 {
         (self.next_f32() * 2.0 - 1.0) * limit
     }
 
-    /// Returns an index uniformly distributed in `0..bound`; `bound` must be positive.
+    /// Returns an index in `0..bound`, almost uniformly distributed; `bound` must be positive.
     pub(crate) fn below(&mut self, bound: usize) -> usize {
-        // Multiply-shift (Lemire) avoids the modulo bias that matters for large bounds.
+        // Multiply-shift (Lemire) maps 64 random bits onto the range without a
+        // division; the bias is below bound / 2^64.
         ((u128::from(self.next_u64()) * bound as u128) >> 64) as usize
     }
 

@@ -51,8 +51,9 @@ pub struct Word {
 
 /// Splits normalised text into words. Letters and digits form words; other
 /// characters separate them, except apostrophes, which are dropped so that
-/// `what's` and `whats` give the same word. With `fold_digits`, every decimal
-/// digit becomes `0`, so that order numbers and times share features.
+/// `what's` and `whats` give the same word. With `fold_digits`, every ASCII
+/// digit becomes `0` (normalisation has already folded full-width digits to
+/// ASCII), so that order numbers and times share features.
 pub fn words(normalized: &str, fold_digits: bool) -> Vec<Word> {
     let mut words = Vec::new();
     let mut current = String::new();
@@ -62,7 +63,7 @@ pub fn words(normalized: &str, fold_digits: bool) -> Vec<Word> {
             flush(&mut current, &mut words);
             words.push(Word { text: ch.to_string(), cjk: true });
         } else if ch.is_alphanumeric() {
-            let ch = if fold_digits && ch.is_numeric() && ch.to_digit(10).is_some() { '0' } else { ch };
+            let ch = if fold_digits && ch.is_ascii_digit() { '0' } else { ch };
             current.push(ch);
         } else if !matches!(ch, '\'' | '\u{2019}') {
             flush(&mut current, &mut words);

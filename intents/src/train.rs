@@ -5,8 +5,8 @@
 //! gradient (an outer product of the feature weights and the hidden gradient)
 //! are computed here in plain loops over the batch's few thousand nonzero
 //! features. Everything after it (ReLU, dropout, the output layer, log-softmax
-//! and the loss) runs on candle tensors, candle's autograd computes the
-//! gradients, candle-nn's `AdamW` updates the output layer, and [`RowAdamW`]
+//! and the loss) runs on candle tensors, and candle's autograd computes the
+//! gradients. candle-nn's `AdamW` updates the output layer, and [`RowAdamW`]
 //! applies the same AdamW update to the embedding rows a batch touched.
 //!
 //! The plain loops are a measured choice. On CLINC150 (15,000 examples,
@@ -85,7 +85,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default configuration with another seed.
+    /// Returns the default configuration with `seed`.
     pub fn with_seed(seed: u64) -> Self {
         Self { seed, ..Self::default() }
     }
@@ -96,7 +96,8 @@ impl TrainConfig {
         if let Err(problem) = self.features.validate() {
             return invalid("features", problem);
         }
-        for (field, value) in [("hidden", self.hidden), ("members", self.members), ("epochs", self.epochs), ("batch_size", self.batch_size)] {
+        for (field, value) in [("hidden", self.hidden), ("members", self.members), ("epochs", self.epochs), ("batch_size", self.batch_size)]
+        {
             if value == 0 {
                 return invalid(field, "is 0, expected at least 1".to_owned());
             }
@@ -124,7 +125,7 @@ impl TrainConfig {
     }
 }
 
-/// The training set as the network sees it.
+/// The training examples as feature vectors and class indices.
 struct Batches {
     vectors: Vec<SparseVector>,
     labels: Vec<u32>,
@@ -156,7 +157,10 @@ pub(crate) fn train(examples: &[(String, IntentId)], config: &TrainConfig, train
                 scope.spawn(move || Trainer::new(config, member_seed(config.seed, member), rows, classes)?.run(data))
             })
             .collect();
-        handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect::<Result<Vec<_>, _>>()
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect::<Result<Vec<_>, _>>()
     })?;
 
     tracing::info!(

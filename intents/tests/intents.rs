@@ -8,7 +8,7 @@ use bot_core::{Classification, Classifier, IntentId, ScoredIntent};
 use lepton_intents::eval::{evaluate, threshold_keeping, Clinc150, Dataset, LabeledText};
 use lepton_intents::{training_hash, IntentError, IntentModel, TrainConfig, METADATA_FILE, WEIGHTS_FILE};
 
-/// A shop bot's examples in English and Chinese.
+/// Returns a shop bot's examples in English and Chinese.
 fn shop_examples() -> Vec<(String, IntentId)> {
     let intents: [(&str, &[&str]); 5] = [
         (
@@ -71,15 +71,9 @@ fn shop_examples() -> Vec<(String, IntentId)> {
                 "让真人跟我说",
             ],
         ),
-        (
-            "greet",
-            &["hello", "hi there", "good morning", "hey", "hi", "hello there", "你好", "您好", "早上好", "嗨"],
-        ),
+        ("greet", &["hello", "hi there", "good morning", "hey", "hi", "hello there", "你好", "您好", "早上好", "嗨"]),
     ];
-    intents
-        .iter()
-        .flat_map(|(intent, texts)| texts.iter().map(move |text| (text.to_string(), IntentId::new(*intent))))
-        .collect()
+    intents.iter().flat_map(|(intent, texts)| texts.iter().map(move |text| (text.to_string(), IntentId::new(*intent)))).collect()
 }
 
 fn quick_config(seed: u64) -> TrainConfig {
@@ -242,6 +236,26 @@ fn save_load_round_trip_same_predictions() -> Result<()> {
     assert_eq!(loaded.intents(), model.intents());
     assert_eq!(loaded.training_hash(), model.training_hash());
     assert_eq!(loaded.config(), model.config());
+    Ok(())
+}
+
+#[test]
+fn save_over_older_model_replaces_it() -> Result<()> {
+    let dir = TempDir::new("replace")?;
+    IntentModel::train(&shop_examples(), &quick_config(3))?.save(dir.path())?;
+    let mut examples = shop_examples();
+    examples.push(("cancel my order".to_owned(), IntentId::new("cancel")));
+    let newer = IntentModel::train(&examples, &quick_config(3))?;
+    newer.save(dir.path())?;
+
+    let loaded = IntentModel::load(dir.path())?;
+    assert_eq!(loaded.training_hash(), newer.training_hash());
+    assert_eq!(loaded.probabilities("cancel my order"), newer.probabilities("cancel my order"));
+    let leftovers: Vec<_> = fs::read_dir(dir.path())?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     Ok(())
 }
 
@@ -414,7 +428,10 @@ fn threshold_keeping_handles_edges() {
 fn dataset_jsonl_with_out_of_scope() -> Result<()> {
     let dir = TempDir::new("jsonl")?;
     let path = dir.path().join("data.jsonl");
-    fs::write(&path, "{\"text\": \"我要退款\", \"intent\": \"refund\"}\n\n{\"text\": \"weather?\", \"intent\": null}\n{\"text\": \"hi\"}\n")?;
+    fs::write(
+        &path,
+        "{\"text\": \"我要退款\", \"intent\": \"refund\"}\n\n{\"text\": \"weather?\", \"intent\": null}\n{\"text\": \"hi\"}\n",
+    )?;
     let dataset = Dataset::load(&path)?;
     assert_eq!(dataset.examples, [labeled("我要退款", Some("refund")), labeled("weather?", None), labeled("hi", None)]);
     Ok(())
@@ -438,7 +455,11 @@ fn dataset_csv_with_quotes() -> Result<()> {
     let dataset = Dataset::load(&path)?;
     assert_eq!(
         dataset.examples,
-        [labeled("I am still waiting on my card?", Some("card_arrival")), labeled("Hi, my \"new\" card", Some("card_arrival")), labeled("what", None)]
+        [
+            labeled("I am still waiting on my card?", Some("card_arrival")),
+            labeled("Hi, my \"new\" card", Some("card_arrival")),
+            labeled("what", None)
+        ]
     );
     Ok(())
 }

@@ -90,15 +90,12 @@ impl Dataset {
                 return Err(invalid(path, *line, format!("{} fields, expected {} as in the header", record.len(), header.len())));
             }
             let intent = record[intent_column].trim();
-            examples.push(LabeledText {
-                text: record[text_column].clone(),
-                intent: (!intent.is_empty()).then(|| IntentId::new(intent)),
-            });
+            examples.push(LabeledText { text: record[text_column].clone(), intent: (!intent.is_empty()).then(|| IntentId::new(intent)) });
         }
         Ok(Dataset { examples })
     }
 
-    /// The in-scope examples as training pairs.
+    /// Returns the in-scope examples as training pairs.
     pub fn in_scope(&self) -> Vec<(String, IntentId)> {
         self.examples.iter().filter_map(|e| e.intent.clone().map(|intent| (e.text.clone(), intent))).collect()
     }
@@ -147,8 +144,11 @@ fn invalid(path: &Path, line: usize, problem: String) -> DatasetError {
     DatasetError::Invalid { path: PathBuf::from(path), line, problem }
 }
 
-/// Splits RFC 4180 CSV into records, each with the line it starts on.
-fn parse_csv(content: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// A CSV record's fields and the line it starts on.
+type CsvRecord = (usize, Vec<String>);
+
+/// Splits RFC 4180 CSV into records. An error gives the line of the problem and a description.
+fn parse_csv(content: &str) -> Result<Vec<CsvRecord>, (usize, String)> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();

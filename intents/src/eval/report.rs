@@ -69,7 +69,7 @@ pub struct OutOfScopeReport {
     pub margin: f32,
     /// Share of out-of-scope examples rejected by `threshold` and `margin`.
     pub recall: f64,
-    /// Share of in-scope examples accepted with the right intent; a rejected one counts as wrong.
+    /// Share of in-scope examples accepted with the right intent. A rejected one counts as wrong.
     pub in_scope_accuracy: f64,
     /// The same scores at the threshold that keeps a given share of in-scope queries.
     pub calibrated: CalibratedThreshold,
@@ -118,7 +118,8 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
     let macro_f1 = mean(per_intent.iter().map(|s| s.f1));
 
     let out_of_scope = (test.out_of_scope_count() > 0).then(|| {
-        let rejected: Vec<f32> = test.examples.iter().zip(&predictions).filter(|(e, _)| e.intent.is_none()).map(|(_, p)| p.confidence).collect();
+        let rejected: Vec<f32> =
+            test.examples.iter().zip(&predictions).filter(|(e, _)| e.intent.is_none()).map(|(_, p)| p.confidence).collect();
         let accepted_correct = pairs.iter().filter(|(gold, p)| p.accepted && p.top.as_ref() == Some(*gold)).count();
         let oos_rejected = test.examples.iter().zip(&predictions).filter(|(e, p)| e.intent.is_none() && !p.accepted).count();
         OutOfScopeReport {
