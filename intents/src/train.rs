@@ -9,12 +9,12 @@
 //! gradients. candle-nn's `AdamW` updates the output layer, and [`RowAdamW`]
 //! applies the same AdamW update to the embedding rows a batch touched.
 //!
-//! The plain loops are a measured choice. On CLINC150 (15,000 examples,
-//! 41,602 rows, 5 epochs, one network of width 128 on one thread) the same
-//! training took 39 s with candle's `index_select` and `index_add`, 14 s with a
-//! dense batch-by-rows input matrix and `matmul` (whose backward pass also
-//! computes the unused input gradient), and 2 s with the loops; the accuracy was
-//! the same to the last example.
+//! The plain loops are a measured choice. The test: CLINC150 (15,000 examples,
+//! 41,602 rows), 5 epochs, one network of width 256, one thread, opt-level 3.
+//! With candle's `index_select` and `index_add` training took 39 s. With a
+//! dense batch-by-rows input matrix and `matmul` it took 14 s, partly because
+//! the backward pass also computes the unused input gradient. With the loops it
+//! took 4.8 s. All three gave the same validation accuracy.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
