@@ -164,6 +164,9 @@ fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
     if metadata.intents.is_empty() {
         return Err(invalid(&path, "no intents".to_owned()));
     }
+    if let Err(error) = metadata.config.validate() {
+        return Err(invalid(&path, error.to_string()));
+    }
     Ok(metadata)
 }
 

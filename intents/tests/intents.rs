@@ -330,6 +330,20 @@ fn load_or_train_retrains_corrupt_files() -> Result<()> {
 }
 
 #[test]
+fn load_metadata_with_invalid_config_is_invalid() -> Result<()> {
+    let dir = TempDir::new("invalid-config")?;
+    IntentModel::train(&shop_examples(), &quick_config(5))?.save(dir.path())?;
+    let path = dir.path().join(METADATA_FILE);
+    let mut metadata: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    metadata["config"]["features"]["hash_bits"] = serde_json::json!(40);
+    fs::write(&path, serde_json::to_vec(&metadata)?)?;
+
+    let result = IntentModel::load(dir.path());
+    assert!(matches!(result, Err(IntentError::InvalidModel { .. })), "{result:?}");
+    Ok(())
+}
+
+#[test]
 fn load_truncated_weights_is_invalid() -> Result<()> {
     let dir = TempDir::new("truncated")?;
     IntentModel::train(&shop_examples(), &quick_config(5))?.save(dir.path())?;
