@@ -2,6 +2,8 @@
 //! features: one message costs a few row additions and one small matrix-vector
 //! product, so candle tensors (which allocate per operation) are not used here.
 
+use std::fmt;
+
 use bot_core::{Classification, Classifier, IntentId, ScoredIntent};
 
 use crate::features::{SparseVector, Vocabulary};
@@ -15,7 +17,7 @@ use crate::train::TrainConfig;
 /// and a text made mostly of n-grams unseen in training (whose vector is short,
 /// see [`crate::FeatureConfig::unseen_weight`]) gives flat, low confidences
 /// while keeping its ranking.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IntentModel {
     pub(crate) intents: Vec<IntentId>,
     pub(crate) vocabulary: Vocabulary,
@@ -23,6 +25,19 @@ pub struct IntentModel {
     pub(crate) training_hash: String,
     /// The ensemble: networks trained with different seeds on the same features.
     pub(crate) members: Vec<Weights>,
+}
+
+/// Shows the model's shape, not its millions of weights.
+impl fmt::Debug for IntentModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntentModel")
+            .field("intents", &self.intents.len())
+            .field("feature_rows", &self.vocabulary.len())
+            .field("members", &self.members.len())
+            .field("hidden", &self.config.hidden)
+            .field("training_hash", &self.training_hash)
+            .finish()
+    }
 }
 
 /// The network's parameters, row-major.

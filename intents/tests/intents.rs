@@ -507,3 +507,12 @@ fn dataset_unknown_extension_is_an_error() {
     let result = Dataset::load(Path::new("data.parquet"));
     assert!(result.is_err());
 }
+
+#[test]
+fn model_debug_is_short() -> Result<()> {
+    let model = IntentModel::train(&shop_examples(), &quick_config(1))?;
+    let debug = format!("{model:?}");
+    assert!(debug.len() < 300, "debug output is {} bytes", debug.len());
+    assert!(debug.contains("feature_rows"), "{debug}");
+    Ok(())
+}
