@@ -68,11 +68,17 @@ pub fn prepare(paths: &BotPaths, server_url: Option<&str>) -> anyhow::Result<Pre
         bot.settings.variables.entry("server_url".to_owned()).or_insert_with(|| url.to_owned());
     }
 
-    let (model, trained) = train(paths, &bot)?;
+    let (classifier, trained): (Arc<dyn Classifier>, bool) = if bot.training_examples().is_empty() {
+        tracing::warn!("the bot has no intent examples and no FAQ entries; every message falls back");
+        (Arc::new(bot_core::classify::NoIntents), false)
+    } else {
+        let (model, trained) = train(paths, &bot)?;
+        (Arc::new(model), trained)
+    };
     let (index, indexed) = index(paths, &bot)?;
     Ok(Prepared {
         bot: Arc::new(bot),
-        classifier: Arc::new(model),
+        classifier,
         knowledge: Arc::new(index),
         sources_hash: loaded.sources_hash,
         trained,
