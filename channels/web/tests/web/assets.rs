@@ -43,7 +43,25 @@ async fn demo_page_embeds_widget() -> Result<()> {
 
     assert_eq!(content_type.as_deref(), Some("text/html; charset=utf-8"));
     assert!(html.contains("<script src=\"widget.js\""));
-    assert!(html.contains("演示商店"));
+    Ok(())
+}
+
+/// The page must state what the demo bot says: the Lepton Shop in China, prices in
+/// yuan, free shipping over ¥99, 7-day returns, 15-day exchange, 1-year warranty.
+#[tokio::test]
+async fn demo_page_matches_demo_bot() -> Result<()> {
+    let server = TestServer::start().await?;
+    let html = server.http.get(server.url("/")).send().await?.text().await?;
+
+    for fact in ["Lepton Shop", "¥99", "¥10", "7-day", "七天无理由退货", "15-day", "15 天换货", "1-year", "保修 1 年", "100001", "100006"] {
+        assert!(html.contains(fact), "demo page lacks {fact:?}");
+    }
+    for hint in ["Where is my order 100001?", "我想退货", "Talk to a person", "转人工"] {
+        assert!(html.contains(hint), "demo page lacks the hint {hint:?}");
+    }
+    for stale in ["$", "30 days", "mug", "美元"] {
+        assert!(!html.contains(stale), "demo page still says {stale:?}");
+    }
     Ok(())
 }
 
