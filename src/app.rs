@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bot_core::{BotDefinition, Classifier, KnowledgeSearch};
 
-/// Where a bot's sources are and where its trained model and index go.
+/// The folders of a bot's sources and of its trained model and index.
 #[derive(Clone, Debug)]
 pub struct BotPaths {
     pub bot_dir: PathBuf,

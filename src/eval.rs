@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use lepton_intents::eval::{run_eval, Clinc150, Dataset, EvalConfig, EvalReport};
 use lepton_intents::TrainConfig;
 
-/// Where the training data of an evaluation comes from.
+/// The source of an evaluation's training data.
 pub enum TrainingData {
     /// A `.jsonl` or `.csv` file of labelled texts.
     File(PathBuf),
@@ -20,7 +20,7 @@ pub struct EvalOptions {
     /// is set), or a `.jsonl` / `.csv` test set.
     pub test: PathBuf,
     pub train: Option<TrainingData>,
-    /// Which CLINC150 split to score: `test` or `val`.
+    /// The CLINC150 split to score: `test` or `val`.
     pub split: String,
     pub threshold: Option<f32>,
     pub margin: Option<f32>,

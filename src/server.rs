@@ -16,7 +16,7 @@ use crate::app::{self, BotPaths};
 /// How often the bot folder is checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Where sessions are kept.
+/// The session store to open.
 #[derive(Clone, Debug)]
 pub enum StoreConfig {
     /// The embedded on-disk store at this path; with `flush_interval`, writes

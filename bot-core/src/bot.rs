@@ -210,7 +210,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// The index of the step with the given id.
+    /// Returns the index of the step with the given id.
     pub fn step_index(&self, id: &StepId) -> Option<usize> {
         self.steps.iter().position(|step| step.id.as_ref() == Some(id))
     }
@@ -238,7 +238,7 @@ pub enum StepKind {
     End,
 }
 
-/// Where execution continues: a step of the current flow, another flow, or a handoff.
+/// The place execution continues at: a step of the current flow, another flow, or a handoff.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -254,7 +254,7 @@ pub struct AskStep {
     /// Sent when the answer does not validate; the prompt is sent when unset.
     pub invalid: Option<ResponseId>,
     pub max_attempts: u32,
-    /// Where to go after `max_attempts` invalid answers; a handoff when unset.
+    /// The target after `max_attempts` invalid answers; a handoff when unset.
     pub on_exhausted: Option<Target>,
 }
 
@@ -291,7 +291,7 @@ pub struct HttpStep {
     pub timeout_ms: u64,
     /// Slot to set from a JSON pointer (RFC 6901) into the response body.
     pub save: BTreeMap<SlotName, String>,
-    /// Where to go when the request fails, times out or returns a non-2xx status.
+    /// The target when the request fails, times out or returns a non-2xx status.
     pub on_error: Option<Target>,
     /// Per-status targets, checked before `on_error` (for example 404 to "order not found").
     pub on_status: BTreeMap<u16, Target>,

@@ -1,5 +1,5 @@
-//! What support agents do to a conversation: claim it, reply, hand it back to
-//! the bot, close it. Each change is one compare-and-set on the session, so of
+//! Agent operations on a conversation: claim it, reply, hand it back to the
+//! bot, close it. Each change is one compare-and-set on the session, so of
 //! two agents claiming at once exactly one wins, on one server or many.
 
 use crate::event::{Event, EventKind};
