@@ -6,6 +6,11 @@
  * Optional attributes on the tag: data-api (the server's base URL, default: where
  * this script was loaded from), data-lang ("en" or "zh", default: the browser's).
  *
+ * The page can follow and set the widget's language: the widget fires a
+ * "lepton:lang" event on window (event.detail.lang is "en" or "zh") when it
+ * starts and whenever its language changes, and window.LeptonWidget.setLang("zh")
+ * switches it.
+ *
  * The widget builds its button and panel inside a shadow DOM so that page CSS and
  * widget CSS do not mix. Messages go out with POST, each with a fresh
  * client_message_id that is reused for retries, so a retried send is harmless.
@@ -35,6 +40,10 @@
   var CONVERSATION_IDLE_MS = 23 * 60 * 60 * 1000;
   var SEND_ATTEMPTS = 6;
   var MAX_BACKOFF_MS = 30000;
+  // The server's default limit on message text, in UTF-8 bytes. Longer texts are
+  // stopped here, before sending. A server with a lower limit rejects them with
+  // message_too_large, which the widget reports the same way.
+  var MAX_MESSAGE_BYTES = 16 * 1024;
 
   var STRINGS = {
     en: {
@@ -47,6 +56,7 @@
       sending: 'Sending…',
       failed: 'Not sent.',
       retry: 'Retry',
+      edit: 'Edit',
       typing: 'Typing…',
       greeting: 'Hi! Ask us about orders, shipping or returns.',
       waiting: 'Waiting for an agent…',
@@ -56,7 +66,17 @@
       reconnecting: 'Reconnecting…',
       switchLang: '中文',
       switchLangLabel: 'Switch to Chinese',
-      you: 'You'
+      you: 'You',
+      errors: {
+        message_too_large: 'This message is too long. Please shorten it or send it in parts.',
+        empty_text: 'This message is empty. Please type some text.',
+        unavailable: 'The service is busy right now. Please try again in a moment.',
+        offline: 'No connection to the server. Check your network and retry.',
+        origin_not_allowed: 'Chat is not available on this page.',
+        invalid_conversation_id: 'This chat cannot continue. Reload the page to start a new one.',
+        internal: 'Something went wrong on our side. Please try again later.',
+        other: 'The message could not be sent. Please try again later.'
+      }
     },
     zh: {
       title: '在线客服',
@@ -68,6 +88,7 @@
       sending: '发送中…',
       failed: '发送失败。',
       retry: '重试',
+      edit: '编辑',
       typing: '正在输入…',
       greeting: '您好！订单、配送、退货的问题都可以问我。',
       waiting: '正在为您转接人工客服…',
@@ -77,7 +98,17 @@
       reconnecting: '正在重新连接…',
       switchLang: 'EN',
       switchLangLabel: '切换到英文',
-      you: '我'
+      you: '我',
+      errors: {
+        message_too_large: '消息太长了，请删减或分几条发送。',
+        empty_text: '消息是空的，请输入文字。',
+        unavailable: '服务繁忙，请稍后再试。',
+        offline: '无法连接服务器，请检查网络后重试。',
+        origin_not_allowed: '此页面暂不支持在线客服。',
+        invalid_conversation_id: '当前对话无法继续，请刷新页面开始新的对话。',
+        internal: '系统出了点问题，请稍后再试。',
+        other: '消息未能发送，请稍后再试。'
+      }
     }
   };
 
@@ -103,6 +134,7 @@
     'header .status { font-size: 12px; opacity: .85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }',
     'header button { background: rgba(255,255,255,.15); color: #fff; border: none; border-radius: 6px;',
     '  padding: 4px 8px; cursor: pointer; font: inherit; font-size: 13px; }',
+    'header .close { min-width: 32px; min-height: 32px; font-size: 20px; line-height: 1; }',
     '.log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 6px; background: #f6f8fa; }',
     '.row { display: flex; flex-direction: column; max-width: 85%; }',
     '.row.customer { align-self: flex-end; align-items: flex-end; }',
@@ -121,11 +153,22 @@
     '.quick button { border: 1px solid #2563eb; color: #2563eb; background: #fff; border-radius: 14px;',
     '  padding: 4px 10px; cursor: pointer; font: inherit; font-size: 13px; }',
     '.typing { padding: 4px 14px; font-size: 12px; color: #57606a; background: #f6f8fa; }',
+    '.alert { padding: 6px 12px; font-size: 13px; color: #cf222e; background: #fff5f5; border-top: 1px solid #ffd7d5; }',
     'form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #d0d7de; background: #fff; }',
     'textarea { flex: 1; resize: none; border: 1px solid #d0d7de; border-radius: 8px; padding: 7px 9px;',
     '  font: inherit; color: inherit; max-height: 110px; min-height: 36px; }',
     'form button { background: #2563eb; color: #fff; border: none; border-radius: 8px; padding: 0 14px; cursor: pointer; font: inherit; }',
-    '@media (max-width: 480px) { .root { right: 12px; bottom: 12px; } .panel { width: calc(100vw - 24px); height: calc(100vh - 100px); } }'
+    // Phones, and short landscape screens: the open panel takes the whole screen,
+    // its close button stays in the header and the launcher hides behind it.
+    '@media (max-width: 480px), (max-height: 430px) {',
+    '  .root { right: 12px; bottom: 12px; }',
+    '  .panel { position: fixed; top: 0; right: 0; bottom: 0; left: 0; width: auto; height: auto;',
+    '    max-width: none; max-height: none; border-radius: 0; }',
+    '  .root.open .launcher { display: none; }',
+    '  header .close { min-width: 40px; min-height: 40px; }',
+    // iOS Safari zooms into a focused input whose text is smaller than 16px.
+    '  textarea { font-size: 16px; }',
+    '}'
   ].join('\n');
 
   // ---- storage, ids, language ----
@@ -247,7 +290,8 @@
     style.textContent = CSS;
     shadow.appendChild(style);
 
-    var root = el('div', 'root');
+    ui.root = el('div', 'root');
+    var root = ui.root;
     ui.panel = el('section', 'panel');
     ui.panel.setAttribute('role', 'dialog');
     ui.panel.hidden = true;
@@ -258,9 +302,9 @@
     ui.status = el('div', 'status');
     titles.appendChild(ui.title);
     titles.appendChild(ui.status);
-    ui.langButton = el('button');
+    ui.langButton = el('button', 'lang');
     ui.langButton.type = 'button';
-    ui.closeButton = el('button', '', '×');
+    ui.closeButton = el('button', 'close', '×');
     ui.closeButton.type = 'button';
     header.appendChild(titles);
     header.appendChild(ui.langButton);
@@ -281,6 +325,9 @@
     ui.quick = el('div', 'quick');
     ui.typing = el('div', 'typing');
     ui.typing.hidden = true;
+    ui.alert = el('div', 'alert');
+    ui.alert.setAttribute('role', 'alert');
+    ui.alert.hidden = true;
 
     ui.form = el('form');
     ui.input = el('textarea');
@@ -294,6 +341,7 @@
     ui.panel.appendChild(ui.log);
     ui.panel.appendChild(ui.quick);
     ui.panel.appendChild(ui.typing);
+    ui.panel.appendChild(ui.alert);
     ui.panel.appendChild(ui.form);
 
     ui.launcher = el('button', 'launcher');
@@ -315,14 +363,13 @@
       setOpen(false);
     });
     ui.langButton.addEventListener('click', function () {
-      lang = lang === 'zh' ? 'en' : 'zh';
-      save('lang', lang);
-      renderAll();
+      setLang(lang === 'zh' ? 'en' : 'zh');
     });
     ui.form.addEventListener('submit', function (e) {
       e.preventDefault();
       submitInput();
     });
+    ui.input.addEventListener('input', checkInputLength);
     ui.input.addEventListener('keydown', function (e) {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -333,12 +380,28 @@
 
   function setOpen(open) {
     ui.panel.hidden = !open;
+    ui.root.classList.toggle('open', open);
     ui.launcher.setAttribute('aria-label', open ? t('close') : t('open'));
     if (open) {
       ui.badge.hidden = true;
       scrollToEnd();
       ui.input.focus();
     }
+  }
+
+  function setLang(next) {
+    if (!STRINGS[next] || next === lang) {
+      return;
+    }
+    lang = next;
+    save('lang', lang);
+    renderAll();
+    announceLang();
+  }
+
+  function announceLang() {
+    var detail = { detail: { lang: lang } };
+    window.dispatchEvent(new CustomEvent('lepton:lang', detail));
   }
 
   function scrollToEnd() {
@@ -509,7 +572,15 @@
       var row = el('div', 'row customer pending');
       row.appendChild(el('div', 'bubble', item.display));
       if (item.failed) {
-        var state = el('div', 'state failed', t('failed') + (item.error ? ' ' + item.error : ''));
+        var state = el('div', 'state failed', t('failed') + ' ' + errorText(item.errorCode));
+        if (item.editable) {
+          var edit = el('button', '', t('edit'));
+          edit.type = 'button';
+          edit.addEventListener('click', function () {
+            editFailed(item);
+          });
+          state.appendChild(edit);
+        }
         if (item.retryable) {
           var retry = el('button', '', t('retry'));
           retry.type = 'button';
@@ -538,6 +609,7 @@
     ui.input.placeholder = t('placeholder');
     ui.sendButton.textContent = t('send');
     ui.typing.textContent = t('typing');
+    ui.alert.textContent = alertCode ? errorText(alertCode) : '';
     ui.langButton.textContent = t('switchLang');
     ui.langButton.setAttribute('aria-label', t('switchLangLabel'));
     ui.closeButton.setAttribute('aria-label', t('close'));
@@ -549,17 +621,84 @@
 
   // ---- sending ----
 
+  /** Returns the localised message for an error code of the API, or a general one. */
+  function errorText(code) {
+    var errors = t('errors');
+    return Object.prototype.hasOwnProperty.call(errors, code) ? errors[code] : errors.other;
+  }
+
+  var alertCode = null; // the error code shown above the input box, or null
+
+  function showAlert(code) {
+    alertCode = code;
+    ui.alert.textContent = code ? errorText(code) : '';
+    ui.alert.hidden = !code;
+  }
+
+  /** Returns the text as the server will count it: without the characters it removes, trimmed. */
+  function cleanedText(text) {
+    return text.replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g, '').trim();
+  }
+
+  function isTooLong(text) {
+    // Each UTF-16 unit is at most 3 UTF-8 bytes, so short texts need no encoding.
+    return text.length * 3 > MAX_MESSAGE_BYTES && new TextEncoder().encode(cleanedText(text)).length > MAX_MESSAGE_BYTES;
+  }
+
+  function checkInputLength() {
+    var tooLong = isTooLong(ui.input.value);
+    ui.input.setAttribute('aria-invalid', tooLong ? 'true' : 'false');
+    if (tooLong) {
+      showAlert('message_too_large');
+    } else if (alertCode) {
+      showAlert(null);
+    }
+  }
+
   function submitInput() {
     var text = ui.input.value;
-    if (!text.trim()) {
+    if (!cleanedText(text)) {
+      return;
+    }
+    if (isTooLong(text)) {
+      showAlert('message_too_large');
+      ui.input.focus();
       return;
     }
     ui.input.value = '';
+    showAlert(null);
     send(text, text);
   }
 
+  /**
+   * Handles a send the server rejected. A typed text goes back into the input box
+   * when the box is empty, so the customer can fix it. Otherwise the failed bubble
+   * offers to edit it.
+   */
+  function rejectSend(item, code) {
+    item.failed = true;
+    item.retryable = false;
+    item.errorCode = code;
+    item.editable = item.typed;
+    if (item.typed && !ui.input.value) {
+      item.confirmed = true;
+      ui.input.value = item.text;
+      checkInputLength();
+      showAlert(code);
+    }
+  }
+
+  function editFailed(item) {
+    item.confirmed = true;
+    ui.input.value = ui.input.value ? item.text + '\n' + ui.input.value : item.text;
+    renderPending();
+    checkInputLength();
+    ui.input.focus();
+  }
+
   function send(text, display) {
-    queue.push({ id: randomId(), text: text, display: display, attempts: 0 });
+    var typed = text === display;
+    queue.push({ id: randomId(), text: text, display: display, typed: typed, attempts: 0 });
     save('started', '1');
     save('lastActive', String(Date.now()));
     connect();
@@ -612,26 +751,25 @@
           return;
         }
         var status = result.response.status;
+        var code = result.json && result.json.error && typeof result.json.error.code === 'string' ? result.json.error.code : 'other';
         if (status >= 500 || status === 408 || status === 429) {
-          retryLater(item);
+          retryLater(item, status === 500 ? code : 'unavailable');
           return;
         }
-        item.failed = true;
-        item.retryable = false;
-        item.error = result.json && result.json.error ? result.json.error.message : 'HTTP ' + status;
+        rejectSend(item, code);
         finishPost();
       })
       .catch(function () {
-        retryLater(item);
+        retryLater(item, 'offline');
       });
   }
 
-  function retryLater(item) {
+  function retryLater(item, code) {
     item.attempts += 1;
     if (item.attempts >= SEND_ATTEMPTS) {
       item.failed = true;
       item.retryable = true;
-      item.error = '';
+      item.errorCode = code;
       finishPost();
       return;
     }
@@ -717,6 +855,8 @@
   function start() {
     buildUi();
     renderAll();
+    window.LeptonWidget = { setLang: setLang };
+    announceLang();
     if (load('started') === '1') {
       connect();
     }

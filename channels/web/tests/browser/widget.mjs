@@ -239,6 +239,11 @@ async function scenario() {
   await evaluate(`__w.q('header button').click(); true`);
   check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'language button switches to Chinese');
   check((await evaluate(`__w.q('textarea').placeholder`)) === '请输入消息…', 'placeholder switches to Chinese');
+  check((await evaluate(`document.documentElement.lang`)) === 'zh', 'demo page follows the widget to Chinese');
+
+  await rejectedSends();
+  await pageLanguageButton();
+  await smallScreen();
 
   const before = await evaluate(`__w.texts('.log .bubble')`);
   await loadPage(`${base}/`);
@@ -253,6 +258,60 @@ async function scenario() {
     const { data } = await command('Page.captureScreenshot', { format: 'png' }, session);
     writeFileSync(screenshotPath, Buffer.from(data, 'base64'));
   }
+}
+
+// Checks in the Chinese UI that a too-long message is stopped in the browser, that
+// one the server rejects (its limit is 4096 bytes) is reported in Chinese, and that
+// in both cases the text stays in the input box.
+async function rejectedSends() {
+  const bubbles = await evaluate(`__w.all('.customer .bubble').length`);
+
+  const huge = 'x'.repeat(20000);
+  await evaluate(`__w.type(${JSON.stringify(huge)}); true`);
+  await evaluate(`__w.until(() => __w.q('.alert').textContent.includes('消息太长'), 'too-long alert')`);
+  check((await evaluate(`__w.q('textarea').value.length`)) === 20000, 'too-long text stays in the input box');
+  check((await evaluate(`__w.all('.customer .bubble').length`)) === bubbles, 'too-long text is not sent');
+
+  const long = '长'.repeat(2000);
+  await evaluate(`__w.type(${JSON.stringify(long)}); true`);
+  await evaluate(`__w.until(() => __w.q('textarea').value === ${JSON.stringify(long)} && __w.all('.pending').length === 0, 'restored text')`);
+  const alert = await evaluate(`__w.q('.alert').textContent`);
+  check(alert.includes('消息太长'), `server rejection shows the too-long message: ${alert}`);
+  check(!/[a-z]{3}/i.test(alert), 'server rejection message has no English words');
+  check(!(await evaluate(`__w.root().textContent.includes('bytes')`)), 'no English server message in the Chinese UI');
+  check((await evaluate(`__w.all('.customer .bubble').length`)) === bubbles, 'rejected text leaves no bubble');
+
+  await evaluate(`__w.q('textarea').value = ''; __w.q('textarea').dispatchEvent(new Event('input')); true`);
+  check((await evaluate(`__w.q('.alert').hidden`)), 'clearing the input hides the alert');
+}
+
+// The demo page's own language button switches the widget too.
+async function pageLanguageButton() {
+  await evaluate(`document.getElementById('switch-lang').click(); true`);
+  check((await evaluate(`__w.q('.title').textContent`)) === 'Customer support', 'page button switches the widget to English');
+  check((await evaluate(`document.documentElement.lang`)) === 'en', 'page button switches the page to English');
+  await evaluate(`document.getElementById('switch-lang').click(); true`);
+  check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'page button switches the widget back to Chinese');
+}
+
+// On a 390 px wide phone the open panel fills the screen and its close button is on screen.
+async function smallScreen() {
+  const phone = { width: 390, height: 844, deviceScaleFactor: 2, mobile: true };
+  await command('Emulation.setDeviceMetricsOverride', phone, session);
+  const layout = await evaluate(`(() => {
+    const panel = __w.q('.panel').getBoundingClientRect();
+    const close = __w.q('header .close');
+    const box = close.getBoundingClientRect();
+    const hit = __w.root().elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    return { panel: [panel.left, panel.top, panel.width, panel.height], closeOnTop: hit === close, closeSize: box.width * box.height };
+  })()`);
+  check(JSON.stringify(layout.panel) === JSON.stringify([0, 0, 390, 844]), `panel fills a 390 px screen: ${JSON.stringify(layout.panel)}`);
+  check(layout.closeOnTop && layout.closeSize >= 32 * 32, 'close button is visible and large enough to tap');
+
+  await evaluate(`__w.q('header .close').click(); true`);
+  const closed = await evaluate(`__w.q('.panel').hidden && __w.q('.launcher').getBoundingClientRect().width > 0`);
+  check(closed, 'close button hides the panel and shows the launcher');
+  await command('Emulation.clearDeviceMetricsOverride', {}, session);
 }
 
 let exitCode = 0;
