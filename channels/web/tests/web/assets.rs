@@ -46,7 +46,7 @@ async fn demo_page_embeds_widget() -> Result<()> {
     Ok(())
 }
 
-/// The page must state what the demo bot says: the Lepton Shop in China, prices in
+/// The page must agree with the demo bot's answers: Lepton Shop in China, prices in
 /// yuan, free shipping over ¥99, 7-day returns, 15-day exchange, 1-year warranty.
 #[tokio::test]
 async fn demo_page_matches_demo_bot() -> Result<()> {

@@ -166,9 +166,9 @@ async fn long_conversation_id_returns_400_json() -> Result<()> {
     Ok(())
 }
 
-/// Hyper answers a request line longer than 65,534 bytes itself, with a 414 and
-/// no body, before the router sees it. This test pins that limit, so a hyper
-/// change that lets such requests through (and needs the JSON error) shows up.
+/// Hyper rejects a URI longer than 65,534 bytes itself, with a 414 and no body,
+/// before the router sees it. This test pins that behaviour, so that a hyper
+/// version that lets such requests through (and so needs the JSON error) shows up.
 #[tokio::test]
 async fn uri_over_hyper_limit_returns_bare_414() -> Result<()> {
     let server = TestServer::start().await?;
