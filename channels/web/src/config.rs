@@ -13,7 +13,8 @@ pub struct WebConfig {
 
     /// The bearer token the agent API requires. When `None`, the agent API accepts
     /// only requests from loopback addresses, which needs the server to be started
-    /// with `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// with `into_make_service_with_connect_info::<SocketAddr>()`. Those requests
+    /// must also name a loopback `Host` and, with an `Origin`, that same origin.
     pub agent_token: Option<String>,
 
     /// Page origins whose scripts may call the customer API from another origin
