@@ -1,13 +1,14 @@
 //! The state shared while converting the sections into a `BotDefinition`: what is
 //! defined, which languages are declared, and what has been used so far.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use bot_core::engine::RESERVED_RESPONSES;
 use bot_core::Lang;
 
 use crate::cx::{is_name_char, suggestion, Cx};
+use crate::diagnostic::Diagnostic;
 use crate::sections::Sections;
 use crate::tree::{Loc, Node};
 
@@ -47,9 +48,11 @@ pub(crate) struct Converter<'s, 'n> {
     /// turns off the checks that depend on them.
     pub languages: Option<Vec<Lang>>,
     pub variables: BTreeSet<String>,
-    /// False when some file could not be parsed: its definitions are unknown, so
-    /// "not defined" and "never used" would be guesses and are not reported.
-    pub complete: bool,
+    /// The names written in files that could not be parsed. Those files may define or
+    /// use them, so "undefined" and "never used" are not reported for these names.
+    pub unparsed: Unparsed,
+    /// The location of each step of each converted flow, for the loop check.
+    pub step_locs: BTreeMap<String, Vec<Loc>>,
     pub usage: Usage,
     /// The values of each choice slot, to check branch conditions against.
     pub choice_values: BTreeMap<String, Vec<String>>,
@@ -58,17 +61,36 @@ pub(crate) struct Converter<'s, 'n> {
     pub extra_placeholders: &'static [&'static str],
 }
 
+/// The words of the files that have YAML syntax errors: each run of letters, digits,
+/// `_` and `-`, which is every name such a file could define or refer to.
+#[derive(Default)]
+pub(crate) struct Unparsed {
+    words: HashSet<String>,
+}
+
+impl Unparsed {
+    pub fn add(&mut self, text: &str) {
+        let words = text.split(|c: char| !is_name_char(c)).filter(|word| !word.is_empty());
+        self.words.extend(words.map(str::to_owned));
+    }
+
+    pub fn mentions(&self, name: &str) -> bool {
+        self.words.contains(name)
+    }
+}
+
 /// The variable the runtime adds: the base URL the server listens on.
 pub(crate) const SERVER_URL: &str = "server_url";
 
 impl<'s, 'n> Converter<'s, 'n> {
-    pub fn new(cx: Cx<'s>, sections: &'n Sections<'n>, complete: bool) -> Self {
+    pub fn new(cx: Cx<'s>, sections: &'n Sections<'n>, unparsed: Unparsed) -> Self {
         Self {
             cx,
             sections,
             languages: None,
             variables: BTreeSet::new(),
-            complete,
+            unparsed,
+            step_locs: BTreeMap::new(),
             usage: Usage::default(),
             choice_values: BTreeMap::new(),
             extra_placeholders: &[],
@@ -95,12 +117,23 @@ impl<'s, 'n> Converter<'s, 'n> {
         };
         let section = self.defined(kind);
         let built_in = kind == Kind::Response && RESERVED_RESPONSES.contains(&name);
-        if section.contains(name) || built_in || !self.complete {
+        if section.contains(name) || built_in || self.unparsed.mentions(name) {
             return true;
         }
         let hint = suggestion(name, section.names());
         self.cx.error(loc, format!("undefined {kind} `{name}`; {hint}"));
         false
+    }
+
+    /// Runs `check` on a definition that the bot does not keep (the second definition of
+    /// a name), keeping the errors it reports and dropping its warnings and uses.
+    pub fn check_discarded(&mut self, check: impl FnOnce(&mut Self)) {
+        let usage = std::mem::take(&mut self.usage);
+        let before = self.cx.diagnostics.len();
+        check(self);
+        let reported = self.cx.diagnostics.split_off(before);
+        self.cx.diagnostics.extend(reported.into_iter().filter(Diagnostic::is_error));
+        self.usage = usage;
     }
 
     /// Reads a name and checks that it refers to a definition of `kind`.
@@ -170,7 +203,7 @@ impl<'s, 'n> Converter<'s, 'n> {
             || self.variables.contains(name)
             || name == SERVER_URL
             || self.extra_placeholders.contains(&name);
-        if known || !self.complete {
+        if known || self.unparsed.mentions(name) {
             return;
         }
         let at = self.cx.locate_within(loc, &format!("{{{name}}}"));

@@ -35,22 +35,14 @@ impl<'s> Cx<'s> {
 
     fn push(&mut self, severity: Severity, loc: Loc, message: String) {
         let source = &self.sources[loc.file];
-        let snippet = source.line(loc.line).to_owned();
-        let line_chars = snippet.chars().count();
+        let line = source.line(loc.line);
         let width = if loc.end_line == loc.line {
             loc.end_column.saturating_sub(loc.column)
         } else {
-            (line_chars + 1).saturating_sub(loc.column)
+            (line.chars().count() + 1).saturating_sub(loc.column)
         };
-        self.diagnostics.push(Diagnostic {
-            severity,
-            file: source.shown.clone(),
-            line: loc.line,
-            column: loc.column,
-            width: width.max(1),
-            message,
-            snippet,
-        });
+        let diagnostic = Diagnostic::new(severity, source.shown.clone(), (loc.line, loc.column), width, message, line);
+        self.diagnostics.push(diagnostic);
     }
 
     /// Finds `needle` inside the source text of `loc` and returns its position, or `loc`

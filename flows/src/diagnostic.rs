@@ -34,31 +34,58 @@ pub struct Diagnostic {
     /// Characters from `column` that the problem covers on that line (at least 1).
     pub width: usize,
     pub message: String,
-    /// The source line containing the problem, without its line break; empty when `line` is 0.
+    /// The source line containing the problem, without its line break; empty when `line`
+    /// is 0. A line longer than [`MAX_SNIPPET_CHARS`] is cut to the part around `column`,
+    /// and `…` marks each cut.
     pub snippet: String,
+    /// The column within `snippet` where the problem starts: `column`, unless the start
+    /// of the line was cut off.
+    pub snippet_column: usize,
 }
 
+/// The maximum length of a source line shown whole in a diagnostic, in characters.
+pub const MAX_SNIPPET_CHARS: usize = 120;
+
+/// Characters kept before the problem when a long line is cut.
+const CONTEXT_BEFORE: usize = 40;
+
 impl Diagnostic {
+    /// Creates a diagnostic at `line` and `column` of a file, whose text on that line is `source_line`.
+    pub(crate) fn new(severity: Severity, file: PathBuf, (line, column): (usize, usize), width: usize, message: String, source_line: &str) -> Self {
+        let (snippet, snippet_column) = excerpt(source_line, column);
+        Self { severity, file, line, column, width: width.max(1), message, snippet, snippet_column }
+    }
+
     /// Creates an error about a whole file or folder, with no line or column.
     pub(crate) fn error_at_path(file: PathBuf, message: String) -> Self {
-        Self { severity: Severity::Error, file, line: 0, column: 0, width: 0, message, snippet: String::new() }
+        Self::at_path(Severity::Error, file, message)
+    }
+
+    /// Creates a warning about a whole file or folder, with no line or column.
+    pub(crate) fn warning_at_path(file: PathBuf, message: String) -> Self {
+        Self::at_path(Severity::Warning, file, message)
+    }
+
+    fn at_path(severity: Severity, file: PathBuf, message: String) -> Self {
+        Self { severity, file, line: 0, column: 0, width: 0, message, snippet: String::new(), snippet_column: 0 }
     }
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 
-    /// Returns the text the problem points at: `width` characters of `snippet` from `column`.
+    /// Returns the text the problem points at: `width` characters of `snippet` from
+    /// `snippet_column`, fewer where the snippet was cut.
     pub fn offending_text(&self) -> String {
-        if self.column == 0 {
+        if self.snippet_column == 0 {
             return String::new();
         }
-        self.snippet.chars().skip(self.column - 1).take(self.width.max(1)).collect()
+        self.snippet.chars().skip(self.snippet_column - 1).take(self.width.max(1)).collect()
     }
 
     fn caret_line(&self) -> String {
         let mut line = String::new();
-        let before = self.column.saturating_sub(1);
+        let before = self.snippet_column.saturating_sub(1);
         for c in self.snippet.chars().take(before) {
             if c == '\t' {
                 line.push('\t');
@@ -76,6 +103,32 @@ impl Diagnostic {
         line.extend(std::iter::repeat_n('^', underlined.max(1)));
         line
     }
+}
+
+/// Cuts `line` to at most [`MAX_SNIPPET_CHARS`] characters around `column`, marking
+/// each cut with `…`. Returns the text and the column of `column` within it.
+fn excerpt(line: &str, column: usize) -> (String, usize) {
+    let length = line.chars().count();
+    if length <= MAX_SNIPPET_CHARS {
+        return (line.to_owned(), column);
+    }
+    let at = column.saturating_sub(1).min(length);
+    let mut start = at.saturating_sub(CONTEXT_BEFORE);
+    let end = (start + MAX_SNIPPET_CHARS).min(length);
+    if end == length {
+        start = length - MAX_SNIPPET_CHARS;
+    }
+
+    let mut snippet = String::new();
+    if start > 0 {
+        snippet.push('…');
+    }
+    snippet.extend(line.chars().skip(start).take(end - start));
+    if end < length {
+        snippet.push('…');
+    }
+    let snippet_column = column - start + usize::from(start > 0);
+    (snippet, snippet_column)
 }
 
 /// Renders as `path:line:column: error: message`, then the source line and a caret
@@ -143,6 +196,13 @@ impl Report {
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| !d.is_error())
     }
+
+    /// Counts the problems, such as `1 error, 2 warnings`.
+    pub fn summary(&self) -> String {
+        let errors = self.errors().count();
+        let warnings = self.warnings().count();
+        format!("{} {}, {} {}", errors, plural(errors, "error"), warnings, plural(warnings, "warning"))
+    }
 }
 
 /// Renders every diagnostic followed by a count such as `2 errors, 1 warning`.
@@ -151,9 +211,7 @@ impl fmt::Display for Report {
         for diagnostic in &self.diagnostics {
             writeln!(f, "{diagnostic}")?;
         }
-        let errors = self.errors().count();
-        let warnings = self.warnings().count();
-        write!(f, "{} {}, {} {}", errors, plural(errors, "error"), warnings, plural(warnings, "warning"))
+        f.write_str(&self.summary())
     }
 }
 
@@ -170,15 +228,8 @@ mod tests {
     use super::*;
 
     fn diagnostic(snippet: &str, column: usize, width: usize) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Error,
-            file: PathBuf::from("bot/bot.yml"),
-            line: 3,
-            column,
-            width,
-            message: "unknown field `exampels`".to_owned(),
-            snippet: snippet.to_owned(),
-        }
+        let message = "unknown field `exampels`".to_owned();
+        Diagnostic::new(Severity::Error, PathBuf::from("bot/bot.yml"), (3, column), width, message, snippet)
     }
 
     #[test]
@@ -200,6 +251,55 @@ mod tests {
     fn offending_text_counts_characters() -> anyhow::Result<()> {
         let found = diagnostic("  - 你好 yes", 8, 3).offending_text();
         assert_eq!(found, "yes");
+        Ok(())
+    }
+
+    #[test]
+    fn display_cuts_long_line_around_column() -> anyhow::Result<()> {
+        let line = "[".repeat(10_000);
+        let text = diagnostic(&line, 5_000, 1).to_string();
+        let longest = text.lines().map(|l| l.chars().count()).max().unwrap_or_default();
+        assert!(longest <= MAX_SNIPPET_CHARS + 6, "a line of {longest} characters:\n{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn display_keeps_caret_under_column_of_cut_line() -> anyhow::Result<()> {
+        let line = format!("{}X{}", "a".repeat(5_000), "b".repeat(5_000));
+        let found = diagnostic(&line, 5_001, 1);
+        assert_eq!(found.offending_text(), "X");
+        let text = found.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        let caret = lines[2].find('^').unwrap_or_default();
+        let marked = lines[1].chars().nth(lines[2][..caret].chars().count());
+        assert_eq!(marked, Some('X'), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn excerpt_marks_both_cuts() -> anyhow::Result<()> {
+        let line = "x".repeat(1_000);
+        let (snippet, column) = excerpt(&line, 500);
+        assert!(snippet.starts_with('…'));
+        assert!(snippet.ends_with('…'));
+        assert_eq!(snippet.chars().count(), MAX_SNIPPET_CHARS + 2);
+        assert_eq!(column, CONTEXT_BEFORE + 2);
+        Ok(())
+    }
+
+    #[test]
+    fn excerpt_keeps_end_of_line_whole() -> anyhow::Result<()> {
+        let line = "x".repeat(1_000);
+        let (snippet, column) = excerpt(&line, 1_001);
+        assert!(!snippet.ends_with('…'));
+        assert_eq!(column, MAX_SNIPPET_CHARS + 2);
+        Ok(())
+    }
+
+    #[test]
+    fn summary_uses_singular_for_one() -> anyhow::Result<()> {
+        let report = Report { diagnostics: vec![diagnostic("x", 1, 1)] };
+        assert_eq!(report.summary(), "1 error, 0 warnings");
         Ok(())
     }
 }

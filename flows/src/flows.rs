@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bot_core::bot::{AskStep, BranchArm, Condition, ConditionTest, Flow, Step, StepKind, Target};
-use bot_core::{FlowId, ResponseId, SlotName, StepId};
+use bot_core::{FlowId, HandoffReason, ResponseId, SlotName, StepId};
 
 use crate::convert::{Converter, Kind};
 use crate::cx::{optional, suggestion, Fields};
@@ -18,6 +18,14 @@ const CONDITION_TESTS: [&str; 5] = ["equals", "in", "set", "less_than", "greater
 /// The word that, as a target, hands the conversation to a person.
 const HANDOFF: &str = "handoff";
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// The reasons a `handoff` step may give, as written in YAML. A bare `handoff` gives `flow_step`.
+const HANDOFF_REASONS: [(&str, HandoffReason); 4] = [
+    ("requested", HandoffReason::Requested),
+    ("repeated_fallback", HandoffReason::RepeatedFallback),
+    ("form_exhausted", HandoffReason::FormExhausted),
+    ("flow_step", HandoffReason::FlowStep),
+];
 
 /// The flow being converted and the step ids its targets can name.
 pub(crate) struct FlowScope {
@@ -34,14 +42,19 @@ impl Converter<'_, '_> {
                 self.cx.error(definition.key.loc, "`handoff` is a reserved target and cannot name a flow; rename the flow");
                 continue;
             }
-            if let Some(flow) = self.convert_flow(definition) {
+            if let Some((flow, locs)) = self.convert_flow(definition) {
                 flows.insert(FlowId::new(definition.name.clone()), flow);
+                self.step_locs.insert(definition.name.clone(), locs);
             }
+        }
+        for duplicate in &sections.flows.duplicates {
+            self.check_discarded(|converter| drop(converter.convert_flow(duplicate)));
         }
         flows
     }
 
-    fn convert_flow(&mut self, definition: &Definition<'_>) -> Option<Flow> {
+    /// Converts a flow, returning it with the place of each step.
+    fn convert_flow(&mut self, definition: &Definition<'_>) -> Option<(Flow, Vec<Loc>)> {
         let what = format!("flow `{}`", definition.name);
         let fields = self.cx.fields(definition.value, definition.key.loc, &what, &["steps"])?;
         let node = fields.require(&mut self.cx, "steps")?;
@@ -57,7 +70,8 @@ impl Converter<'_, '_> {
             self.report_unreachable(&converted, items, index);
         }
         let steps: Option<Vec<Step>> = converted.into_iter().collect();
-        Some(Flow { steps: steps? })
+        let locs = items.iter().map(|item| item.loc.start()).collect();
+        Some((Flow { steps: steps? }, locs))
     }
 
     /// Collects the ids of the flow's steps, reporting ids used twice and the reserved `handoff`.
@@ -98,7 +112,7 @@ impl Converter<'_, '_> {
             let word = self.cx.string(node, "a step")?;
             return match word.as_str() {
                 "end" => Some(Step { id: None, kind: StepKind::End }),
-                "handoff" => Some(Step { id: None, kind: StepKind::Handoff { reason: bot_core::HandoffReason::FlowStep } }),
+                "handoff" => Some(Step { id: None, kind: StepKind::Handoff { reason: HandoffReason::FlowStep } }),
                 other => {
                     let hint = suggestion(other, ["end", "handoff"]);
                     let message = format!("unknown step `{other}`; a step written as a bare word is `end` or `handoff` ({hint})");
@@ -144,16 +158,38 @@ impl Converter<'_, '_> {
             "http" => self.convert_http(value, entry.key.loc, scope).map(StepKind::Http),
             "knowledge" => self.convert_knowledge(value, entry.key.loc, scope),
             "goto" => self.target(value, scope).map(StepKind::Goto),
-            "end" | "handoff" => {
+            "handoff" => self.convert_handoff(value, entry.key.loc).map(|reason| StepKind::Handoff { reason }),
+            "end" => {
                 let empty = value.is_null() || value.entries().is_some_and(<[_]>::is_empty);
                 if !empty {
-                    self.cx.error(value.loc.start(), format!("`{kind}` takes no value; write `{kind}: {{}}` or leave it empty"));
+                    self.cx.error(value.loc.start(), "`end` takes no value; write `end: {}` or leave it empty");
                     return None;
                 }
-                Some(if kind == "end" { StepKind::End } else { StepKind::Handoff { reason: bot_core::HandoffReason::FlowStep } })
+                Some(StepKind::End)
             }
             _ => None,
         }
+    }
+
+    /// Reads the value of a `handoff:` key written at `owner`: empty, or `{ reason: NAME }`.
+    fn convert_handoff(&mut self, value: &Node, owner: Loc) -> Option<HandoffReason> {
+        if value.is_null() {
+            return Some(HandoffReason::FlowStep);
+        }
+        if value.scalar().is_some() {
+            let message = "`handoff` takes no value or a reason; write `handoff: { reason: requested }` or leave it empty";
+            self.cx.error(value.loc, message);
+            return None;
+        }
+        let fields = self.cx.fields(value, owner, "a handoff step", &["reason"])?;
+        let Some(node) = fields.get("reason") else { return Some(HandoffReason::FlowStep) };
+        let name = self.cx.string(node, "a handoff reason")?;
+        if let Some((_, reason)) = HANDOFF_REASONS.iter().find(|(written, _)| *written == name) {
+            return Some(reason.clone());
+        }
+        let hint = suggestion(&name, HANDOFF_REASONS.iter().map(|(written, _)| *written));
+        self.cx.error(node.loc, format!("unknown handoff reason `{name}`; {hint}"));
+        None
     }
 
     fn convert_ask(&mut self, value: &Node, fields: &Fields<'_>, scope: &FlowScope) -> Option<AskStep> {
@@ -299,7 +335,7 @@ impl Converter<'_, '_> {
         if name == HANDOFF {
             return Some(Target::Handoff);
         }
-        if !self.complete {
+        if self.unparsed.mentions(&name) {
             return Some(Target::Flow(FlowId::new(name)));
         }
         let candidates = scope.step_ids.iter().map(String::as_str).chain(self.sections.flows.names()).chain([HANDOFF]);

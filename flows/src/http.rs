@@ -120,7 +120,7 @@ impl Converter<'_, '_> {
                 let values: Option<Vec<_>> = items.iter().map(|item| self.json(item)).collect();
                 values.map(serde_json::Value::Array)
             }
-            Value::Mapping(entries) => {
+            Value::Mapping { entries, .. } => {
                 let mut object = serde_json::Map::new();
                 let mut valid = true;
                 for entry in entries {

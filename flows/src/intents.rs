@@ -29,6 +29,9 @@ impl Converter<'_, '_> {
                 intents.insert(IntentId::new(definition.name.clone()), intent);
             }
         }
+        for duplicate in &sections.intents.duplicates {
+            self.check_discarded(|converter| drop(converter.convert_intent(duplicate, &mut examples_seen)));
+        }
         intents
     }
 

@@ -8,7 +8,7 @@ use bot_core::{Article, FaqEntry, Lang};
 use crate::convert::Converter;
 use crate::sections::Definition;
 use crate::settings::ArticleFolder;
-use crate::source::{find_files, relative_path, SourcesHasher};
+use crate::source::{find_files, read_limited, relative_path, too_large, SourcesHasher};
 use crate::LoadError;
 
 const FAQ_FIELDS: [&str; 5] = ["lang", "question", "variants", "answer", "tags"];
@@ -16,7 +16,11 @@ const FAQ_FIELDS: [&str; 5] = ["lang", "question", "variants", "answer", "tags"]
 impl Converter<'_, '_> {
     pub fn convert_faq(&mut self, default_lang: &Lang) -> Vec<FaqEntry> {
         let sections = self.sections;
-        sections.faq.definitions.iter().filter_map(|definition| self.convert_faq_entry(definition, default_lang)).collect()
+        let faq = sections.faq.definitions.iter().filter_map(|definition| self.convert_faq_entry(definition, default_lang)).collect();
+        for duplicate in &sections.faq.duplicates {
+            self.check_discarded(|converter| drop(converter.convert_faq_entry(duplicate, default_lang)));
+        }
+        faq
     }
 
     fn convert_faq_entry(&mut self, definition: &Definition<'_>, default_lang: &Lang) -> Option<FaqEntry> {
@@ -66,12 +70,15 @@ impl Converter<'_, '_> {
                 }
                 continue;
             }
-            for file in find_files(&path, &["md"])? {
+            for file in find_files(&path, &["md"], &mut self.cx.diagnostics)? {
                 let relative = relative_path(bot_dir, &file);
                 if !seen.insert(relative.clone()) {
                     continue;
                 }
-                let bytes = std::fs::read(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
+                let Some(bytes) = read_limited(&file)? else {
+                    self.cx.diagnostics.push(too_large(file));
+                    continue;
+                };
                 hasher.add(&relative, &bytes);
                 let Ok(markdown) = String::from_utf8(bytes) else {
                     self.cx.error_at_path(file, "article is not valid UTF-8; save it as UTF-8");

@@ -28,6 +28,7 @@ mod http;
 mod intents;
 mod knowledge;
 mod load;
+mod loops;
 mod reach;
 mod responses;
 mod sections;
@@ -41,7 +42,9 @@ use std::path::{Path, PathBuf};
 
 use bot_core::BotDefinition;
 
-pub use diagnostic::{Diagnostic, Report, Severity};
+pub use diagnostic::{Diagnostic, Report, Severity, MAX_SNIPPET_CHARS};
+pub use source::MAX_FILE_BYTES;
+pub use tree::MAX_NODES;
 pub use intents::MIN_EXAMPLES;
 
 /// A bot that loaded without errors.
@@ -61,6 +64,10 @@ pub enum LoadError {
     /// The bot folder has errors. `diagnostics` contains all of them and the warnings.
     #[error("{}", InvalidSummary(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
+    #[error("bot folder {} not found; check the path", path.display())]
+    NotFound { path: PathBuf },
+    #[error("{} is not a folder; give the path of the bot folder", path.display())]
+    NotAFolder { path: PathBuf },
     #[error("failed to read {}; check that it exists and is readable", path.display())]
     Io {
         path: PathBuf,
@@ -100,6 +107,10 @@ pub fn validate(dir: &Path) -> Report {
         Err(LoadError::Invalid { diagnostics }) => Report { diagnostics },
         Err(LoadError::Io { path, source }) => {
             let diagnostic = Diagnostic::error_at_path(path, format!("failed to read: {source}"));
+            Report { diagnostics: vec![diagnostic] }
+        }
+        Err(error @ (LoadError::NotFound { .. } | LoadError::NotAFolder { .. })) => {
+            let diagnostic = Diagnostic::error_at_path(dir.to_path_buf(), error.to_string());
             Report { diagnostics: vec![diagnostic] }
         }
     }

@@ -1,16 +1,17 @@
 //! The loading pipeline: read the files, parse them, gather the sections, convert
-//! each section, then report what is never used.
+//! each section, then report what is never used and loops that never wait.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bot_core::engine::RESERVED_RESPONSES;
 use bot_core::BotDefinition;
 
-use crate::convert::Converter;
+use crate::convert::{Converter, Unparsed};
 use crate::cx::Cx;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::loops::report_loops_without_ask;
 use crate::sections::Sections;
-use crate::source::{find_files, relative_path, SourceFile, SourcesHasher};
+use crate::source::{find_files, read_limited, relative_path, too_large, SourceFile, SourcesHasher};
 use crate::tree::{parse, Node};
 use crate::LoadError;
 
@@ -22,22 +23,29 @@ pub(crate) struct Analysis {
 }
 
 pub(crate) fn analyse(dir: &Path) -> Result<Analysis, LoadError> {
+    if !dir.exists() {
+        return Err(LoadError::NotFound { path: dir.to_path_buf() });
+    }
     if !dir.is_dir() {
-        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder");
-        return Err(LoadError::Io { path: dir.to_path_buf(), source });
+        return Err(LoadError::NotAFolder { path: dir.to_path_buf() });
     }
     let mut hasher = SourcesHasher::default();
     let mut diagnostics = Vec::new();
     let sources = read_sources(dir, &mut hasher, &mut diagnostics)?;
 
     let mut cx = Cx::new(&sources);
-    let mut complete = true;
+    let mut unparsed = Unparsed::default();
     let mut documents: Vec<Node> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         let parsed = parse(index, &source.text);
-        complete &= !parsed.syntax_error;
         for problem in parsed.problems {
             cx.error(problem.loc, problem.message);
+        }
+        if parsed.syntax_error {
+            unparsed.add(&source.text);
+        } else if parsed.documents.iter().all(Node::is_null) {
+            let message = "file is empty or contains only comments; add a section such as `intents:` or remove the file".to_owned();
+            diagnostics.push(Diagnostic::warning_at_path(source.shown.clone(), message));
         }
         documents.extend(parsed.documents);
     }
@@ -46,31 +54,53 @@ pub(crate) fn analyse(dir: &Path) -> Result<Analysis, LoadError> {
         sections.add_document(&mut cx, document);
     }
 
-    let mut converter = Converter::new(cx, &sections, complete);
+    let mut converter = Converter::new(cx, &sections, unparsed);
     let bot = convert_all(&mut converter, dir, &mut hasher)?;
-    if complete {
-        report_missing_settings(&mut converter, dir, sources.is_empty());
-        report_unused(&mut converter);
-    }
+    report_missing_settings(&mut converter, dir, sources.is_empty());
+    report_unused(&mut converter);
+    report_loops_without_ask(&mut converter, &bot.flows);
 
     diagnostics.append(&mut converter.cx.diagnostics);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    diagnostics.dedup();
     Ok(Analysis { bot, diagnostics, sources_hash: hasher.finish() })
 }
 
-/// Reads every YAML file; files that are not UTF-8 are reported and skipped.
+/// Reads every YAML file. Files that are too large or not UTF-8 are reported and skipped.
 fn read_sources(dir: &Path, hasher: &mut SourcesHasher, diagnostics: &mut Vec<Diagnostic>) -> Result<Vec<SourceFile>, LoadError> {
     let mut sources = Vec::new();
-    for path in find_files(dir, &["yml", "yaml"])? {
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+    for path in find_files(dir, &["yml", "yaml"], diagnostics)? {
+        let Some(bytes) = read_limited(&path)? else {
+            diagnostics.push(too_large(path));
+            continue;
+        };
         let relative = relative_path(dir, &path);
         hasher.add(&relative, &bytes);
         match String::from_utf8(bytes) {
-            Ok(text) => sources.push(SourceFile { shown: path, text }),
-            Err(_) => diagnostics.push(Diagnostic::error_at_path(path, "file is not valid UTF-8; save it as UTF-8".to_owned())),
+            Ok(text) => sources.push(SourceFile::new(path, text)),
+            Err(error) => {
+                let valid_up_to = error.utf8_error().valid_up_to();
+                diagnostics.push(invalid_utf8(path, error.as_bytes(), valid_up_to));
+            }
         }
     }
     Ok(sources)
+}
+
+/// Reports the first byte of `bytes` that is not UTF-8, at its line and column.
+fn invalid_utf8(path: PathBuf, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let before = &bytes[..valid_up_to];
+    let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|byte| *byte == b'\n').map_or(0, |at| at + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_end = bytes[line_start..].iter().position(|byte| *byte == b'\n').map_or(bytes.len(), |at| line_start + at);
+    let text = String::from_utf8_lossy(&bytes[line_start..line_end]);
+    let text = text.strip_suffix('\r').unwrap_or(&text);
+    let message = format!(
+        "invalid UTF-8 byte 0x{:02X}; save the file as UTF-8 (it may be in another encoding, such as GBK)",
+        bytes[valid_up_to]
+    );
+    Diagnostic::new(Severity::Error, path, (line, column), 1, message, text)
 }
 
 fn convert_all(converter: &mut Converter<'_, '_>, dir: &Path, hasher: &mut SourcesHasher) -> Result<BotDefinition, LoadError> {
@@ -86,7 +116,7 @@ fn convert_all(converter: &mut Converter<'_, '_>, dir: &Path, hasher: &mut Sourc
 }
 
 fn report_missing_settings(converter: &mut Converter<'_, '_>, dir: &Path, no_files: bool) {
-    if converter.sections.settings.is_some() {
+    if converter.sections.settings.is_some() || converter.unparsed.mentions("settings") {
         return;
     }
     let message = if no_files {
@@ -97,25 +127,30 @@ fn report_missing_settings(converter: &mut Converter<'_, '_>, dir: &Path, no_fil
     converter.cx.error_at_path(dir.to_path_buf(), message);
 }
 
-/// Warns about responses, slots and flows that nothing uses.
+/// Warns about responses, slots and flows that nothing uses. A name written in a file
+/// with a syntax error is left out, because that file may use it.
 fn report_unused(converter: &mut Converter<'_, '_>) {
     let sections = converter.sections;
+    let unparsed = &converter.unparsed;
     for definition in &sections.responses.definitions {
         let name = definition.name.as_str();
-        if !converter.usage.responses.contains(name) && !RESERVED_RESPONSES.contains(&name) {
+        let used = converter.usage.responses.contains(name) || RESERVED_RESPONSES.contains(&name) || unparsed.mentions(name);
+        if !used {
             let message = format!("response `{name}` is never used: no intent, `say` step or `ask` step refers to it");
             converter.cx.warning(definition.key.loc, message);
         }
     }
     for definition in &sections.slots.definitions {
-        if !converter.usage.filled_slots.contains(&definition.name) {
-            let message = format!("slot `{}` is never filled: no `ask` step or HTTP `save` sets it", definition.name);
+        let name = definition.name.as_str();
+        if !converter.usage.filled_slots.contains(name) && !unparsed.mentions(name) {
+            let message = format!("slot `{name}` is never filled: no `ask` step or HTTP `save` sets it");
             converter.cx.warning(definition.key.loc, message);
         }
     }
     for definition in &sections.flows.definitions {
-        if !converter.usage.flows.contains(&definition.name) {
-            let message = format!("flow `{}` is never started: no intent or target leads to it", definition.name);
+        let name = definition.name.as_str();
+        if !converter.usage.flows.contains(name) && !unparsed.mentions(name) {
+            let message = format!("flow `{name}` is never started: no intent or target leads to it");
             converter.cx.warning(definition.key.loc, message);
         }
     }

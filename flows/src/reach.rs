@@ -1,12 +1,15 @@
 //! Reachability of a flow's steps: a walk from the first step along fall-through
 //! and jumps to step ids.
 
+use std::collections::HashMap;
+
 use bot_core::bot::{Step, StepKind, Target};
 
 /// Returns the index of the first step of each run of unreachable steps. A step that could
 /// not be converted (`None`) is assumed to fall through and to jump to every step with
 /// an id, so a broken step never makes another look unreachable.
 pub(crate) fn unreachable_steps(steps: &[Option<Step>]) -> Vec<usize> {
+    let ids: HashMap<&str, usize> = (0..steps.len()).rev().filter_map(|i| step_id(steps, i).map(|id| (id, i))).collect();
     let mut reached = vec![false; steps.len()];
     let mut pending = vec![0];
     while let Some(index) = pending.pop() {
@@ -14,19 +17,29 @@ pub(crate) fn unreachable_steps(steps: &[Option<Step>]) -> Vec<usize> {
             continue;
         }
         reached[index] = true;
-        pending.extend(successors(steps, index));
+        pending.extend(successors(steps, &ids, index));
     }
     (0..steps.len()).filter(|&i| !reached[i] && (i == 0 || reached[i - 1])).collect()
 }
 
-fn successors(steps: &[Option<Step>], index: usize) -> Vec<usize> {
+fn successors(steps: &[Option<Step>], ids: &HashMap<&str, usize>, index: usize) -> Vec<usize> {
     let Some(step) = &steps[index] else {
-        let mut all: Vec<usize> = (0..steps.len()).filter(|&i| step_id(steps, i).is_some()).collect();
+        let mut all: Vec<usize> = ids.values().copied().collect();
         all.push(index + 1);
         return all;
     };
+    let (targets, falls_through) = exits(&step.kind);
+    let mut next: Vec<usize> = targets.into_iter().filter_map(|target| jump_index(ids, target)).collect();
+    if falls_through {
+        next.push(index + 1);
+    }
+    next
+}
+
+/// Returns the targets a step may jump to, and whether it may go on to the next step.
+pub(crate) fn exits(kind: &StepKind) -> (Vec<&Target>, bool) {
     let mut targets: Vec<&Target> = Vec::new();
-    let falls_through = match &step.kind {
+    let falls_through = match kind {
         StepKind::Say(_) => true,
         StepKind::Ask(ask) => {
             targets.extend(&ask.on_exhausted);
@@ -51,20 +64,16 @@ fn successors(steps: &[Option<Step>], index: usize) -> Vec<usize> {
         }
         StepKind::Handoff { .. } | StepKind::End => false,
     };
-    let mut next: Vec<usize> = targets.into_iter().filter_map(|target| jump_index(steps, target)).collect();
-    if falls_through {
-        next.push(index + 1);
-    }
-    next
+    (targets, falls_through)
 }
 
 fn step_id(steps: &[Option<Step>], index: usize) -> Option<&str> {
     steps[index].as_ref()?.id.as_ref().map(|id| id.as_str())
 }
 
-fn jump_index(steps: &[Option<Step>], target: &Target) -> Option<usize> {
+fn jump_index(ids: &HashMap<&str, usize>, target: &Target) -> Option<usize> {
     let Target::Step(id) = target else { return None };
-    (0..steps.len()).find(|&i| step_id(steps, i) == Some(id.as_str()))
+    ids.get(id.as_str()).copied()
 }
 
 #[cfg(test)]

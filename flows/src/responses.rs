@@ -24,6 +24,9 @@ impl Converter<'_, '_> {
                 responses.insert(ResponseId::new(definition.name.clone()), response);
             }
         }
+        for duplicate in &sections.responses.duplicates {
+            self.check_discarded(|converter| drop(converter.convert_response(duplicate)));
+        }
         responses
     }
 

@@ -21,6 +21,9 @@ pub(crate) struct Definition<'n> {
 #[derive(Default)]
 pub(crate) struct Section<'n> {
     pub definitions: Vec<Definition<'n>>,
+    /// Definitions of a name already defined. They are reported as such and converted
+    /// only to report their own problems; the bot keeps the first definition.
+    pub duplicates: Vec<Definition<'n>>,
     pub first_seen: BTreeMap<String, Loc>,
 }
 
@@ -61,19 +64,35 @@ impl<'n> Sections<'n> {
                 cx.error(entry.key.loc.start(), format!("expected a section name, found {}", entry.key.describe()));
                 continue;
             };
-            match name {
-                "settings" => self.add_settings(cx, &entry.key, &entry.value),
-                "intents" => add_definitions(cx, &mut self.intents, &entry.value, "intent"),
-                "responses" => add_definitions(cx, &mut self.responses, &entry.value, "response"),
-                "slots" => add_definitions(cx, &mut self.slots, &entry.value, "slot"),
-                "flows" => add_definitions(cx, &mut self.flows, &entry.value, "flow"),
-                "faq" => add_definitions(cx, &mut self.faq, &entry.value, "FAQ entry"),
-                other => {
-                    let message = format!("unknown section `{other}`; {}", suggestion(other, SECTIONS));
-                    cx.error(entry.key.loc, message);
-                }
+            if name == "settings" {
+                self.add_settings(cx, &entry.key, &entry.value);
+            } else if !self.add_section(cx, name, &entry.value) {
+                let message = format!("unknown section `{name}`; {}", suggestion(name, SECTIONS));
+                cx.error(entry.key.loc, message);
             }
         }
+        // The parser reports a section written twice in one file as a duplicate key.
+        // Its definitions are still gathered, so the names it defines count as defined.
+        for entry in root.duplicate_entries() {
+            if let Some(name) = entry.key.scalar().map(|s| s.text.as_str()) {
+                self.add_section(cx, name, &entry.value);
+            }
+        }
+    }
+
+    /// Adds the definitions of the section `name`, other than `settings`. Returns false
+    /// when there is no such section.
+    fn add_section(&mut self, cx: &mut Cx<'_>, name: &str, value: &'n Node) -> bool {
+        let (section, kind) = match name {
+            "intents" => (&mut self.intents, "intent"),
+            "responses" => (&mut self.responses, "response"),
+            "slots" => (&mut self.slots, "slot"),
+            "flows" => (&mut self.flows, "flow"),
+            "faq" => (&mut self.faq, "FAQ entry"),
+            _ => return false,
+        };
+        add_definitions(cx, section, value, kind);
+        true
     }
 
     fn add_settings(&mut self, cx: &mut Cx<'_>, key: &'n Node, value: &'n Node) {
@@ -101,10 +120,15 @@ fn add_definitions<'n>(cx: &mut Cx<'_>, section: &mut Section<'n>, value: &'n No
         if let Some(first) = section.first_seen.get(&name) {
             let message = format!("{kind} `{name}` is defined twice; the first definition is at {}", place(cx, *first));
             cx.error(entry.key.loc, message);
+            section.duplicates.push(Definition { name, key: &entry.key, value: &entry.value });
             continue;
         }
         section.first_seen.insert(name.clone(), entry.key.loc);
         section.definitions.push(Definition { name, key: &entry.key, value: &entry.value });
+    }
+    for entry in value.duplicate_entries() {
+        let Some(name) = entry.key.scalar().map(|scalar| scalar.text.clone()) else { continue };
+        section.duplicates.push(Definition { name, key: &entry.key, value: &entry.value });
     }
 }
 

@@ -18,9 +18,14 @@ impl Converter<'_, '_> {
         let mut slots = BTreeMap::new();
         let sections = self.sections;
         for definition in &sections.slots.definitions {
-            if let Some(kind) = self.convert_slot(definition) {
-                slots.insert(SlotName::new(definition.name.clone()), SlotDefinition { kind });
+            let Some(kind) = self.convert_slot(definition) else { continue };
+            if let SlotKind::Choice { choices } = &kind {
+                self.choice_values.insert(definition.name.clone(), choices.iter().map(|c| c.value.clone()).collect());
             }
+            slots.insert(SlotName::new(definition.name.clone()), SlotDefinition { kind });
+        }
+        for duplicate in &sections.slots.duplicates {
+            self.check_discarded(|converter| drop(converter.convert_slot(duplicate)));
         }
         slots
     }
@@ -66,7 +71,6 @@ impl Converter<'_, '_> {
             _ => {
                 let node = fields.require(&mut self.cx, "choices")?;
                 let choices = self.read_choices(node, &what)?;
-                self.choice_values.insert(definition.name.clone(), choices.iter().map(|c| c.value.clone()).collect());
                 Some(SlotKind::Choice { choices })
             }
         }

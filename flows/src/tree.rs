@@ -57,7 +57,9 @@ pub(crate) struct Node {
 pub(crate) enum Value {
     Scalar(Scalar),
     Sequence(Vec<Node>),
-    Mapping(Vec<Entry>),
+    /// `duplicates` are the later entries whose key an earlier entry already has. They
+    /// are reported as duplicate keys and left out of `entries`.
+    Mapping { entries: Vec<Entry>, duplicates: Vec<Entry> },
 }
 
 #[derive(Clone, Debug)]
@@ -84,8 +86,16 @@ impl Node {
 
     pub fn entries(&self) -> Option<&[Entry]> {
         match &self.value {
-            Value::Mapping(entries) => Some(entries),
+            Value::Mapping { entries, .. } => Some(entries),
             _ => None,
+        }
+    }
+
+    /// Returns the entries of a mapping left out because an earlier entry has the same key.
+    pub fn duplicate_entries(&self) -> &[Entry] {
+        match &self.value {
+            Value::Mapping { duplicates, .. } => duplicates,
+            _ => &[],
         }
     }
 
@@ -104,7 +114,7 @@ impl Node {
     /// Describes the kind of value, for messages like "expected a string, found a list".
     pub fn describe(&self) -> String {
         match &self.value {
-            Value::Mapping(_) => "a mapping".to_owned(),
+            Value::Mapping { .. } => "a mapping".to_owned(),
             Value::Sequence(_) => "a list".to_owned(),
             Value::Scalar(scalar) if scalar.is_null() => "an empty value".to_owned(),
             Value::Scalar(scalar) if scalar.core_bool().is_some() => format!("the boolean `{}`", scalar.text),
@@ -189,7 +199,7 @@ pub(crate) struct Parsed {
 
 /// Parses every document of `text`, the contents of source file number `file`.
 pub(crate) fn parse(file: usize, text: &str) -> Parsed {
-    let mut builder = Builder { file, stack: Vec::new(), anchors: HashMap::new(), parsed: Parsed::default() };
+    let mut builder = Builder { file, text, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, kept: 0, parsed: Parsed::default() };
     for event in Parser::new_from_str(text) {
         match event {
             Ok((event, span)) => {
@@ -210,28 +220,53 @@ pub(crate) fn parse(file: usize, text: &str) -> Parsed {
 /// dropped and converted recursively, so a much deeper file could overflow the stack.
 const MAX_DEPTH: usize = 64;
 
+/// The maximum number of nodes (scalars, lists and mappings) in one file, counting every
+/// copy that an alias expands to and that an anchor keeps. A large bot file has some
+/// tens of thousands. The limit stops an "alias bomb" (aliases of aliases, each level
+/// multiplying the size) before it fills the memory.
+pub const MAX_NODES: usize = 250_000;
+
 enum Frame {
     Document,
-    Sequence { loc: Loc, anchor: usize, items: Vec<Node> },
-    Mapping { loc: Loc, anchor: usize, entries: Vec<Entry>, key: Option<Node> },
+    /// `nodes_before` is the node count when the collection opened, so the collection
+    /// contains the count at its end minus this.
+    Sequence { loc: Loc, anchor: usize, nodes_before: usize, items: Vec<Node> },
+    Mapping {
+        loc: Loc,
+        anchor: usize,
+        nodes_before: usize,
+        entries: Vec<Entry>,
+        duplicates: Vec<Entry>,
+        key: Option<Node>,
+        /// The place of each scalar key in `entries`, to find duplicate keys.
+        keys: HashMap<String, Loc>,
+    },
 }
 
-struct Builder {
+struct Builder<'t> {
     file: usize,
+    text: &'t str,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node and the number of nodes it contains.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes in the tree so far, counting the copies made by aliases.
+    nodes: usize,
+    /// Nodes in the copies kept in `anchors`.
+    kept: usize,
     parsed: Parsed,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// Adds one event to the tree. Returns false when parsing must stop.
     fn on_event(&mut self, event: Event<'_>, span: Span) -> bool {
         let loc = Loc::from_span(self.file, span);
         let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
         if opens && self.stack.len() > MAX_DEPTH {
-            self.problem(loc.start(), format!("YAML nested deeper than {MAX_DEPTH} levels; flatten it"));
-            self.parsed.documents.clear();
-            self.parsed.syntax_error = true;
+            self.stop(loc.start(), format!("YAML nested deeper than {MAX_DEPTH} levels; flatten it"));
+            return false;
+        }
+        let creates = opens || matches!(event, Event::Scalar(..));
+        if creates && !self.count(1, loc.start()) {
             return false;
         }
         match event {
@@ -242,52 +277,96 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 let plain = style == ScalarStyle::Plain && !self.is_str_tag(tag.as_deref(), loc);
                 let node = Node { loc, value: Value::Scalar(Scalar { text: text.into_owned(), plain }) };
-                self.remember(anchor, &node);
+                if !self.remember(anchor, &node, 1) {
+                    return false;
+                }
                 self.add(node);
             }
-            Event::Alias(anchor) => {
-                let Some(target) = self.anchors.get(&anchor) else { return true };
-                let node = Node { loc, value: target.value.clone() };
-                self.add(node);
-            }
+            Event::Alias(anchor) => return self.expand_alias(anchor, loc),
             Event::SequenceStart(anchor, tag) => {
                 self.reject_tag(tag, loc);
-                self.stack.push(Frame::Sequence { loc: loc.start(), anchor, items: Vec::new() });
+                let nodes_before = self.nodes - 1;
+                self.stack.push(Frame::Sequence { loc: loc.start(), anchor, nodes_before, items: Vec::new() });
             }
             Event::MappingStart(anchor, tag) => {
                 self.reject_tag(tag, loc);
-                self.stack.push(Frame::Mapping { loc: loc.start(), anchor, entries: Vec::new(), key: None });
+                let nodes_before = self.nodes - 1;
+                self.stack.push(Frame::Mapping {
+                    loc: loc.start(),
+                    anchor,
+                    nodes_before,
+                    entries: Vec::new(),
+                    duplicates: Vec::new(),
+                    key: None,
+                    keys: HashMap::new(),
+                });
             }
-            Event::SequenceEnd | Event::MappingEnd => self.close_collection(),
+            Event::SequenceEnd | Event::MappingEnd => return self.close_collection(),
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
         true
     }
 
-    fn close_collection(&mut self) {
-        let node = match self.stack.pop() {
-            Some(Frame::Sequence { loc, anchor, items }) => {
-                let node = Node { loc, value: Value::Sequence(items) };
-                self.remember(anchor, &node);
-                node
+    /// Adds a copy of the anchored node, unless the copy would take the file past [`MAX_NODES`].
+    fn expand_alias(&mut self, anchor: usize, loc: Loc) -> bool {
+        let Some((target, size)) = self.anchors.get(&anchor) else { return true };
+        let size = *size;
+        if self.nodes + self.kept + size > MAX_NODES {
+            let message = format!(
+                "this alias would expand the file to more than {MAX_NODES} YAML nodes; write the values out or nest fewer aliases"
+            );
+            self.stop(loc, message);
+            return false;
+        }
+        let node = Node { loc, value: target.value.clone() };
+        self.nodes += size;
+        self.add(node);
+        true
+    }
+
+    /// Counts `added` new nodes written at `loc`. Returns false, after reporting, when the
+    /// file goes past [`MAX_NODES`].
+    fn count(&mut self, added: usize, loc: Loc) -> bool {
+        self.nodes += added;
+        if self.nodes + self.kept <= MAX_NODES {
+            return true;
+        }
+        self.stop(loc, format!("the file holds more than {MAX_NODES} YAML nodes; split it into smaller files"));
+        false
+    }
+
+    fn close_collection(&mut self) -> bool {
+        let (node, anchor, size) = match self.stack.pop() {
+            Some(Frame::Sequence { loc, anchor, nodes_before, items }) => {
+                (Node { loc, value: Value::Sequence(items) }, anchor, self.nodes - nodes_before)
             }
-            Some(Frame::Mapping { loc, anchor, entries, .. }) => {
-                let node = Node { loc, value: Value::Mapping(entries) };
-                self.remember(anchor, &node);
-                node
+            Some(Frame::Mapping { loc, anchor, nodes_before, entries, duplicates, .. }) => {
+                (Node { loc, value: Value::Mapping { entries, duplicates } }, anchor, self.nodes - nodes_before)
             }
             other => {
                 self.stack.extend(other);
-                return;
+                return true;
             }
         };
+        if !self.remember(anchor, &node, size) {
+            return false;
+        }
         self.add(node);
+        true
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// Keeps a copy of an anchored node of `size` nodes for later aliases. The copy counts
+    /// towards [`MAX_NODES`], as nested anchors would otherwise copy a large tree many times.
+    fn remember(&mut self, anchor: usize, node: &Node, size: usize) -> bool {
+        if anchor == 0 {
+            return true;
         }
+        self.kept += size;
+        if !self.count(0, node.loc.start()) {
+            return false;
+        }
+        self.anchors.insert(anchor, (node.clone(), size));
+        true
     }
 
     /// `!!str` marks a scalar as a string; any other tag is reported and ignored.
@@ -313,35 +392,48 @@ impl Builder {
         match self.stack.last_mut() {
             Some(Frame::Document) | None => self.parsed.documents.push(node),
             Some(Frame::Sequence { items, .. }) => items.push(node),
-            Some(Frame::Mapping { entries, key, .. }) => match key.take() {
+            Some(Frame::Mapping { entries, duplicates, key, keys, .. }) => match key.take() {
                 None => *key = Some(node),
                 Some(key_node) => {
                     let value = anchor_empty_value(&key_node, node);
-                    match find_same_key(entries, &key_node) {
-                        Some(first) => duplicate = Some((key_node, first)),
-                        None => entries.push(Entry { key: key_node, value }),
+                    let text = key_node.scalar().map(|scalar| scalar.text.clone());
+                    let first = text.as_ref().and_then(|text| keys.get(text).copied());
+                    if let Some(first) = first {
+                        duplicate = Some((key_node.loc, text.unwrap_or_default(), first));
+                        duplicates.push(Entry { key: key_node, value });
+                    } else {
+                        if let Some(text) = text {
+                            keys.insert(text, key_node.loc);
+                        }
+                        entries.push(Entry { key: key_node, value });
                     }
                 }
             },
         }
-        if let Some((key, first)) = duplicate {
-            self.report_duplicate(&key, first);
+        if let Some((loc, name, first)) = duplicate {
+            let message = format!(
+                "duplicate key `{name}` (first written at line {}, column {}); remove one of them",
+                first.line, first.column
+            );
+            self.problem(loc, message);
         }
-    }
-
-    fn report_duplicate(&mut self, key: &Node, first: Loc) {
-        let name = key.scalar().map(|s| s.text.clone()).unwrap_or_default();
-        let message = format!(
-            "duplicate key `{name}` (first written at line {}, column {}); remove one of them",
-            first.line, first.column
-        );
-        self.problem(key.loc, message);
     }
 
     fn on_syntax_error(&mut self, error: &ScanError) {
         let (line, column) = marker_position(*error.marker());
-        let loc = Loc::point(self.file, line, column);
-        self.problem(loc, format!("invalid YAML: {}", error.info()));
+        let info = error.info();
+        if info.contains("tab") {
+            let (line, column) = tab_position(self.text, line, column).unwrap_or((line, column));
+            let loc = Loc::point(self.file, line, column);
+            self.stop(loc, format!("invalid YAML: {info}; indent with spaces, not tabs"));
+            return;
+        }
+        self.stop(Loc::point(self.file, line, column), format!("invalid YAML: {info}"));
+    }
+
+    /// Reports a problem that ends the parsing of this file, and drops what was read.
+    fn stop(&mut self, loc: Loc, message: String) {
+        self.problem(loc, message);
         self.parsed.documents.clear();
         self.parsed.syntax_error = true;
     }
@@ -351,6 +443,26 @@ impl Builder {
     }
 }
 
+/// Finds the tab that a scanner error about tabs points at. `saphyr-parser` 0.3 reports
+/// some of them where the value before the tab starts (a line or more earlier) and
+/// others just after the tab. So this looks at the marked character first. Then it looks
+/// at the indentation of the marked line before the mark, and of the lines after it.
+fn tab_position(text: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    for (index, content) in text.lines().enumerate().skip(line - 1) {
+        let number = index + 1;
+        if number == line && content.chars().nth(column - 1) == Some('\t') {
+            return Some((line, column));
+        }
+        let indentation = content.chars().take_while(|c| *c == ' ' || *c == '\t');
+        let tab = indentation.enumerate().find(|(_, c)| *c == '\t').map(|(at, _)| at + 1);
+        match tab {
+            Some(tab_column) if number > line || tab_column < column => return Some((number, tab_column)),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Gives an empty value (`key:` with nothing after it) the position of its key,
 /// because it has no text of its own to point at.
 fn anchor_empty_value(key: &Node, mut value: Node) -> Node {
@@ -358,14 +470,6 @@ fn anchor_empty_value(key: &Node, mut value: Node) -> Node {
         value.loc = key.loc;
     }
     value
-}
-
-fn find_same_key(entries: &[Entry], key: &Node) -> Option<Loc> {
-    let text = &key.scalar()?.text;
-    entries
-        .iter()
-        .find(|entry| entry.key.scalar().is_some_and(|s| &s.text == text))
-        .map(|entry| entry.key.loc)
 }
 
 #[cfg(test)]
@@ -435,6 +539,68 @@ mod tests {
         let parsed = parse(0, &text);
         assert!(parsed.syntax_error);
         assert!(parsed.problems[0].message.contains("nested deeper"), "{:?}", parsed.problems);
+        Ok(())
+    }
+
+    /// Nine levels of aliases, each a list of nine aliases of the level before: about
+    /// 390 million nodes once expanded.
+    fn alias_bomb() -> String {
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut text = format!("{}: &{} [x, x, x, x, x, x, x, x, x]\n", names[0], names[0]);
+        for pair in names.windows(2) {
+            let items = vec![format!("*{}", pair[0]); 9].join(", ");
+            text.push_str(&format!("{}: &{} [{items}]\n", pair[1], pair[1]));
+        }
+        text
+    }
+
+    #[test]
+    fn parse_stops_alias_bomb_at_an_alias() -> anyhow::Result<()> {
+        let text = alias_bomb();
+        let parsed = parse(0, &text);
+        assert!(parsed.syntax_error);
+        assert!(parsed.documents.is_empty());
+        let problem = parsed.problems.first().ok_or_else(|| anyhow::anyhow!("no problem reported"))?;
+        assert!(problem.message.contains("alias would expand the file to more than 250000 YAML nodes"), "{}", problem.message);
+        let line = text.lines().nth(problem.loc.line - 1).unwrap_or_default();
+        assert_eq!(line.chars().nth(problem.loc.column - 1), Some('*'), "{problem:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn parse_rejects_file_with_too_many_nodes() -> anyhow::Result<()> {
+        let text = format!("[{}]", "x,".repeat(MAX_NODES));
+        let parsed = parse(0, &text);
+        assert!(parsed.syntax_error);
+        assert!(parsed.problems[0].message.contains("holds more than 250000 YAML nodes"), "{:?}", parsed.problems);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_accepts_small_aliases() -> anyhow::Result<()> {
+        let text = "a: &a [x, y]\nb: [*a, *a, *a]\n";
+        let root = only_document(text)?;
+        let b = &root.entries().unwrap_or_default()[1].value;
+        assert_eq!(b.items().map(<[Node]>::len), Some(3));
+        Ok(())
+    }
+
+    #[test]
+    fn parse_reports_indentation_tab_where_it_is() -> anyhow::Result<()> {
+        let text = "settings:\n  languages: [en]\n  name: Test shop\n  variables:\n    shop: Shop\n\t  x: y\n";
+        let parsed = parse(0, text);
+        let problem = parsed.problems.first().ok_or_else(|| anyhow::anyhow!("no problem reported"))?;
+        assert_eq!((problem.loc.line, problem.loc.column), (6, 1), "{problem:?}");
+        assert!(problem.message.ends_with("indent with spaces, not tabs"), "{}", problem.message);
+        Ok(())
+    }
+
+    #[test]
+    fn parse_reports_block_indentation_tab_where_it_is() -> anyhow::Result<()> {
+        let text = "responses:\n  greet:\n    en:\n      - Hello\n    zh:\n  \t- 你好\n";
+        let parsed = parse(0, text);
+        let problem = parsed.problems.first().ok_or_else(|| anyhow::anyhow!("no problem reported"))?;
+        assert_eq!((problem.loc.line, problem.loc.column), (6, 3), "{problem:?}");
         Ok(())
     }
 

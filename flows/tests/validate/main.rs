@@ -10,6 +10,10 @@ use bot_core::bot::{ConditionTest, IntentAction, SlotKind, StepKind, Target};
 use bot_core::{FlowId, IntentId, Lang, ResponseId, SlotName};
 use lepton_flows::{load_bot, validate, Diagnostic, LoadError, Report, Severity};
 
+mod files;
+mod flows;
+mod syntax;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
@@ -336,12 +340,22 @@ fn sources_hash_changes_when_a_file_changes() -> Result<()> {
 }
 
 #[test]
-fn missing_folder_is_an_io_error() -> Result<()> {
+fn missing_folder_is_not_found() -> Result<()> {
     let missing = fixture("no-such-bot");
     let error = load_bot(&missing).err().context("a missing folder loaded")?;
-    assert!(matches!(error, LoadError::Io { ref path, .. } if path == &missing), "{error}");
+    assert!(matches!(error, LoadError::NotFound { ref path } if path == &missing), "{error}");
     let report = validate(&missing);
-    assert!(report.has_errors());
+    let diagnostic = at(&report, &missing, 0, 0)?;
+    assert_eq!(diagnostic.message, format!("bot folder {} not found; check the path", missing.display()));
+    Ok(())
+}
+
+#[test]
+fn file_given_as_folder_is_not_a_folder() -> Result<()> {
+    let bot = TempBot::new(&[("bot.yml", SETTINGS)])?;
+    let file = bot.dir.join("bot.yml");
+    let error = load_bot(&file).err().context("a file loaded as a bot folder")?;
+    assert!(matches!(error, LoadError::NotAFolder { ref path } if path == &file), "{error}");
     Ok(())
 }
 
