@@ -265,8 +265,6 @@ fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
     for diagnostic in &report.diagnostics {
         println!("{diagnostic}");
     }
-    let errors = report.diagnostics.iter().filter(|d| d.severity == lepton_flows::Severity::Error).count();
-    let warnings = report.diagnostics.len() - errors;
-    println!("{}: {errors} errors, {warnings} warnings", dir.display());
-    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    println!("{}: {}", dir.display(), report.summary());
+    Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
