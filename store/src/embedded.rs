@@ -19,7 +19,7 @@ use crate::tables::{self, FormatCheck, FORMAT_VERSION};
 
 /// redb's page cache. Its default (1 GiB) lets a busy server's memory grow with
 /// the file; recent sessions fit in far less, and older pages are read from disk.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A session store in one file on local disk, safe to share between tasks as
 /// `Arc<EmbeddedStore>`.
