@@ -88,9 +88,9 @@ struct EvalArgs {
     margin: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Print the report as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// Write the report as JSON to FILE, or to standard output with no FILE, instead of a table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -191,10 +191,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 seed: args.seed,
             };
             let report = lepton::eval::run(&options)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
+            match args.json {
+                None => println!("{report}"),
+                Some(path) if path.as_os_str() == "-" => println!("{}", serde_json::to_string_pretty(&report)?),
+                Some(path) => {
+                    let json = serde_json::to_string_pretty(&report)?;
+                    std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("{report}");
+                    println!("wrote {}", path.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
