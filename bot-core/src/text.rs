@@ -165,13 +165,30 @@ fn match_pattern(pattern: &Regex, answer: &str) -> Option<String> {
     }
 }
 
+/// Matches the answer against each choice's value and synonyms, first exactly,
+/// then as the first word of a longer answer ("yes please", "不，谢谢").
 fn match_choice(choices: &[Choice], answer: &str) -> Option<String> {
     let answer = normalize_answer(answer);
-    choices.iter().find_map(|choice| {
-        let by_value = normalize_answer(&choice.value) == answer;
-        let by_synonym = choice.synonyms.values().flatten().any(|s| normalize_answer(s) == answer);
-        (by_value || by_synonym).then(|| choice.value.clone())
-    })
+    let names = |choice: &Choice| {
+        let synonyms = choice.synonyms.values().flatten().map(|s| normalize_answer(s));
+        std::iter::once(normalize_answer(&choice.value)).chain(synonyms).filter(|n| !n.is_empty()).collect::<Vec<_>>()
+    };
+    let exact = choices.iter().find(|choice| names(choice).iter().any(|n| *n == answer));
+    let leading = || {
+        let mut matches = choices.iter().filter(|choice| names(choice).iter().any(|n| starts_with_word(&answer, n)));
+        let first = matches.next()?;
+        // An answer that starts with names of two choices ("no" and "no way") is no answer.
+        matches.next().is_none().then_some(first)
+    };
+    exact.or_else(leading).map(|choice| choice.value.clone())
+}
+
+/// True when `text` starts with `word` followed by a space or punctuation.
+fn starts_with_word(text: &str, word: &str) -> bool {
+    let Some(rest) = text.strip_prefix(word) else {
+        return false;
+    };
+    rest.chars().next().is_some_and(|c| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'') || "，。！？、；：,…~～".contains(c))
 }
 
 /// Looks a name up in the slots, then the variables.
@@ -254,5 +271,16 @@ mod tests {
         assert_eq!(parse_slot_value(&kind, " 是的。", None), Some("yes".to_owned()));
         assert_eq!(parse_slot_value(&kind, "YES!", None), Some("yes".to_owned()));
         assert_eq!(parse_slot_value(&kind, "maybe", None), None);
+    }
+
+    #[test]
+    fn choice_slot_first_word() {
+        let no = Choice { value: "no".to_owned(), synonyms: BTreeMap::from([(Lang::new("zh"), vec!["不".to_owned()])]) };
+        let yes = Choice { value: "yes".to_owned(), synonyms: BTreeMap::new() };
+        let kind = SlotKind::Choice { choices: vec![yes, no] };
+        assert_eq!(parse_slot_value(&kind, "Yes, change it", None), Some("yes".to_owned()));
+        assert_eq!(parse_slot_value(&kind, "不，谢谢", None), Some("no".to_owned()));
+        assert_eq!(parse_slot_value(&kind, "yesterday", None), None);
+        assert_eq!(parse_slot_value(&kind, "no, yes", None), Some("no".to_owned()));
     }
 }

@@ -38,6 +38,7 @@ fn bot() -> BotDefinition {
     bot.intents.insert("greet".into(), intent("hello", IntentAction::Respond("greet".into()), false));
     bot.intents.insert("hours".into(), intent("opening hours", IntentAction::Respond("hours".into()), true));
     bot.intents.insert("order".into(), intent("where is my order", IntentAction::Flow("order".into()), false));
+    bot.intents.get_mut(&IntentId::new("order")).expect("order intent").examples.insert(Lang::new("zh"), vec!["track 123456".to_owned()]);
     bot.responses.insert("greet".into(), response("Hello!", "你好！"));
     bot.responses.insert("hours".into(), response("We open at 9.", "我们九点开门。"));
     bot.responses.insert("ask_number".into(), response("Your order number?", "您的订单号？"));
@@ -280,5 +281,15 @@ async fn closing_needs_a_claim() -> anyhow::Result<()> {
 
     assert!(matches!(unclaimed, Err(EngineError::NotOwner { .. })), "got {unclaimed:?}");
     assert!(claimed.is_ok(), "got {claimed:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn number_in_the_first_message_fills_the_form() -> anyhow::Result<()> {
+    let engine = engine();
+
+    let replies = say(&engine, "c1", "track 123456").await?;
+
+    assert_eq!(replies, ["Looking up 123456."]);
     Ok(())
 }

@@ -169,3 +169,14 @@ async fn question_mid_form_is_answered_and_the_form_goes_on() -> anyhow::Result<
     assert!(joined(&resumed).to_lowercase().contains("address"), "expected the form to ask for the address, got {resumed:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_number_in_the_question_is_used() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let mut customer = Customer::new(&server, "order-inline");
+
+    let replies = customer.say("Where is my order 100001?").await?;
+
+    assert!(joined(&replies).contains("shipped"), "expected the status without being asked for the number, got {replies:?}");
+    Ok(())
+}

@@ -102,6 +102,9 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
     pub async fn close(&self, id: &ConversationId, agent: &AgentId) -> Result<Vec<Event>, EngineError> {
         self.change(id, |change| {
+            if let HandoffState::Closed { .. } = change.session.handoff {
+                return Err(EngineError::NotWaiting { conversation_id: id.clone(), state: "closed" });
+            }
             change.require_owner(agent)?;
             change.session.handoff = HandoffState::Closed { at: change.now };
             change.session.dialog = DialogState::Idle;

@@ -92,6 +92,13 @@ impl Turn<'_> {
                 Next::Continue
             }
             StepKind::Ask(ask) => {
+                if std::mem::take(&mut self.prefill) {
+                    if let Some(value) = self.prefilled_value(ask) {
+                        tracing::debug!(slot = %ask.slot, "slot filled from the message that started the flow");
+                        self.session.slots.insert(ask.slot.clone(), value);
+                        return Next::Continue;
+                    }
+                }
                 self.say(ask.prompt.as_str());
                 self.session.dialog = DialogState::AwaitingSlot { flow: flow.clone(), step: index, attempts: 0 };
                 Next::Stop
@@ -180,6 +187,16 @@ impl Turn<'_> {
                 Next::Stop
             }
         }
+    }
+
+    /// Returns the value a strict slot (not free text) finds in the customer's
+    /// message, so that "where is my order 100001" need not be asked for the number.
+    fn prefilled_value(&self, ask: &AskStep) -> Option<String> {
+        let slot = self.runtime.bot.slots.get(&ask.slot)?;
+        if matches!(slot.kind, crate::bot::SlotKind::Text) || self.text.starts_with('/') {
+            return None;
+        }
+        crate::text::parse_slot_value(&slot.kind, &self.text, self.runtime.patterns.get(&ask.slot))
     }
 
     fn lookup(&self, name: &str) -> Option<String> {

@@ -26,6 +26,9 @@ pub(crate) struct Turn<'a> {
     /// The customer's text (empty for non-text content).
     pub text: String,
     pub understanding: Understanding,
+    /// True while the message that started a flow may still fill that flow's
+    /// first question ("where is my order 100001"); cleared at the first `ask`.
+    pub prefill: bool,
 }
 
 impl Engine {
@@ -94,7 +97,9 @@ fn waiting_since(state: &HandoffState) -> Option<Timestamp> {
 
 fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
     let supported = &runtime.bot.settings.languages;
-    detect_lang(message.text_content(), supported)
+    let text = message.text_content();
+    let written = if text.trim_start().starts_with('/') { "" } else { text };
+    detect_lang(written, supported)
         .or_else(|| message.locale_hint.clone().filter(|hint| supported.contains(hint)))
         .unwrap_or_else(|| runtime.bot.settings.default_language())
 }
@@ -127,7 +132,7 @@ impl<'a> Turn<'a> {
         };
         session.next_seq += 1;
         let text = message.text_content().trim().to_owned();
-        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default() }
+        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default(), prefill: false }
     }
 
     /// Decides who answers the message.
@@ -208,7 +213,10 @@ impl<'a> Turn<'a> {
         };
         match definition.action.clone() {
             IntentAction::Respond(response) => self.say(response.as_str()),
-            IntentAction::Flow(flow) => self.run_flow(&flow, 0).await,
+            IntentAction::Flow(flow) => {
+                self.prefill = true;
+                self.run_flow(&flow, 0).await;
+            }
         }
     }
 
@@ -308,12 +316,17 @@ impl<'a> Turn<'a> {
 
         // An answer that validates as a number, email, phone, pattern or choice
         // is an answer even when it also reads as an intent ("不" is both "no"
-        // and "cancel"); free text validates always, so there intents go first.
+        // and "cancel"). Free text validates always, so there intents go first.
         let strict = slot.is_some_and(|slot| !matches!(slot.kind, crate::bot::SlotKind::Text));
-        let intent = self.classify();
-        if let Some(intent) = intent.filter(|_| !(strict && value.is_some())) {
-            let interrupts = self.runtime.bot.intents.get(&intent).is_some_and(|i| i.interrupts);
-            if interrupts {
+        let intent = self.classify().filter(|_| !(strict && value.is_some()));
+        if let Some(intent) = intent {
+            if intent.as_str() == KNOWLEDGE_INTENT {
+                // A question instead of an answer: answer it and ask again, at no cost.
+                if self.answer_from_knowledge(None) {
+                    self.reprompt(&flow, step);
+                    return;
+                }
+            } else if self.runtime.bot.intents.get(&intent).is_some_and(|i| i.interrupts) {
                 self.interrupt_form(&intent, &flow, step).await;
                 return;
             }
@@ -324,12 +337,6 @@ impl<'a> Turn<'a> {
             self.session.consecutive_fallbacks = 0;
             self.session.dialog = DialogState::Idle;
             self.run_flow(&flow, step + 1).await;
-            return;
-        }
-
-        // A question instead of an answer: answer it and ask again, at no cost.
-        if self.answer_from_knowledge(None) {
-            self.reprompt(&flow, step);
             return;
         }
 
@@ -357,6 +364,7 @@ impl<'a> Turn<'a> {
             IntentAction::Flow(next) => {
                 tracing::debug!(%flow, %next, "an intent interrupted the form");
                 self.session.dialog = DialogState::Idle;
+                self.prefill = true;
                 self.run_flow(&next, 0).await;
             }
         }
