@@ -31,6 +31,11 @@ pub struct Session {
     pub next_seq: u64,
     /// Recently processed client message ids, oldest first.
     pub recent_messages: VecDeque<ProcessedMessage>,
+    /// When the customer was last reminded that they wait for an agent. Left out
+    /// of the stored JSON when unset, and read as `None` from sessions stored
+    /// before it existed, so the schema stays version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reminded_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -49,6 +54,7 @@ impl Session {
             turns: 0,
             next_seq: 1,
             recent_messages: VecDeque::new(),
+            waiting_reminded_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -293,3 +293,24 @@ async fn number_in_the_first_message_fills_the_form() -> anyhow::Result<()> {
     assert_eq!(replies, ["Looking up 123456."]);
     Ok(())
 }
+
+#[tokio::test]
+async fn waiting_customer_is_reminded_after_a_minute() -> anyhow::Result<()> {
+    let store = Arc::new(MemoryStore::new());
+    let engine = engine_with(store.clone());
+    say(&engine, "c1", "blah").await?;
+    say(&engine, "c1", "blah").await?;
+    let id = "c1".into();
+    let stored = store.load(&id).await?.expect("session");
+    let mut session = stored.session;
+    let two_minutes_ago = bot_core::message::now_millis() - 120_000;
+    session.handoff = HandoffState::WaitingForAgent { since: two_minutes_ago, reason: bot_core::HandoffReason::RepeatedFallback };
+    store.save(&session, stored.version, std::time::Duration::from_secs(60)).await?;
+
+    let reminded = say(&engine, "c1", "hello?").await?;
+    let silent = say(&engine, "c1", "anyone?").await?;
+
+    assert_eq!(reminded.len(), 1, "expected one reminder, got {reminded:?}");
+    assert!(silent.is_empty(), "expected no second reminder within a minute, got {silent:?}");
+    Ok(())
+}

@@ -12,6 +12,9 @@ use crate::text::{detect_lang, parse_slot_value};
 
 use super::{Engine, EngineError, Runtime, TurnOutcome};
 
+/// The shortest time between two reminders to a customer waiting for an agent.
+const WAITING_REMINDER_MS: u64 = 60_000;
+
 /// How many ranked intents a customer event keeps for agents.
 const RANKING_KEPT: usize = 3;
 
@@ -138,8 +141,18 @@ impl<'a> Turn<'a> {
     /// Decides who answers the message.
     async fn route(&mut self, message: &InboundMessage) {
         match &self.session.handoff {
-            HandoffState::WaitingForAgent { .. } | HandoffState::Agent { .. } => {
-                tracing::debug!(state = self.session.handoff.name(), "a person handles this conversation; the bot stays silent");
+            HandoffState::WaitingForAgent { since, .. } => {
+                // Nobody has answered yet: remind the customer now and then that
+                // a person will, so the silence does not look like a dead chat.
+                let last = self.session.waiting_reminded_at.unwrap_or(*since);
+                if self.now.saturating_sub(last) >= WAITING_REMINDER_MS {
+                    self.session.waiting_reminded_at = Some(self.now);
+                    self.say("handoff_waiting");
+                }
+                return;
+            }
+            HandoffState::Agent { .. } => {
+                tracing::debug!("an agent handles this conversation; the bot stays silent");
                 return;
             }
             HandoffState::Closed { .. } => self.session.handoff = HandoffState::Bot,
