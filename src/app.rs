@@ -96,7 +96,7 @@ pub fn train(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_in
         .with_context(|| format!("cannot train or load the intent model in {}", dir.display()))?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     if trained {
-        tracing::info!(examples = examples.len(), intents = bot.intents.len(), elapsed_ms, "trained the intent model");
+        tracing::info!(examples = examples.len(), elapsed_ms, "trained the intent model");
     } else {
         tracing::debug!(elapsed_ms, "intent model is up to date");
     }
