@@ -150,14 +150,18 @@ pub fn locale(raw: Option<&str>) -> Result<Option<Lang>, WebError> {
 
 /// Cleans a message text for the engine: removes control characters other than
 /// newline and tab and the bidirectional controls (see [`is_bidi_control`]),
-/// trims surrounding whitespace, and checks it is not empty and not longer than
-/// `max_bytes`.
+/// trims surrounding whitespace, and checks it has a visible character and is
+/// not longer than `max_bytes`.
+///
+/// Text made only of whitespace and invisible characters (see [`is_invisible`])
+/// is empty. Invisible characters inside visible text are kept: emoji sequences
+/// need the zero-width joiner.
 pub fn message_text(raw: &str, max_bytes: usize) -> Result<String, WebError> {
     let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
     let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
     let text = cleaned.trim();
 
-    if text.is_empty() {
+    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
         return Err(WebError::EmptyText);
     }
     if text.len() > max_bytes {
@@ -175,6 +179,35 @@ pub fn message_text(raw: &str, max_bytes: usize) -> Result<String, WebError> {
 /// correctly written Arabic and Hebrew text.
 pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Returns true for a character with the Unicode property Default_Ignorable_Code_Point
+/// (ranges as of Unicode 16.0), which shows nothing on its own.
+///
+/// Examples are the zero-width space (U+200B), the zero-width non-joiner and joiner
+/// (U+200C, U+200D), the word joiner (U+2060) and the byte order mark (U+FEFF).
+/// Soft hyphens, variation selectors, Hangul fillers and tag characters count too.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 fn is_valid_id(raw: &str, max_chars: usize) -> bool {
@@ -234,6 +267,28 @@ mod tests {
     fn message_text_rejects_blank() {
         assert!(matches!(message_text(" \n\t\u{0} ", 100), Err(WebError::EmptyText)));
         assert!(matches!(message_text("", 100), Err(WebError::EmptyText)));
+    }
+
+    #[test]
+    fn message_text_rejects_invisible_only() {
+        for text in ["\u{200B}", " \u{200C}\u{200D}\n\u{2060}\t\u{FEFF} ", "\u{200E}", "\u{AD}\u{FE0F}\u{E0041}\u{3164}"] {
+            assert!(matches!(message_text(text, 100), Err(WebError::EmptyText)), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn message_text_keeps_invisible_inside_visible_text() -> Result<(), WebError> {
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(message_text(family, 100)?, family);
+        assert_eq!(message_text("\u{200B}a\u{2060}b\u{FEFF}", 100)?, "\u{200B}a\u{2060}b\u{FEFF}");
+        Ok(())
+    }
+
+    #[test]
+    fn is_invisible_leaves_visible_characters() {
+        for c in ['a', '退', '👍', '-', '.'] {
+            assert!(!is_invisible(c), "{c:?} counted as invisible");
+        }
     }
 
     #[test]

@@ -258,6 +258,28 @@ async fn only_bidi_controls_is_empty_text() -> Result<()> {
 }
 
 #[tokio::test]
+async fn invisible_only_text_is_empty_text() -> Result<()> {
+    let server = TestServer::start().await?;
+    for text in ["\u{200B}", " \u{200B} \u{200C}\n\u{200D}\t\u{2060}\u{FEFF} ", "\u{200E}\u{200F}"] {
+        let (status, body) = server.send(&conversation("invisible"), json!({ "text": text })).await?;
+        assert_eq!(status, 400, "text {text:?}");
+        assert_eq!(error_code(&body), "empty_text", "text {text:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn invisible_characters_inside_visible_text_are_kept() -> Result<()> {
+    let server = TestServer::start().await?;
+    // A family emoji is joined with ZWJ (U+200D); the word joiner sits between letters.
+    let text = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} a\u{2060}b\u{200B}c";
+    let events = server.say(&conversation("invisible-inside"), text).await?;
+
+    assert_eq!(text_of(&events[0]), Some(text));
+    Ok(())
+}
+
+#[tokio::test]
 async fn emoji_and_mixed_chinese_pass_through() -> Result<()> {
     let server = TestServer::start().await?;
     for text in ["👍🎉", "我的 order 在哪里？", "📦 where is my order 订单"] {
