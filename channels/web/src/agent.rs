@@ -135,8 +135,9 @@ pub(crate) async fn events(
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<EventsResponse>, WebError> {
     let ConversationPath(id) = path;
+    let limit = query.checked_limit()?;
 
-    let events = state.engine().events(&id, query.after, query.capped_limit()).await;
+    let events = state.engine().events(&id, query.after, limit).await;
     let events = events.map_err(|error| WebError::engine(&id, error))?;
     Ok(Json(EventsResponse { conversation_id: id, events }))
 }

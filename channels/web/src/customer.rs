@@ -67,14 +67,21 @@ pub struct EventsQuery {
     /// Return events with a `seq` greater than this; 0 for the whole transcript.
     #[serde(default)]
     pub after: u64,
-    /// At most this many events, capped at [`MAX_EVENTS_PER_REQUEST`].
+    /// At most this many events: 1 or more, capped at [`MAX_EVENTS_PER_REQUEST`],
+    /// which is also the default.
     #[serde(default)]
     pub limit: Option<usize>,
 }
 
 impl EventsQuery {
-    pub fn capped_limit(&self) -> usize {
-        self.limit.unwrap_or(MAX_EVENTS_PER_REQUEST).clamp(1, MAX_EVENTS_PER_REQUEST)
+    /// Returns the number of events to read: `limit` capped at
+    /// [`MAX_EVENTS_PER_REQUEST`], or an error for a limit of 0.
+    pub fn checked_limit(&self) -> Result<usize, WebError> {
+        match self.limit {
+            None => Ok(MAX_EVENTS_PER_REQUEST),
+            Some(0) => Err(WebError::InvalidLimit { limit: 0, max: MAX_EVENTS_PER_REQUEST }),
+            Some(limit) => Ok(limit.min(MAX_EVENTS_PER_REQUEST)),
+        }
     }
 }
 
@@ -92,8 +99,9 @@ pub(crate) async fn customer_events(
 ) -> Result<Json<EventsResponse>, WebError> {
     let ConversationPath(id) = path;
     input::web_conversation(&id)?;
+    let limit = query.checked_limit()?;
 
-    let events = state.engine().events(&id, query.after, query.capped_limit()).await;
+    let events = state.engine().events(&id, query.after, limit).await;
     let events = events.map_err(|error| WebError::engine(&id, error))?;
     Ok(Json(EventsResponse { conversation_id: id, events: customer_views(&events) }))
 }

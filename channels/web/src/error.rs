@@ -32,6 +32,9 @@ pub enum WebError {
     #[error("message text is empty: send at least one visible character")]
     EmptyText,
 
+    #[error("invalid limit {limit}: use 1 to {max}; a larger limit returns at most {max} events")]
+    InvalidLimit { limit: usize, max: usize },
+
     #[error("message text is {bytes} bytes, more than the limit of {max} bytes: send a shorter message")]
     MessageTooLarge { bytes: usize, max: usize },
 
@@ -119,6 +122,7 @@ impl WebError {
             | Self::EmptyText
             | Self::InvalidJson { .. }
             | Self::InvalidQuery { .. }
+            | Self::InvalidLimit { .. }
             | Self::InvalidPath { .. }
             | Self::NotWebSocket { .. } => StatusCode::BAD_REQUEST,
             Self::MessageTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,7 +151,7 @@ impl WebError {
             Self::MessageTooLarge { .. } | Self::BodyTooLarge { .. } => "message_too_large",
             Self::InvalidJson { .. } => "invalid_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidQuery { .. } => "invalid_query",
+            Self::InvalidQuery { .. } | Self::InvalidLimit { .. } => "invalid_query",
             Self::InvalidPath { .. } => "invalid_path",
             Self::NotWebSocket { .. } => "websocket_required",
             Self::Unauthorized => "unauthorized",

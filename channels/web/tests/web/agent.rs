@@ -143,6 +143,18 @@ async fn agent_events_include_understanding() -> Result<()> {
 }
 
 #[tokio::test]
+async fn agent_events_zero_limit_returns_400() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("agent-zero-limit");
+    server.say(&id, "hello").await?;
+
+    let (status, body) = server.agent_get(&format!("/{id}/events?limit=0")).await?;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "invalid_query");
+    Ok(())
+}
+
+#[tokio::test]
 async fn wrong_bearer_token_is_rejected() -> Result<()> {
     let server = TestServer::start().await?;
     let url = server.url("/api/v1/agent/conversations");

@@ -313,3 +313,33 @@ async fn bad_after_returns_400() -> Result<()> {
     assert_eq!(error_code(&body), "invalid_query");
     Ok(())
 }
+
+#[tokio::test]
+async fn zero_limit_returns_400() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("zero-limit");
+    server.say(&id, "hello").await?;
+
+    let url = server.url(&format!("/api/v1/conversations/{id}/events?limit=0"));
+    let (status, body) = read_json(server.http.get(url).send().await?).await?;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "invalid_query");
+    assert!(error_message(&body).contains("1 to 1000"), "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn limit_bounds_the_transcript_page() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("limit");
+    server.say(&id, "hello").await?;
+    server.say(&id, "order").await?;
+
+    for (limit, expected) in [(1, vec![1]), (3, vec![1, 2, 3]), (1_000_000, vec![1, 2, 3, 4])] {
+        let url = server.url(&format!("/api/v1/conversations/{id}/events?limit={limit}"));
+        let (status, body) = read_json(server.http.get(url).send().await?).await?;
+        assert_eq!(status, 200, "limit {limit}");
+        assert_eq!(seqs(&events_of(&body)?), expected, "limit {limit}");
+    }
+    Ok(())
+}
