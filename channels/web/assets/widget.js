@@ -17,6 +17,10 @@
  * Everything shown in the conversation arrives over the WebSocket (or in the POST
  * response) and is placed by its seq, so nothing shows twice. Message text is only
  * ever set with textContent.
+ *
+ * A stored conversation id that the server rejects (invalid_conversation_id) is
+ * dropped: the widget starts a new conversation, says so, and sends the messages
+ * still waiting to the new one.
  */
 (function () {
   'use strict';
@@ -44,6 +48,10 @@
   // stopped here, before sending. A server with a lower limit rejects them with
   // message_too_large, which the widget reports the same way.
   var MAX_MESSAGE_BYTES = 16 * 1024;
+  // The server's rules for a conversation id. A stored id that breaks them is
+  // replaced on load. The server also rejects another channel's prefix
+  // ("telegram:42"); such an id is replaced once the server rejects it.
+  var CONVERSATION_ID_RULES = /^[A-Za-z0-9_.:-]{1,128}$/;
 
   var STRINGS = {
     en: {
@@ -63,6 +71,7 @@
       joined: '{agent} joined the chat',
       backToBot: 'You are chatting with the assistant again',
       closed: 'The conversation was closed',
+      restarted: 'Your previous chat could not continue, so a new one has started.',
       reconnecting: 'Reconnecting…',
       switchLang: '中文',
       switchLangLabel: 'Switch to Chinese',
@@ -73,7 +82,7 @@
         unavailable: 'The service is busy right now. Please try again in a moment.',
         offline: 'No connection to the server. Check your network and retry.',
         origin_not_allowed: 'Chat is not available on this page.',
-        invalid_conversation_id: 'This chat cannot continue. Reload the page to start a new one.',
+        invalid_conversation_id: 'The chat cannot start right now. Please try again later.',
         internal: 'Something went wrong on our side. Please try again later.',
         other: 'The message could not be sent. Please try again later.'
       }
@@ -95,6 +104,7 @@
       joined: '{agent} 已加入对话',
       backToBot: '已切换回智能助手',
       closed: '对话已结束',
+      restarted: '之前的对话无法继续，已为您开始新的对话。',
       reconnecting: '正在重新连接…',
       switchLang: 'EN',
       switchLangLabel: '切换到英文',
@@ -105,7 +115,7 @@
         unavailable: '服务繁忙，请稍后再试。',
         offline: '无法连接服务器，请检查网络后重试。',
         origin_not_allowed: '此页面暂不支持在线客服。',
-        invalid_conversation_id: '当前对话无法继续，请刷新页面开始新的对话。',
+        invalid_conversation_id: '暂时无法开始对话，请稍后再试。',
         internal: '系统出了点问题，请稍后再试。',
         other: '消息未能发送，请稍后再试。'
       }
@@ -208,15 +218,27 @@
     return hex;
   }
 
+  var restarted = false; // true once a conversation the server cannot use was replaced
+  var cidCreatedHere = false; // true when this page created the current conversation id
+
+  /** Returns the stored conversation id, or a new one when it is idle too long or breaks the id rules. */
   function conversationId() {
     var id = load('conversation');
     var lastActive = Number(load('lastActive') || 0);
     if (id && Date.now() - lastActive < CONVERSATION_IDLE_MS) {
-      return id;
+      if (CONVERSATION_ID_RULES.test(id)) {
+        return id;
+      }
+      restarted = true;
     }
-    id = 'web:' + randomId();
+    return newConversationId();
+  }
+
+  function newConversationId() {
+    var id = 'web:' + randomId();
     save('conversation', id);
     save('started', '');
+    cidCreatedHere = true;
     return id;
   }
 
@@ -314,11 +336,14 @@
     ui.log.setAttribute('role', 'log');
     ui.log.setAttribute('aria-live', 'polite');
     ui.greeting = el('div', 'notice');
+    ui.restarted = el('div', 'notice');
+    ui.restarted.hidden = true;
     ui.confirmed = el('div');
     ui.confirmed.style.display = 'contents';
     ui.pending = el('div');
     ui.pending.style.display = 'contents';
     ui.log.appendChild(ui.greeting);
+    ui.log.appendChild(ui.restarted);
     ui.log.appendChild(ui.confirmed);
     ui.log.appendChild(ui.pending);
 
@@ -606,6 +631,8 @@
   function renderAll() {
     ui.title.textContent = t('title');
     ui.greeting.textContent = t('greeting');
+    ui.restarted.textContent = t('restarted');
+    ui.restarted.hidden = !restarted;
     ui.input.placeholder = t('placeholder');
     ui.sendButton.textContent = t('send');
     ui.typing.textContent = t('typing');
@@ -727,6 +754,7 @@
   }
 
   function post(item) {
+    var postedCid = cid;
     var body = JSON.stringify({ text: item.text, client_message_id: item.id, locale: localeTag() });
     fetch(apiUrl('messages'), {
       method: 'POST',
@@ -754,6 +782,11 @@
         var code = result.json && result.json.error && typeof result.json.error.code === 'string' ? result.json.error.code : 'other';
         if (status >= 500 || status === 408 || status === 429) {
           retryLater(item, status === 500 ? code : 'unavailable');
+          return;
+        }
+        if (code === 'invalid_conversation_id' && restartConversation(postedCid)) {
+          // The item is still queued, so the next post sends it to the new conversation.
+          finishPost();
           return;
         }
         rejectSend(item, code);
@@ -791,23 +824,30 @@
   var socketWanted = false;
   var reconnectAttempt = 0;
   var reconnectTimer = null;
+  var checking = false; // true while checkConversation waits for the server
 
   function connect() {
     socketWanted = true;
-    if (socket || reconnectTimer) {
+    if (socket || reconnectTimer || checking) {
       return;
     }
+    var socketCid = cid;
+    var opened = false;
     var url = new URL(apiUrl('ws'));
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     url.searchParams.set('after', String(lastSeq));
     var current = new WebSocket(url.toString());
     socket = current;
     current.onopen = function () {
+      opened = true;
       socketOpen = true;
       reconnectAttempt = 0;
       renderStatus();
     };
     current.onmessage = function (message) {
+      if (socket !== current) {
+        return;
+      }
       var event;
       try {
         event = JSON.parse(message.data);
@@ -823,8 +863,94 @@
       socket = null;
       socketOpen = false;
       renderStatus();
-      scheduleReconnect();
+      if (opened) {
+        scheduleReconnect();
+      } else {
+        checkConversation(socketCid);
+      }
     };
+  }
+
+  /**
+   * Asks the transcript route why a WebSocket handshake failed, because a browser
+   * does not expose the handshake's response. Starts a new conversation when the
+   * server rejects the id, and otherwise reconnects after a pause.
+   */
+  function checkConversation(checkedCid) {
+    checking = true;
+    var url = new URL('api/v1/conversations/' + encodeURIComponent(checkedCid) + '/events?limit=1', apiBase);
+    fetch(url.toString())
+      .then(function (response) {
+        return response.status === 400 ? response.json() : null;
+      })
+      .then(
+        function (json) {
+          return json && json.error ? json.error.code : null;
+        },
+        function () {
+          return null;
+        }
+      )
+      .then(function (code) {
+        checking = false;
+        if (checkedCid !== cid) {
+          // A rejected send replaced the conversation meanwhile.
+          if (socketWanted) {
+            connect();
+          }
+          return;
+        }
+        if (code === 'invalid_conversation_id' && restartConversation(checkedCid)) {
+          return;
+        }
+        scheduleReconnect();
+      });
+  }
+
+  function dropSocket() {
+    if (reconnectTimer) {
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+    }
+    reconnectAttempt = 0;
+    var old = socket;
+    socket = null;
+    socketOpen = false;
+    if (old) {
+      old.close();
+    }
+  }
+
+  /**
+   * Replaces the conversation `rejectedCid`, which the server rejected, with a new
+   * one and tells the customer. Messages still queued go to the new conversation.
+   * Returns false, changing nothing, when this page created the rejected id,
+   * because a server that rejects new ids too would otherwise restart forever.
+   */
+  function restartConversation(rejectedCid) {
+    if (rejectedCid !== cid) {
+      return true;
+    }
+    if (cidCreatedHere) {
+      return false;
+    }
+    cid = newConversationId();
+    restarted = true;
+    events = [];
+    seen = {};
+    lastSeq = 0;
+    dropSocket();
+
+    var waiting = queue.some(function (item) {
+      return !item.confirmed && !item.failed;
+    });
+    socketWanted = waiting;
+    if (waiting) {
+      save('started', '1');
+      connect();
+    }
+    renderAll();
+    return true;
   }
 
   function scheduleReconnect() {

@@ -254,6 +254,8 @@ async function scenario() {
   check(JSON.stringify(after) === JSON.stringify(before), 'reload replays the same history without duplicates');
   check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'language choice survives reload');
 
+  await unusableStoredIds();
+
   if (screenshotPath) {
     const { data } = await command('Page.captureScreenshot', { format: 'png' }, session);
     writeFileSync(screenshotPath, Buffer.from(data, 'base64'));
@@ -283,6 +285,52 @@ async function rejectedSends() {
 
   await evaluate(`__w.q('textarea').value = ''; __w.q('textarea').dispatchEvent(new Event('input')); true`);
   check((await evaluate(`__w.q('.alert').hidden`)), 'clearing the input hides the alert');
+}
+
+// Reloads the page with `id` stored as the recent conversation; `started` says
+// whether the widget connects its WebSocket at once.
+async function loadWithStoredId(id, started) {
+  await evaluate(`
+    localStorage.setItem('lepton.conversation', ${JSON.stringify(id)});
+    localStorage.setItem('lepton.lastActive', String(Date.now()));
+    localStorage.setItem('lepton.started', ${JSON.stringify(started ? '1' : '')});
+    true
+  `);
+  await loadPage(`${base}/`);
+  await evaluate(`__w.q('.launcher').click(); true`);
+}
+
+const NEW_CONVERSATION_ZH = '之前的对话无法继续，已为您开始新的对话。';
+const STORED_ID = `localStorage.getItem('lepton.conversation')`;
+
+// A stored conversation id the server rejects is replaced by a new conversation,
+// and the customer is told so in the widget's language (Chinese here): on load
+// when the id breaks the id rules, after a failed WebSocket handshake, and after
+// a rejected message, which then goes to the new conversation.
+async function unusableStoredIds() {
+  await loadWithStoredId('web:' + 'a'.repeat(200), true);
+  check(/^web:[0-9a-f]{32}$/.test(await evaluate(STORED_ID)), 'an over-long stored id is replaced on load');
+  check((await evaluate(`__w.texts('.notice')`)).includes(NEW_CONVERSATION_ZH), 'the customer is told a new chat started');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  check((await evaluate(`__w.q('.status').textContent`)) === '智能助手', 'status is not stuck on reconnecting');
+  await evaluate(`__w.type('hello'); true`);
+  await evaluate(`__w.until(() => __w.all('.reply .bubble').length === 1, 'reply in the new conversation')`);
+  check(await evaluate(`__w.q('.alert').hidden`), 'the new conversation shows no error');
+
+  await loadWithStoredId('telegram:42', true);
+  await evaluate(`__w.until(() => /^web:[0-9a-f]{32}$/.test(${STORED_ID}), 'new id after the rejected handshake')`);
+  check((await evaluate(`__w.texts('.notice')`)).includes(NEW_CONVERSATION_ZH), 'a rejected handshake starts a new chat and says so');
+  await evaluate(`__w.until(() => __w.q('.status').textContent === '智能助手', 'status after the rejected handshake')`);
+  check(true, 'status leaves reconnecting after the rejected handshake');
+
+  await loadWithStoredId('telegram:43', false);
+  await evaluate(`__w.type('where is my order'); true`);
+  await evaluate(`__w.until(() => __w.all('.reply .bubble').length === 1 && __w.all('.pending').length === 0, 'reply after the rejected send')`);
+  const sent = await evaluate(`__w.texts('.customer .bubble')`);
+  check(JSON.stringify(sent) === JSON.stringify(['where is my order']), 'a rejected send goes to the new conversation once');
+  check(/^web:[0-9a-f]{32}$/.test(await evaluate(STORED_ID)), 'a rejected send replaces the stored id');
+  check((await evaluate(`__w.texts('.notice')`)).includes(NEW_CONVERSATION_ZH), 'a rejected send starts a new chat and says so');
+  check(await evaluate(`__w.q('.alert').hidden`), 'a rejected send that went through shows no error');
 }
 
 // The demo page's own language button switches the widget too.
