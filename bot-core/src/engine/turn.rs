@@ -15,6 +15,10 @@ use super::{Engine, EngineError, Runtime, TurnOutcome};
 /// The shortest time between two reminders to a customer waiting for an agent.
 const WAITING_REMINDER_MS: u64 = 60_000;
 
+/// The share of `knowledge.min_score` a knowledge answer needs when the
+/// classifier already picked the knowledge intent.
+const CONFIRMED_QUESTION_SCORE_FACTOR: f32 = 0.6;
+
 /// How many ranked intents a customer event keeps for agents.
 const RANKING_KEPT: usize = 3;
 
@@ -214,7 +218,7 @@ impl<'a> Turn<'a> {
 
     pub async fn run_intent(&mut self, intent: &IntentId) {
         if intent.as_str() == KNOWLEDGE_INTENT {
-            if self.answer_from_knowledge(None) {
+            if self.answer_confirmed_question() {
                 self.session.consecutive_fallbacks = 0;
             } else {
                 self.fall_back();
@@ -235,13 +239,26 @@ impl<'a> Turn<'a> {
 
     /// Answers from the knowledge base; returns false when nothing scored high enough.
     pub fn answer_from_knowledge(&mut self, query: Option<&str>) -> bool {
+        let min_score = self.runtime.bot.settings.knowledge.min_score;
+        self.search_and_answer(query, min_score)
+    }
+
+    /// Answers a message the classifier took for a knowledge-base question. The
+    /// classifier's verdict is a second signal, so the search needs less
+    /// relevance: a word that no entry contains ("Buds Pro") would otherwise
+    /// sink an otherwise good match below `min_score`.
+    fn answer_confirmed_question(&mut self) -> bool {
+        let min_score = self.runtime.bot.settings.knowledge.min_score * CONFIRMED_QUESTION_SCORE_FACTOR;
+        self.search_and_answer(None, min_score)
+    }
+
+    fn search_and_answer(&mut self, query: Option<&str>, min_score: f32) -> bool {
         // A quick-reply payload such as `/returns` names an intent, not a question.
         let query = query.unwrap_or(&self.text).to_owned();
         if query.trim().is_empty() || query.starts_with('/') {
             return false;
         }
-        let settings = &self.runtime.bot.settings.knowledge;
-        match self.runtime.knowledge.search(&query, &self.session.lang, settings.min_score) {
+        match self.runtime.knowledge.search(&query, &self.session.lang, min_score) {
             Ok(Some(answer)) => {
                 self.understanding.knowledge_source = Some(answer.source.clone());
                 self.push_reply(Reply::bot(answer.answer));
@@ -335,7 +352,7 @@ impl<'a> Turn<'a> {
         if let Some(intent) = intent {
             if intent.as_str() == KNOWLEDGE_INTENT {
                 // A question instead of an answer: answer it and ask again, at no cost.
-                if self.answer_from_knowledge(None) {
+                if self.answer_confirmed_question() {
                     self.reprompt(&flow, step);
                     return;
                 }
