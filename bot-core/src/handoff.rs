@@ -32,7 +32,7 @@ impl HandoffState {
     }
 }
 
-/// Why the bot handed a conversation to a person.
+/// The reason the bot handed a conversation to a person.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandoffReason {

@@ -31,7 +31,7 @@ pub struct Article {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KnowledgeAnswer {
     pub answer: String,
-    /// Where it came from: `faq:ID`, or `PATH#SLUG` for an article section (`PATH`
+    /// The origin: `faq:ID`, or `PATH#SLUG` for an article section (`PATH`
     /// alone for text before the first heading).
     pub source: String,
     pub score: f32,

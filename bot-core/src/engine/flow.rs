@@ -152,7 +152,7 @@ impl Turn<'_> {
             }
         };
 
-        tracing::debug!(status = response.status, elapsed_ms, "HTTP action answered");
+        tracing::debug!(status = response.status, elapsed_ms, "HTTP action returned a response");
         if let Some(target) = step.on_status.get(&response.status) {
             return Next::Jump(target.clone());
         }

@@ -266,7 +266,7 @@ impl<'a> Turn<'a> {
             }
             Ok(None) => false,
             Err(error) => {
-                tracing::error!(%error, "knowledge search failed; answering as if nothing matched");
+                tracing::error!(%error, "knowledge search failed; continuing as if nothing matched");
                 false
             }
         }
