@@ -36,7 +36,6 @@ pub struct Prepared {
     pub bot: Arc<BotDefinition>,
     pub classifier: Arc<dyn Classifier>,
     pub knowledge: Arc<dyn KnowledgeSearch>,
-    pub sources_hash: String,
     pub trained: bool,
     pub indexed: bool,
 }
@@ -68,7 +67,7 @@ pub fn prepare(paths: &BotPaths, server_url: Option<&str>) -> anyhow::Result<Pre
         bot.settings.variables.entry("server_url".to_owned()).or_insert_with(|| url.to_owned());
     }
 
-    let (classifier, trained): (Arc<dyn Classifier>, bool) = if bot.training_examples().is_empty() {
+    let (classifier, trained): (Arc<dyn Classifier>, bool) = if bot.intents.is_empty() && bot.faq.is_empty() {
         tracing::warn!("the bot has no intent examples and no FAQ entries; every message falls back");
         (Arc::new(bot_core::classify::NoIntents), false)
     } else {
@@ -80,7 +79,6 @@ pub fn prepare(paths: &BotPaths, server_url: Option<&str>) -> anyhow::Result<Pre
         bot: Arc::new(bot),
         classifier,
         knowledge: Arc::new(index),
-        sources_hash: loaded.sources_hash,
         trained,
         indexed,
     })

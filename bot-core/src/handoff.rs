@@ -21,6 +21,14 @@ impl HandoffState {
         matches!(self, Self::WaitingForAgent { .. } | Self::Agent { .. })
     }
 
+    /// Returns when the conversation joined the queue for an agent, if it waits there.
+    pub fn waiting_since(&self) -> Option<Timestamp> {
+        match self {
+            Self::WaitingForAgent { since, .. } => Some(*since),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and APIs: `bot`, `waiting`, `agent`, `closed`.
     pub fn name(&self) -> &'static str {
         match self {

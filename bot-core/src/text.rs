@@ -1,8 +1,6 @@
 //! Text helpers shared by the engine: language detection, `{name}` interpolation
 //! and slot validation. All of them handle Chinese and English text.
 
-use std::collections::BTreeMap;
-
 use regex::Regex;
 
 use crate::bot::{Choice, SlotKind};
@@ -29,6 +27,12 @@ pub fn detect_lang(text: &str, supported: &[Lang]) -> Option<Lang> {
     None
 }
 
+/// True when `text` is a quick-reply payload such as `/order_status`: it names
+/// an intent rather than being the customer's own words.
+pub fn is_payload(text: &str) -> bool {
+    text.trim_start().starts_with('/')
+}
+
 /// Folds full-width ASCII variants (`１２３`, `ＡＢＣ`, the ideographic space) to ASCII.
 pub fn fold_width(text: &str) -> String {
     text.chars()
@@ -53,9 +57,9 @@ pub fn interpolate(template: &str, lookup: impl Fn(&str) -> Option<String>) -> S
             rest = &tail[2..];
             continue;
         }
-        if tail.starts_with('}') {
+        if let Some(after) = tail.strip_prefix('}') {
             out.push('}');
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         match tail.find('}') {
@@ -173,7 +177,7 @@ fn match_choice(choices: &[Choice], answer: &str) -> Option<String> {
         let synonyms = choice.synonyms.values().flatten().map(|s| normalize_answer(s));
         std::iter::once(normalize_answer(&choice.value)).chain(synonyms).filter(|n| !n.is_empty()).collect::<Vec<_>>()
     };
-    let exact = choices.iter().find(|choice| names(choice).iter().any(|n| *n == answer));
+    let exact = choices.iter().find(|choice| names(choice).contains(&answer));
     let leading = || {
         let mut matches = choices.iter().filter(|choice| names(choice).iter().any(|n| starts_with_word(&answer, n)));
         let first = matches.next()?;
@@ -191,16 +195,10 @@ fn starts_with_word(text: &str, word: &str) -> bool {
     rest.chars().next().is_some_and(|c| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'') || "，。！？、；：,…~～".contains(c))
 }
 
-/// Looks a name up in the slots, then the variables.
-pub fn lookup_in<'a>(
-    slots: &'a BTreeMap<crate::ids::SlotName, String>,
-    variables: &'a BTreeMap<String, String>,
-) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| slots.get(&crate::ids::SlotName::new(name)).or_else(|| variables.get(name)).cloned()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn langs() -> Vec<Lang> {

@@ -20,12 +20,13 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// When the writes of an [`EmbeddedStore`](crate::EmbeddedStore) become durable,
 /// that is, survive a crash of the process or of the machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncPolicy {
     /// Each write transaction waits for an fsync before it returns, so a crash
     /// loses no write that returned. Concurrent `commit_turn` calls share one
     /// transaction and one fsync, but a single writer waits for a whole fsync
     /// per write.
+    #[default]
     EveryWrite,
     /// Writes return before they are durable. A background thread makes them
     /// durable with one fsync this long after the first write it has not
@@ -33,12 +34,6 @@ pub enum SyncPolicy {
     /// made during up to two fsyncs and any delay in scheduling that thread.
     /// A zero interval means [`EveryWrite`](Self::EveryWrite).
     Periodic(Duration),
-}
-
-impl Default for SyncPolicy {
-    fn default() -> Self {
-        Self::EveryWrite
-    }
 }
 
 impl SyncPolicy {

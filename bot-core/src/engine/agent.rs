@@ -128,14 +128,14 @@ impl Engine {
             let Some(stored) = self.inner.store.load(id).await? else {
                 return Err(EngineError::NotFound { conversation_id: id.clone() });
             };
-            let was_waiting = matches!(stored.session.handoff, HandoffState::WaitingForAgent { .. });
+            let was_waiting = stored.session.handoff.waiting_since().is_some();
             let mut change = AgentChange { runtime: &runtime, session: stored.session, events: Vec::new(), now: now_millis() };
             apply(&mut change)?;
             if change.events.is_empty() {
                 return Ok(Vec::new());
             }
 
-            let is_waiting = matches!(change.session.handoff, HandoffState::WaitingForAgent { .. });
+            let is_waiting = change.session.handoff.waiting_since().is_some();
             change.session.updated_at = change.now;
             match self.commit(&change.session, stored.version, &change.events, &runtime, was_waiting != is_waiting).await {
                 Ok(()) => return Ok(change.events),

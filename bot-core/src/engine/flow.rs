@@ -193,7 +193,7 @@ impl Turn<'_> {
     /// message, so that "where is my order 100001" need not be asked for the number.
     fn prefilled_value(&self, ask: &AskStep) -> Option<String> {
         let slot = self.runtime.bot.slots.get(&ask.slot)?;
-        if matches!(slot.kind, crate::bot::SlotKind::Text) || self.text.starts_with('/') {
+        if matches!(slot.kind, crate::bot::SlotKind::Text) || crate::text::is_payload(&self.text) {
             return None;
         }
         crate::text::parse_slot_value(&slot.kind, &self.text, self.runtime.patterns.get(&ask.slot))

@@ -204,10 +204,7 @@ impl Engine {
 
     /// Saves a session and its new events, then publishes the events.
     async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, waiting_changed: bool) -> Result<(), EngineError> {
-        let waiting = waiting_changed.then(|| match &session.handoff {
-            crate::handoff::HandoffState::WaitingForAgent { since, .. } => Some(*since),
-            _ => None,
-        });
+        let waiting = waiting_changed.then(|| session.handoff.waiting_since());
         let turn = TurnCommit { session, expected: version, events, waiting, ttl: self.ttl(runtime) };
         self.inner.store.commit_turn(turn).await?;
         self.inner.hub.publish(events);

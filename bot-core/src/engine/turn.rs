@@ -8,7 +8,7 @@ use crate::ids::{IntentId, Lang};
 use crate::message::{now_millis, Content, HandoffNotice, InboundMessage, Reply, Timestamp};
 use crate::session::{DialogState, ProcessedMessage, Session};
 use crate::store::StoreError;
-use crate::text::{detect_lang, parse_slot_value};
+use crate::text::{detect_lang, is_payload, parse_slot_value};
 
 use super::{Engine, EngineError, Runtime, TurnOutcome};
 
@@ -52,7 +52,7 @@ impl Engine {
             }
         }
 
-        let waiting_before = waiting_since(&session.handoff);
+        let waiting_before = session.handoff.waiting_since();
         let mut turn = Turn::start(self, &runtime, session, message);
         if reset {
             turn.say("session_reset");
@@ -61,7 +61,7 @@ impl Engine {
 
         let events = turn.finish(message);
         let session = &turn.session;
-        let waiting_after = waiting_since(&session.handoff);
+        let waiting_after = session.handoff.waiting_since();
         self.commit(session, version, &events, &runtime, waiting_before != waiting_after).await?;
         Ok(TurnOutcome { events, duplicate: false })
     }
@@ -95,17 +95,10 @@ fn long_enough_to_search(text: &str) -> bool {
     words >= 2 || han >= 3 || (words >= 1 && han >= 1)
 }
 
-fn waiting_since(state: &HandoffState) -> Option<Timestamp> {
-    match state {
-        HandoffState::WaitingForAgent { since, .. } => Some(*since),
-        _ => None,
-    }
-}
-
 fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
     let supported = &runtime.bot.settings.languages;
     let text = message.text_content();
-    let written = if text.trim_start().starts_with('/') { "" } else { text };
+    let written = if is_payload(text) { "" } else { text };
     detect_lang(written, supported)
         .or_else(|| message.locale_hint.clone().filter(|hint| supported.contains(hint)))
         .unwrap_or_else(|| runtime.bot.settings.default_language())
@@ -117,8 +110,8 @@ impl<'a> Turn<'a> {
         // A quick-reply payload (`/order_status`) is not the customer's own
         // writing, so it says nothing about their language.
         let supported = &runtime.bot.settings.languages;
-        let is_payload = message.text_content().trim_start().starts_with('/');
-        if let Some(lang) = detect_lang(message.text_content(), supported).filter(|_| !is_payload) {
+        let payload = is_payload(message.text_content());
+        if let Some(lang) = detect_lang(message.text_content(), supported).filter(|_| !payload) {
             session.lang = lang;
         }
         session.turns += 1;
@@ -255,7 +248,7 @@ impl<'a> Turn<'a> {
     fn search_and_answer(&mut self, query: Option<&str>, min_score: f32) -> bool {
         // A quick-reply payload such as `/returns` names an intent, not a question.
         let query = query.unwrap_or(&self.text).to_owned();
-        if query.trim().is_empty() || query.starts_with('/') {
+        if query.trim().is_empty() || is_payload(&query) {
             return false;
         }
         match self.runtime.knowledge.search(&query, &self.session.lang, min_score) {

@@ -82,7 +82,6 @@ pub(crate) async fn claim(
     let agent = input::agent_id(&body.agent)?;
 
     let events = state.engine().claim(&id, &agent).await.map_err(|error| WebError::engine(&id, error))?;
-    tracing::info!(agent = %agent, "conversation claimed");
     Ok(Json(EventsResponse { conversation_id: id, events }))
 }
 
@@ -110,7 +109,6 @@ pub(crate) async fn hand_back(
     let agent = input::agent_id(&body.agent)?;
 
     let events = state.engine().hand_back(&id, &agent).await.map_err(|error| WebError::engine(&id, error))?;
-    tracing::info!(agent = %agent, "conversation handed back to the bot");
     Ok(Json(EventsResponse { conversation_id: id, events }))
 }
 
@@ -124,7 +122,6 @@ pub(crate) async fn close(
     let agent = input::agent_id(&body.agent)?;
 
     let events = state.engine().close(&id, &agent).await.map_err(|error| WebError::engine(&id, error))?;
-    tracing::info!(agent = %agent, "conversation closed");
     Ok(Json(EventsResponse { conversation_id: id, events }))
 }
 
