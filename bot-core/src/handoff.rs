@@ -29,7 +29,7 @@ impl HandoffState {
         }
     }
 
-    /// A short name for logs and APIs: `bot`, `waiting`, `agent`, `closed`.
+    /// Returns a short name for logs and APIs: `bot`, `waiting`, `agent`, `closed`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Bot => "bot",

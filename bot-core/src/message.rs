@@ -55,7 +55,7 @@ impl InboundMessage {
         self
     }
 
-    /// The text of the message, empty for non-text content.
+    /// Returns the text of the message, empty for non-text content.
     pub fn text_content(&self) -> &str {
         match &self.content {
             Content::Text(text) => text,
@@ -64,7 +64,7 @@ impl InboundMessage {
     }
 }
 
-/// What a customer sent.
+/// The content of a customer's message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "value")]
 pub enum Content {
@@ -92,7 +92,7 @@ impl Reply {
     }
 }
 
-/// Who wrote a reply.
+/// The author of a reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Author {

@@ -72,7 +72,7 @@ impl Session {
     }
 }
 
-/// Where the conversation stands in its flows.
+/// The conversation's position in its flows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum DialogState {

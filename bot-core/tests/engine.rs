@@ -129,7 +129,7 @@ async fn exhausted_form_hands_off() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn two_fallbacks_hand_off_and_the_bot_goes_silent() -> anyhow::Result<()> {
+async fn fallbacks_hand_off_then_silence() -> anyhow::Result<()> {
     let engine = engine();
 
     let first = say(&engine, "c1", "blah").await?;
@@ -169,7 +169,7 @@ async fn only_one_of_two_agents_claims() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn agent_reply_needs_ownership_and_hand_back_resumes_the_bot() -> anyhow::Result<()> {
+async fn owner_replies_and_hands_back() -> anyhow::Result<()> {
     let engine = engine();
     say(&engine, "c1", "blah").await?;
     say(&engine, "c1", "blah").await?;

@@ -26,8 +26,8 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 ///
 /// Each write is one redb transaction (concurrent `commit_turn` calls share
 /// one), visible to every reader when it returns. When it reaches the disk
-/// depends on the [`SyncPolicy`]: by default each write is fsynced before it
-/// returns; under [`SyncPolicy::Periodic`] a background thread makes writes
+/// depends on the [`SyncPolicy`]. By default each write is fsynced before it
+/// returns. Under [`SyncPolicy::Periodic`] a background thread makes writes
 /// durable later, so a crash may lose the last ones (see the crate documentation).
 /// [`flush`](SessionStore::flush) and dropping the store make every write
 /// durable, so after a clean shutdown a restarted server continues each

@@ -15,7 +15,8 @@ pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
 }
 
-/// A fresh folder under the system temp dir, removed by nobody (CI machines are fresh).
+/// Creates a fresh folder under the system temp dir. Tests leave it in place,
+/// since CI machines start empty.
 pub fn temp_dir(name: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -25,7 +26,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The demo's model and index, trained once per test run and shared by every server.
+/// Returns the folder of the demo's model and index, trained once per test run
+/// and shared by every server.
 pub fn shared_data_dir() -> anyhow::Result<PathBuf> {
     static DATA: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
     let cell = DATA.get_or_init(|| Mutex::new(None));
@@ -149,7 +151,7 @@ impl Customer {
     }
 }
 
-/// The texts of the replies in a messages response, in order.
+/// Returns the texts of the replies in a messages response, in order.
 pub fn reply_texts(body: &Value) -> Vec<String> {
     let events = body["events"].as_array().cloned().unwrap_or_default();
     events

@@ -38,7 +38,7 @@ pub struct EngineParts {
     pub store: Arc<dyn SessionStore>,
 }
 
-/// What one turn produced.
+/// The events one turn produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnOutcome {
     /// The customer's event, then the replies, with their sequence numbers.

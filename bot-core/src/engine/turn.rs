@@ -86,7 +86,7 @@ impl Engine {
     }
 }
 
-/// True when a message no intent matched says enough to search the knowledge
+/// True when a message no intent matched contains enough to search the knowledge
 /// base with: two Latin words or three Chinese characters. A lone "yes", "ok",
 /// "是" or "订单" matches some entry word for word but asks nothing.
 fn long_enough_to_search(text: &str) -> bool {
@@ -108,7 +108,7 @@ impl<'a> Turn<'a> {
     fn start(engine: &'a Engine, runtime: &'a Runtime, mut session: Session, message: &InboundMessage) -> Self {
         let now = now_millis();
         // A quick-reply payload (`/order_status`) is not the customer's own
-        // writing, so it says nothing about their language.
+        // writing, so it is no evidence of their language.
         let supported = &runtime.bot.settings.languages;
         let payload = is_payload(message.text_content());
         if let Some(lang) = detect_lang(message.text_content(), supported).filter(|_| !payload) {
@@ -135,7 +135,7 @@ impl<'a> Turn<'a> {
         Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default(), prefill: false }
     }
 
-    /// Decides who answers the message.
+    /// Routes the message to a person, the waiting form or the classifier.
     async fn route(&mut self, message: &InboundMessage) {
         match &self.session.handoff {
             HandoffState::WaitingForAgent { since, .. } => {
@@ -171,8 +171,8 @@ impl<'a> Turn<'a> {
         }
     }
 
-    /// Classifies the message and records the ranking; returns the intent to act
-    /// on when one passes the threshold and margin (or a `/intent` payload names one).
+    /// Classifies the message and records the ranking. Returns the intent to act
+    /// on when one passes the threshold and margin, or a `/intent` payload names one.
     pub fn classify(&mut self) -> Option<IntentId> {
         let bot = &self.runtime.bot;
         if let Some(name) = self.text.strip_prefix('/') {
@@ -276,7 +276,8 @@ impl<'a> Turn<'a> {
         self.say("fallback");
     }
 
-    /// Moves the conversation to the queue for an agent and tells the customer.
+    /// Moves the conversation to the queue for an agent and sends the customer
+    /// the waiting notice.
     pub fn hand_off(&mut self, reason: HandoffReason) {
         tracing::info!(?reason, "handing the conversation to an agent");
         self.session.dialog = DialogState::Idle;
