@@ -10,7 +10,13 @@ use crate::message::Timestamp;
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum HandoffState {
     Bot,
-    WaitingForAgent { since: Timestamp, reason: HandoffReason },
+    WaitingForAgent {
+        since: Timestamp,
+        reason: HandoffReason,
+        /// When the customer was last told that they still wait.
+        #[serde(default)]
+        reminded_at: Option<Timestamp>,
+    },
     Agent { agent: AgentId, since: Timestamp },
     Closed { at: Timestamp },
 }

@@ -23,6 +23,7 @@
 pub mod action;
 pub mod bot;
 pub mod classify;
+pub mod clock;
 pub mod engine;
 pub mod event;
 pub mod handoff;
@@ -36,6 +37,7 @@ pub mod text;
 pub use action::{HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use bot::BotDefinition;
 pub use classify::{Classification, Classifier, ScoredIntent};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineError, EngineParts, TurnOutcome};
 pub use event::{Event, EventKind, Understanding};
 pub use handoff::{HandoffReason, HandoffState};
@@ -43,4 +45,4 @@ pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentI
 pub use knowledge::{Article, FaqEntry, KnowledgeAnswer, KnowledgeSearch};
 pub use message::{Author, Content, InboundMessage, QuickReply, Reply, Timestamp};
 pub use session::{DialogState, Session};
-pub use store::{MemoryStore, SessionStore, StoreError, TurnCommit, Versioned};
+pub use store::{Lease, LeaseHandle, MemoryStore, RemoteEvents, SessionStore, StoreError, TurnCommit, Versioned};

@@ -8,9 +8,14 @@ use crate::handoff::HandoffState;
 use crate::ids::{Channel, ClientMessageId, ConversationId, FlowId, Lang, SlotName};
 use crate::message::Timestamp;
 
+mod migrate;
+
+pub use migrate::{decode_session, SessionDecodeError};
+
 /// The schema version written with every session. Bump it when `Session` changes
-/// shape and teach the stores to migrate the older version on read.
-pub const SESSION_SCHEMA_VERSION: u32 = 1;
+/// shape, and add the upgrade from the previous version to `migrate.rs` with a
+/// fixture of the previous version.
+pub const SESSION_SCHEMA_VERSION: u32 = 2;
 
 /// How many recent client message ids a session remembers for de-duplication.
 pub const REMEMBERED_MESSAGE_IDS: usize = 64;
@@ -31,11 +36,6 @@ pub struct Session {
     pub next_seq: u64,
     /// Recently processed client message ids, oldest first.
     pub recent_messages: VecDeque<ProcessedMessage>,
-    /// When the customer was last reminded that they wait for an agent. Left out
-    /// of the stored JSON when unset, and read as `None` from sessions stored
-    /// before it existed, so the schema stays version 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_reminded_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -54,7 +54,6 @@ impl Session {
             turns: 0,
             next_seq: 1,
             recent_messages: VecDeque::new(),
-            waiting_reminded_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
 use crate::event::Event;
 use crate::ids::ConversationId;
@@ -62,6 +63,23 @@ pub trait SessionStore: Send + Sync {
         Ok(version)
     }
 
+    /// Takes the conversation's lease, which orders turns across every server
+    /// process sharing this store: the engine holds it from loading a session
+    /// to storing the turn. A store that only one process uses returns
+    /// [`Lease::local`], because the engine's in-process lock already orders
+    /// the turns. A shared store waits a bounded time for the holder and then
+    /// fails with [`StoreError::LeaseTimeout`].
+    async fn lease(&self, _id: &ConversationId) -> Result<Lease, StoreError> {
+        Ok(Lease::local())
+    }
+
+    /// Returns, on the first call, the receiver of events that other server
+    /// processes committed to this store, so that the engine can pass them to
+    /// this process's subscribers. Stores that only one process uses return `None`.
+    fn remote_events(&self) -> Option<mpsc::Receiver<RemoteEvents>> {
+        None
+    }
+
     /// Makes every write so far durable. Called on shutdown; stores that write
     /// through on every call need not override it.
     async fn flush(&self) -> Result<(), StoreError> {
@@ -82,12 +100,55 @@ pub struct TurnCommit<'a> {
     pub ttl: Duration,
 }
 
+/// A conversation's lease, held until [`release`](Self::release) or drop.
+#[must_use = "a lease orders turns only while it is held"]
+pub struct Lease {
+    handle: Option<Box<dyn LeaseHandle>>,
+}
+
+/// A store's side of a held lease.
+#[async_trait]
+pub trait LeaseHandle: Send {
+    /// Gives the lease back so that the next turn need not wait for it to expire.
+    async fn release(self: Box<Self>);
+}
+
+impl Lease {
+    /// A lease that orders nothing beyond the engine's in-process lock.
+    pub fn local() -> Self {
+        Self { handle: None }
+    }
+
+    pub fn new(handle: Box<dyn LeaseHandle>) -> Self {
+        Self { handle: Some(handle) }
+    }
+
+    pub async fn release(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.release().await;
+        }
+    }
+}
+
+/// What a shared store passes on from the other server processes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteEvents {
+    /// Events another process committed, in `seq` order per conversation.
+    Committed(Vec<Event>),
+    /// The feed was interrupted (a reconnect), so events may have been missed:
+    /// subscribers should read the transcript after the last event they saw.
+    MaybeMissed,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("session {conversation_id} changed concurrently: expected version {expected}, found {actual}")]
     Conflict { conversation_id: ConversationId, expected: u64, actual: u64 },
     #[error("session store unavailable: {reason}")]
     Unavailable { reason: String },
+    /// Another process kept the conversation's lease longer than the store waits.
+    #[error("conversation {conversation_id} is busy: waited {waited_ms} ms for the lease held by {holder}; retry the message")]
+    LeaseTimeout { conversation_id: ConversationId, waited_ms: u64, holder: String },
     /// The stored session cannot be decoded. `version` is the version it is stored
     /// under, so that the caller can overwrite it with a fresh session.
     #[error("stored session of conversation {conversation_id} (version {version}) cannot be read: {reason}")]

@@ -11,10 +11,6 @@ use bot_core::session::SESSION_SCHEMA_VERSION;
 use bot_core::{ConversationId, Event, Session, StoreError, Timestamp};
 use serde::{Deserialize, Serialize};
 
-// A new session schema needs a decoder for it in `decode_session`, next to the
-// one for version 1, before this build may write it.
-const _: () = assert!(SESSION_SCHEMA_VERSION == 1, "teach decode_session the new session schema version");
-
 /// The store-owned fields of a session record, readable even when the session
 /// inside has a schema this build does not know.
 #[derive(Debug, Deserialize)]
@@ -52,22 +48,10 @@ pub(crate) fn decode_envelope(id: &ConversationId, bytes: &[u8]) -> Result<Envel
     serde_json::from_slice(bytes).map_err(|e| corrupt(id, 0, format!("invalid session record: {e}")))
 }
 
-/// Decodes the session inside an envelope, choosing the decoder by its schema version.
+/// Decodes the session inside an envelope, migrating an older schema version.
 pub(crate) fn decode_session(id: &ConversationId, envelope: Envelope) -> Result<Session, StoreError> {
     let version = envelope.version;
-    let schema_version = envelope.session.get("schema_version").and_then(serde_json::Value::as_u64);
-    match schema_version {
-        // NOTE: when SESSION_SCHEMA_VERSION goes to 2, keep this arm and convert the
-        // decoded version-1 session to the new shape, so that stored sessions keep loading.
-        Some(1) => serde_json::from_value(envelope.session)
-            .map_err(|e| corrupt(id, version, format!("invalid session with schema version 1: {e}"))),
-        Some(other) => Err(corrupt(
-            id,
-            version,
-            format!("unknown session schema version {other}: this build reads version {SESSION_SCHEMA_VERSION}"),
-        )),
-        None => Err(corrupt(id, version, "the session has no numeric schema_version".to_owned())),
-    }
+    bot_core::session::decode_session(envelope.session).map_err(|e| corrupt(id, version, e.to_string()))
 }
 
 // NOTE: StoreError::Corrupt describes a session; an unreadable transcript event

@@ -5,11 +5,11 @@
 use crate::event::{Event, EventKind};
 use crate::handoff::HandoffState;
 use crate::ids::{AgentId, ConversationId};
-use crate::message::{now_millis, Author, HandoffNotice, Reply, Timestamp};
+use crate::message::{Author, HandoffNotice, Reply, Timestamp};
 use crate::session::{DialogState, Session};
 use crate::store::StoreError;
 
-use super::{Engine, EngineError, Runtime, MAX_CONFLICT_RETRIES};
+use super::{Engine, EngineError, Origin, Runtime, MAX_CONFLICT_RETRIES};
 
 /// A session being changed by an agent operation, with the events it adds.
 struct AgentChange<'a> {
@@ -123,13 +123,24 @@ impl Engine {
         apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
     ) -> Result<Vec<Event>, EngineError> {
         let _guard = self.inner.locks.lock(id).await;
+        let lease = self.inner.store.lease(id).await?;
+        let result = self.change_leased(id, apply).await;
+        lease.release().await;
+        result
+    }
+
+    async fn change_leased(
+        &self,
+        id: &ConversationId,
+        apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
+    ) -> Result<Vec<Event>, EngineError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let runtime = self.runtime();
             let Some(stored) = self.inner.store.load(id).await? else {
                 return Err(EngineError::NotFound { conversation_id: id.clone() });
             };
             let was_waiting = stored.session.handoff.waiting_since().is_some();
-            let mut change = AgentChange { runtime: &runtime, session: stored.session, events: Vec::new(), now: now_millis() };
+            let mut change = AgentChange { runtime: &runtime, session: stored.session, events: Vec::new(), now: self.now() };
             apply(&mut change)?;
             if change.events.is_empty() {
                 return Ok(Vec::new());
@@ -137,7 +148,7 @@ impl Engine {
 
             let is_waiting = change.session.handoff.waiting_since().is_some();
             change.session.updated_at = change.now;
-            match self.commit(&change.session, stored.version, &change.events, &runtime, was_waiting != is_waiting).await {
+            match self.commit(&change.session, stored.version, &change.events, &runtime, was_waiting != is_waiting, Origin::Agent).await {
                 Ok(()) => return Ok(change.events),
                 Err(EngineError::Store(StoreError::Conflict { .. })) => continue,
                 Err(error) => return Err(error),

@@ -20,6 +20,8 @@ pub fn text(response: &str, lang: &str) -> Option<&'static str> {
         "session_expired" => "Our previous conversation timed out, so we're starting over. How can I help?",
         "action_failed" if zh => "抱歉，系统暂时出了点问题，请稍后再试。",
         "action_failed" => "Sorry, something went wrong on our side. Please try again in a moment.",
+        "unavailable" if zh => "抱歉，系统暂时无法处理您的消息，请稍后重新发送。",
+        "unavailable" => "Sorry, I can't process your message right now because of a problem on our side. Please send it again in a moment.",
         "session_reset" if zh => "抱歉，我们的对话记录出了问题，只能重新开始。请问有什么可以帮您？",
         "session_reset" => "Sorry, I lost track of our conversation and have to start over. How can I help?",
         _ => return None,
@@ -38,4 +40,5 @@ pub const RESERVED: &[&str] = &[
     "session_expired",
     "action_failed",
     "session_reset",
+    "unavailable",
 ];

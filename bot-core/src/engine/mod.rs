@@ -4,6 +4,8 @@
 mod agent;
 mod builtin;
 mod flow;
+mod outage;
+mod relay;
 mod sync;
 mod turn;
 
@@ -12,16 +14,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use regex::Regex;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::action::HttpClient;
 use crate::bot::{BotDefinition, SlotKind};
 use crate::classify::Classifier;
+use crate::clock::{Clock, SystemClock};
 use crate::event::Event;
 use crate::handoff::HandoffReason;
 use crate::ids::{AgentId, Channel, ConversationId, Lang, SlotName};
 use crate::knowledge::KnowledgeSearch;
-use crate::message::{InboundMessage, Timestamp};
+use crate::message::{InboundMessage, Reply, Timestamp};
 use crate::session::Session;
 use crate::store::{SessionStore, StoreError, TurnCommit};
 
@@ -29,6 +32,9 @@ pub use builtin::RESERVED as RESERVED_RESPONSES;
 
 /// How many times a turn is retried when another writer changed the session.
 const MAX_CONFLICT_RETRIES: usize = 3;
+
+/// Events kept for a slow subscriber of [`Engine::subscribe_proactive`].
+const PROACTIVE_CAPACITY: usize = 1024;
 
 /// The parts an engine runs on.
 pub struct EngineParts {
@@ -112,21 +118,57 @@ struct Inner {
     runtime: RwLock<Arc<Runtime>>,
     http: Arc<dyn HttpClient>,
     store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
     locks: sync::ConversationLocks,
     hub: sync::EventHub,
+    proactive: broadcast::Sender<Event>,
+    outage: outage::OutageLog,
+    /// Dropped with the engine, which stops the relay of other servers' events.
+    _relay_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Engine {
+    /// Builds the engine. When the store is shared with other server processes,
+    /// this also starts passing their events to this process's subscribers,
+    /// which needs a running tokio runtime.
     pub fn new(bot: Arc<BotDefinition>, parts: EngineParts) -> Self {
         let runtime = Runtime::new(bot, parts.classifier, parts.knowledge);
+        let feed = parts.store.remote_events();
+        let (relay_stop, stopped) = oneshot::channel();
         let inner = Inner {
             runtime: RwLock::new(Arc::new(runtime)),
             http: parts.http,
             store: parts.store,
+            clock: Arc::new(SystemClock),
             locks: sync::ConversationLocks::default(),
             hub: sync::EventHub::default(),
+            proactive: broadcast::channel(PROACTIVE_CAPACITY).0,
+            outage: outage::OutageLog::default(),
+            _relay_stop: feed.is_some().then_some(relay_stop),
         };
-        Self { inner: Arc::new(inner) }
+        let inner = Arc::new(inner);
+        if let Some(feed) = feed {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn(relay::run(Arc::downgrade(&inner), feed, stopped))),
+                Err(_) => tracing::error!("no tokio runtime: events committed by other servers will not reach this server's subscribers"),
+            }
+        }
+        Self { inner }
+    }
+
+    /// Replaces the clock, for tests that move time forward. Call it before the
+    /// engine is cloned.
+    ///
+    /// # Panics
+    /// When the engine has been cloned already.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("Engine::with_clock called after the engine was cloned");
+        inner.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
 
     /// Swaps in a new bot with its classifier and knowledge base. Turns already
@@ -144,8 +186,16 @@ impl Engine {
         self.inner.runtime.read().expect("engine runtime lock poisoned").clone()
     }
 
+    /// How long a session lives after its last change.
     fn ttl(&self, runtime: &Runtime) -> Duration {
         Duration::from_secs(runtime.bot.settings.session.ttl_seconds.max(1))
+    }
+
+    /// How long the store keeps a session after its last change: twice the
+    /// session TTL, so that a customer who returns within that time is told
+    /// that the old session expired instead of being silently started over.
+    fn retention(&self, runtime: &Runtime) -> Duration {
+        self.ttl(runtime).saturating_mul(2)
     }
 
     /// Runs one customer message and returns the events it produced. Messages of
@@ -153,9 +203,28 @@ impl Engine {
     /// conversations run in parallel.
     #[tracing::instrument(skip_all, fields(conversation_id = %message.conversation_id, channel = %message.channel))]
     pub async fn handle(&self, message: InboundMessage) -> Result<TurnOutcome, EngineError> {
+        let result = self.handle_ordered(&message).await;
+        match &result {
+            Err(EngineError::Store(error @ StoreError::Unavailable { .. })) => self.inner.outage.turn_failed(error),
+            Err(_) => {}
+            Ok(_) => self.inner.outage.turn_succeeded(),
+        }
+        result
+    }
+
+    /// Runs the turn under the conversation's in-process lock and the store's
+    /// lease, which orders it against turns on other server processes.
+    async fn handle_ordered(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
         let _guard = self.inner.locks.lock(&message.conversation_id).await;
+        let lease = self.inner.store.lease(&message.conversation_id).await?;
+        let result = self.run_turn_retrying(message).await;
+        lease.release().await;
+        result
+    }
+
+    async fn run_turn_retrying(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
         for attempt in 1..=MAX_CONFLICT_RETRIES {
-            match self.run_turn(&message).await {
+            match self.run_turn(message).await {
                 Err(EngineError::Store(StoreError::Conflict { .. })) if attempt < MAX_CONFLICT_RETRIES => {
                     tracing::warn!(attempt, "session changed by another writer during the turn; running it again");
                 }
@@ -163,12 +232,36 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(EngineError::Contended { conversation_id: message.conversation_id })
+        Err(EngineError::Contended { conversation_id: message.conversation_id.clone() })
     }
 
-    /// Subscribes to the conversation's new events (customer messages and replies), in order.
+    /// Builds the reply a channel sends when a turn failed because the store is
+    /// unavailable or the conversation is busy: a short request to send the
+    /// message again, in the customer's language as far as the message shows it.
+    pub fn unavailable_reply(&self, message: &InboundMessage) -> Reply {
+        let runtime = self.runtime();
+        let lang = turn::initial_lang(message, &runtime);
+        let session = Session::new(message.conversation_id.clone(), message.channel.clone(), lang, self.now());
+        flow::render(&runtime, &session, "unavailable", &[])
+    }
+
+    /// Subscribes to the conversation's new events (customer messages and
+    /// replies), including those committed by other server processes sharing
+    /// the store. Events arrive in `seq` order per server process, but those of
+    /// two processes may interleave or repeat after a reconnect, so a
+    /// subscriber keeps the last `seq` it passed on and reads gaps back with
+    /// [`events`](Self::events).
     pub fn subscribe(&self, id: &ConversationId) -> broadcast::Receiver<Event> {
         self.inner.hub.subscribe(id)
+    }
+
+    /// Subscribes to the events this server process commits outside a customer
+    /// turn: agent operations (claim, agent reply, hand back, close). Channels
+    /// that push messages to a platform (Telegram, Discord) send these, because
+    /// no [`handle`](Self::handle) call returns them. Each event reaches the
+    /// subscribers of exactly one process: the one that committed it.
+    pub fn subscribe_proactive(&self) -> broadcast::Receiver<Event> {
+        self.inner.proactive.subscribe()
     }
 
     /// Reads up to `limit` transcript events with `seq > after_seq`.
@@ -187,10 +280,13 @@ impl Engine {
     }
 
     /// Lists the conversations waiting for an agent, longest-waiting first.
+    /// Conversations whose session expired leave the queue.
     pub async fn waiting(&self) -> Result<Vec<WaitingConversation>, EngineError> {
+        let runtime = self.runtime();
         let mut waiting = Vec::new();
         for (id, since) in self.inner.store.waiting().await? {
-            let Some(stored) = self.inner.store.load(&id).await? else {
+            let stored = self.inner.store.load(&id).await?;
+            let Some(stored) = stored.filter(|s| !self.expired(&s.session, &runtime)) else {
                 self.inner.store.set_waiting(&id, None).await?;
                 continue;
             };
@@ -202,12 +298,32 @@ impl Engine {
         Ok(waiting)
     }
 
-    /// Saves a session and its new events, then publishes the events.
-    async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, waiting_changed: bool) -> Result<(), EngineError> {
+    /// True when the session's last change is older than the session TTL.
+    fn expired(&self, session: &Session, runtime: &Runtime) -> bool {
+        let ttl = u64::try_from(self.ttl(runtime).as_millis()).unwrap_or(u64::MAX);
+        session.updated_at.saturating_add(ttl) <= self.now()
+    }
+
+    /// Saves a session and its new events, then publishes the events, to the
+    /// proactive subscribers too when an agent operation made them.
+    async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, waiting_changed: bool, origin: Origin) -> Result<(), EngineError> {
         let waiting = waiting_changed.then(|| session.handoff.waiting_since());
-        let turn = TurnCommit { session, expected: version, events, waiting, ttl: self.ttl(runtime) };
+        let turn = TurnCommit { session, expected: version, events, waiting, ttl: self.retention(runtime) };
         self.inner.store.commit_turn(turn).await?;
         self.inner.hub.publish(events);
+        if origin == Origin::Agent {
+            for event in events {
+                // An error only means that nobody subscribes.
+                let _ = self.inner.proactive.send(event.clone());
+            }
+        }
         Ok(())
     }
+}
+
+/// What made the events of a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    CustomerTurn,
+    Agent,
 }

@@ -58,27 +58,46 @@ pub(crate) struct EventHub {
 
 #[derive(Default)]
 struct Senders {
-    by_conversation: HashMap<ConversationId, broadcast::Sender<Event>>,
+    by_conversation: HashMap<ConversationId, Watched>,
     prune_at: usize,
+}
+
+struct Watched {
+    sender: broadcast::Sender<Event>,
+    /// The highest `seq` published to the conversation's subscribers.
+    last_seq: u64,
 }
 
 impl EventHub {
     pub fn subscribe(&self, id: &ConversationId) -> broadcast::Receiver<Event> {
         let mut senders = self.senders.lock().expect("event hub poisoned");
         if senders.by_conversation.len() >= senders.prune_at.max(HUB_PRUNE_MIN) {
-            senders.by_conversation.retain(|_, sender| sender.receiver_count() > 0);
+            senders.by_conversation.retain(|_, watched| watched.sender.receiver_count() > 0);
             senders.prune_at = senders.by_conversation.len() * 2;
         }
-        senders.by_conversation.entry(id.clone()).or_insert_with(|| broadcast::channel(HUB_CAPACITY).0).subscribe()
+        let watched = senders.by_conversation.entry(id.clone()).or_insert_with(|| Watched { sender: broadcast::channel(HUB_CAPACITY).0, last_seq: 0 });
+        watched.sender.subscribe()
+    }
+
+    /// Lists the conversations someone subscribes to, with the last `seq` published to them.
+    pub fn watched(&self) -> Vec<(ConversationId, u64)> {
+        let senders = self.senders.lock().expect("event hub poisoned");
+        senders
+            .by_conversation
+            .iter()
+            .filter(|(_, watched)| watched.sender.receiver_count() > 0)
+            .map(|(id, watched)| (id.clone(), watched.last_seq))
+            .collect()
     }
 
     pub fn publish(&self, events: &[Event]) {
         let mut senders = self.senders.lock().expect("event hub poisoned");
         for event in events {
-            let Some(sender) = senders.by_conversation.get(&event.conversation_id) else {
+            let Some(watched) = senders.by_conversation.get_mut(&event.conversation_id) else {
                 continue;
             };
-            if sender.send(event.clone()).is_err() {
+            watched.last_seq = watched.last_seq.max(event.seq);
+            if watched.sender.send(event.clone()).is_err() {
                 senders.by_conversation.remove(&event.conversation_id);
             }
         }

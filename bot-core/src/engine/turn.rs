@@ -4,13 +4,13 @@
 use crate::bot::{IntentAction, KNOWLEDGE_INTENT};
 use crate::event::{Event, EventKind, Understanding};
 use crate::handoff::{HandoffReason, HandoffState};
-use crate::ids::{IntentId, Lang};
-use crate::message::{now_millis, Content, HandoffNotice, InboundMessage, Reply, Timestamp};
+use crate::ids::{ConversationId, IntentId, Lang};
+use crate::message::{Content, HandoffNotice, InboundMessage, Reply, Timestamp};
 use crate::session::{DialogState, ProcessedMessage, Session};
 use crate::store::StoreError;
 use crate::text::{detect_lang, is_payload, parse_slot_value};
 
-use super::{Engine, EngineError, Runtime, TurnOutcome};
+use super::{Engine, EngineError, Origin, Runtime, TurnOutcome};
 
 /// The shortest time between two reminders to a customer waiting for an agent.
 const WAITING_REMINDER_MS: u64 = 60_000;
@@ -41,7 +41,8 @@ pub(crate) struct Turn<'a> {
 impl Engine {
     pub(super) async fn run_turn(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
         let runtime = self.runtime();
-        let (session, version, reset) = self.load_or_start(message, &runtime).await?;
+        let loaded = self.load_or_start(message, &runtime).await?;
+        let session = loaded.session;
 
         if let Some(id) = &message.client_message_id {
             if let Some(processed) = session.processed(id) {
@@ -52,38 +53,93 @@ impl Engine {
             }
         }
 
-        let waiting_before = session.handoff.waiting_since();
         let mut turn = Turn::start(self, &runtime, session, message);
-        if reset {
-            turn.say("session_reset");
+        match loaded.start {
+            Start::Reset => turn.say("session_reset"),
+            Start::Expired { in_progress: true } => turn.say("session_expired"),
+            Start::Stored | Start::New | Start::Expired { in_progress: false } => {}
         }
         turn.route(message).await;
 
         let events = turn.finish(message);
         let session = &turn.session;
         let waiting_after = session.handoff.waiting_since();
-        self.commit(session, version, &events, &runtime, waiting_before != waiting_after).await?;
+        let waiting_changed = loaded.waiting_before != waiting_after;
+        self.commit(session, loaded.version, &events, &runtime, waiting_changed, Origin::CustomerTurn).await?;
         Ok(TurnOutcome { events, duplicate: false })
     }
 
     /// Loads the session, or starts one. A session the store cannot decode is
-    /// replaced by a fresh one (`reset` is then true) rather than failing every turn.
-    async fn load_or_start(&self, message: &InboundMessage, runtime: &Runtime) -> Result<(Session, u64, bool), EngineError> {
+    /// replaced by a fresh one rather than failing every turn, and an expired
+    /// one starts over, keeping only the transcript's numbering.
+    async fn load_or_start(&self, message: &InboundMessage, runtime: &Runtime) -> Result<Loaded, EngineError> {
         let id = &message.conversation_id;
         let fresh = || {
             let lang = initial_lang(message, runtime);
-            Session::new(id.clone(), message.channel.clone(), lang, now_millis())
+            Session::new(id.clone(), message.channel.clone(), lang, self.now())
         };
         match self.inner.store.load(id).await {
-            Ok(Some(stored)) => Ok((stored.session, stored.version, false)),
-            Ok(None) => Ok((fresh(), 0, false)),
+            Ok(Some(stored)) if self.expired(&stored.session, runtime) => {
+                let old = stored.session;
+                let in_progress = old.dialog != DialogState::Idle || !old.slots.is_empty() || old.handoff.is_human();
+                tracing::info!(in_progress, idle_ms = self.now().saturating_sub(old.updated_at), "session expired; starting over");
+                let mut session = Session::new(id.clone(), message.channel.clone(), old.lang.clone(), self.now());
+                session.next_seq = old.next_seq;
+                session.recent_messages = old.recent_messages;
+                let waiting_before = old.handoff.waiting_since();
+                Ok(Loaded { session, version: stored.version, start: Start::Expired { in_progress }, waiting_before })
+            }
+            Ok(Some(stored)) => {
+                let waiting_before = stored.session.handoff.waiting_since();
+                Ok(Loaded { session: stored.session, version: stored.version, start: Start::Stored, waiting_before })
+            }
+            Ok(None) => Ok(Loaded { session: fresh(), version: 0, start: Start::New, waiting_before: None }),
             Err(StoreError::Corrupt { version, reason, .. }) => {
                 tracing::warn!(%reason, version, "stored session cannot be read; starting a fresh one");
-                Ok((fresh(), version, true))
+                let mut session = fresh();
+                session.next_seq = self.last_transcript_seq(id).await? + 1;
+                // The queue may still list the conversation; the fresh session is not waiting.
+                self.inner.store.set_waiting(id, None).await?;
+                Ok(Loaded { session, version, start: Start::Reset, waiting_before: None })
             }
             Err(error) => Err(error.into()),
         }
     }
+
+    /// Returns the highest `seq` in the conversation's transcript (0 when empty),
+    /// so that a session started over keeps the numbering gap-free.
+    async fn last_transcript_seq(&self, id: &ConversationId) -> Result<u64, EngineError> {
+        const PAGE: usize = 500;
+        let mut last = 0;
+        loop {
+            let page = self.inner.store.events(id, last, PAGE).await?;
+            let Some(event) = page.last() else { return Ok(last) };
+            last = event.seq;
+            if page.len() < PAGE {
+                return Ok(last);
+            }
+        }
+    }
+}
+
+/// A session ready for a turn, with how it was obtained.
+struct Loaded {
+    session: Session,
+    /// The stored version to compare-and-set against (0: none stored).
+    version: u64,
+    start: Start,
+    /// When the stored session joined the waiting queue, if it waits there.
+    waiting_before: Option<Timestamp>,
+}
+
+enum Start {
+    Stored,
+    New,
+    /// The stored session could not be decoded and was replaced.
+    Reset,
+    /// The stored session outlived the session TTL; `in_progress` is true when
+    /// it held a form, slots or a handoff that the customer loses.
+    Expired { in_progress: bool },
 }
 
 /// True when a message no intent matched contains enough to search the knowledge
@@ -95,7 +151,7 @@ fn long_enough_to_search(text: &str) -> bool {
     words >= 2 || han >= 3 || (words >= 1 && han >= 1)
 }
 
-fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
+pub(super) fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
     let supported = &runtime.bot.settings.languages;
     let text = message.text_content();
     let written = if is_payload(text) { "" } else { text };
@@ -106,7 +162,7 @@ fn initial_lang(message: &InboundMessage, runtime: &Runtime) -> Lang {
 
 impl<'a> Turn<'a> {
     fn start(engine: &'a Engine, runtime: &'a Runtime, mut session: Session, message: &InboundMessage) -> Self {
-        let now = now_millis();
+        let now = engine.now();
         // A quick-reply payload (`/order_status`) is not the customer's own
         // writing, so it is no evidence of their language.
         let supported = &runtime.bot.settings.languages;
@@ -138,12 +194,14 @@ impl<'a> Turn<'a> {
     /// Routes the message to a person, the waiting form or the classifier.
     async fn route(&mut self, message: &InboundMessage) {
         match &self.session.handoff {
-            HandoffState::WaitingForAgent { since, .. } => {
+            HandoffState::WaitingForAgent { since, reminded_at, .. } => {
                 // Nobody has answered yet: remind the customer now and then that
                 // a person will, so the silence does not look like a dead chat.
-                let last = self.session.waiting_reminded_at.unwrap_or(*since);
+                let last = reminded_at.unwrap_or(*since);
                 if self.now.saturating_sub(last) >= WAITING_REMINDER_MS {
-                    self.session.waiting_reminded_at = Some(self.now);
+                    if let HandoffState::WaitingForAgent { reminded_at, .. } = &mut self.session.handoff {
+                        *reminded_at = Some(self.now);
+                    }
                     self.say("handoff_waiting");
                 }
                 return;
@@ -282,7 +340,7 @@ impl<'a> Turn<'a> {
         tracing::info!(?reason, "handing the conversation to an agent");
         self.session.dialog = DialogState::Idle;
         self.session.consecutive_fallbacks = 0;
-        self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone() };
+        self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone(), reminded_at: None };
         let mut reply = self.render("handoff_waiting", &[]);
         reply.handoff = Some(HandoffNotice { state: self.session.handoff.clone(), reason: Some(reason) });
         self.push_reply(reply);

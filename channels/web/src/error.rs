@@ -5,7 +5,7 @@
 //! programs; the message is a lowercase sentence for people. Details go to the
 //! log once, here at the boundary, and never include customer text.
 
-use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -179,7 +179,11 @@ impl WebError {
         match self {
             Self::Engine { conversation_id, source } => {
                 let conversation_id = conversation_id.as_ref().map(ConversationId::as_str);
-                if self.status().is_server_error() {
+                // The engine logs store outages once with a count of failed turns.
+                let outage = matches!(source, EngineError::Store(StoreError::Unavailable { .. }));
+                if outage {
+                    tracing::debug!(status, code, conversation_id, error = %source, "engine call failed: session store unavailable");
+                } else if self.status().is_server_error() {
                     tracing::error!(status, code, conversation_id, error = %source, "engine call failed");
                 } else {
                     tracing::debug!(status, code, conversation_id, error = %source, "engine rejected the request");
@@ -212,6 +216,9 @@ impl IntoResponse for WebError {
         if matches!(self, Self::Unauthorized) {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, Self::Engine { .. }) && self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -221,7 +228,8 @@ fn engine_status(error: &EngineError) -> StatusCode {
         EngineError::AlreadyClaimed { .. } | EngineError::NotWaiting { .. } => StatusCode::CONFLICT,
         EngineError::NotOwner { .. } => StatusCode::FORBIDDEN,
         EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
-        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
+        EngineError::Contended { .. }
+        | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         EngineError::Store(StoreError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,9 +242,8 @@ fn engine_code(error: &EngineError) -> &'static str {
         EngineError::NotWaiting { .. } => "not_waiting",
         EngineError::NotOwner { .. } => "not_owner",
         EngineError::NotFound { .. } => "conversation_not_found",
-        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
-            "unavailable"
-        }
+        EngineError::Contended { .. } | EngineError::Store(StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => "busy",
+        EngineError::Store(StoreError::Unavailable { .. }) => "unavailable",
         EngineError::Store(StoreError::Corrupt { .. }) => "internal",
     }
 }
@@ -253,8 +260,11 @@ fn engine_message(error: &EngineError) -> String {
             format!("agent {agent} does not handle conversation {conversation_id}: claim it first")
         }
         EngineError::NotFound { conversation_id } => format!("conversation {conversation_id} not found"),
-        EngineError::Contended { .. } | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. }) => {
-            "the service is busy or briefly unavailable: please try again".to_owned()
+        EngineError::Contended { .. } | EngineError::Store(StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => {
+            "the conversation is busy with another message: please send this one again in a moment".to_owned()
+        }
+        EngineError::Store(StoreError::Unavailable { .. }) => {
+            "the service is briefly unavailable and did not process the message: please send it again in a moment".to_owned()
         }
         EngineError::Store(StoreError::Corrupt { .. }) => {
             "the stored conversation cannot be read: the error is logged for the operator".to_owned()

@@ -8,8 +8,9 @@ use redb::{Database, ReadableDatabase};
 use crate::common::{session, write_raw_session, TempFolder, SESSIONS};
 
 const FIXTURE_V1: &str = include_str!("../fixtures/session-v1.json");
+const FIXTURE_V2: &str = include_str!("../fixtures/session-v2.json");
 
-/// The session the version-1 fixture contains.
+/// The session both fixtures contain.
 fn fixture_session() -> Session {
     let mut session = Session::new(ConversationId::new("web:7f3a9c"), Channel::new("web"), Lang::new("zh"), 1_767_225_600_000);
     session.slots.insert("address".into(), "上海市浦东新区世纪大道 100 号".to_owned());
@@ -26,12 +27,11 @@ fn fixture_session() -> Session {
     session
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn version_1_fixture_loads() -> anyhow::Result<()> {
+async fn load_fixture(fixture: &str) -> anyhow::Result<()> {
     let folder = TempFolder::new("fixture")?;
     let path = folder.store_path();
     drop(EmbeddedStore::open(&path)?);
-    write_raw_session(&path, "web:7f3a9c", FIXTURE_V1.as_bytes())?;
+    write_raw_session(&path, "web:7f3a9c", fixture.as_bytes())?;
     let store = EmbeddedStore::open(&path)?;
 
     let loaded = store.load(&ConversationId::new("web:7f3a9c")).await?;
@@ -39,6 +39,16 @@ async fn version_1_fixture_loads() -> anyhow::Result<()> {
     assert_eq!(loaded.version, 7, "store version of the fixture");
     assert_eq!(loaded.session, fixture_session(), "fixture session");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_fixture_loads() -> anyhow::Result<()> {
+    load_fixture(FIXTURE_V1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_2_fixture_loads() -> anyhow::Result<()> {
+    load_fixture(FIXTURE_V2).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +64,7 @@ async fn saved_record_has_fixture_layout() -> anyhow::Result<()> {
     let txn = db.begin_read()?;
     let bytes = txn.open_table(SESSIONS)?.get("web:layout")?.ok_or_else(|| anyhow::anyhow!("no record"))?.value().to_vec();
     let record: serde_json::Value = serde_json::from_slice(&bytes)?;
-    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V1)?;
+    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V2)?;
 
     let keys = |value: &serde_json::Value| value.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
     assert_eq!(keys(&record), keys(&fixture), "record fields");
