@@ -314,3 +314,247 @@ async fn waiting_customer_is_reminded_after_a_minute() -> anyhow::Result<()> {
     assert!(silent.is_empty(), "expected no second reminder within a minute, got {silent:?}");
     Ok(())
 }
+
+/// An engine on a bot whose sessions expire 60 s after their last change, with
+/// a clock that moves only when the test moves it.
+fn engine_with_clock(store: Arc<dyn SessionStore>) -> (Engine, Arc<bot_core::ManualClock>) {
+    let mut bot = bot();
+    bot.settings.session.ttl_seconds = 60;
+    let examples = bot.training_examples().into_iter().collect();
+    let parts = EngineParts { classifier: Arc::new(ExactMatch(examples)), knowledge: Arc::new(NoKnowledge), http: Arc::new(NoHttp), store };
+    let clock = Arc::new(bot_core::ManualClock::starting_now());
+    (Engine::new(Arc::new(bot), parts).with_clock(clock.clone()), clock)
+}
+
+const SECONDS_40: std::time::Duration = std::time::Duration::from_secs(40);
+const SECONDS_61: std::time::Duration = std::time::Duration::from_secs(61);
+
+#[tokio::test]
+async fn form_survives_answers_within_ttl() -> anyhow::Result<()> {
+    let (engine, clock) = engine_with_clock(Arc::new(MemoryStore::new()));
+    say(&engine, "c1", "where is my order").await?;
+
+    clock.advance(SECONDS_40);
+    let invalid = say(&engine, "c1", "12345").await?;
+    clock.advance(SECONDS_40);
+    let valid = say(&engine, "c1", "123456").await?;
+
+    assert_eq!(invalid, ["Six digits, please."]);
+    assert_eq!(valid, ["Looking up 123456."]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_form_starts_over_with_notice() -> anyhow::Result<()> {
+    let (engine, clock) = engine_with_clock(Arc::new(MemoryStore::new()));
+    let asked = engine.handle(InboundMessage::text("c1", "test", "where is my order")).await?;
+
+    clock.advance(SECONDS_61);
+    let late = engine.handle(InboundMessage::text("c1", "test", "123456")).await?;
+    let session = engine.session(&"c1".into()).await?.expect("session");
+
+    let texts: Vec<_> = late.events.iter().filter_map(|e| e.reply()).map(|r| r.text.clone()).collect();
+    assert!(texts[0].contains("timed out"), "expected the expiry notice first, got {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("Looking up")), "the expired form still took the answer: {texts:?}");
+    assert_eq!(session.dialog, bot_core::DialogState::Idle);
+    let last_asked = asked.events.last().expect("events").seq;
+    assert_eq!(late.events[0].seq, last_asked + 1, "transcript numbering continues after expiry");
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_idle_session_starts_silently() -> anyhow::Result<()> {
+    let (engine, clock) = engine_with_clock(Arc::new(MemoryStore::new()));
+    say(&engine, "c1", "hello").await?;
+
+    clock.advance(SECONDS_61);
+    let replies = say(&engine, "c1", "hello").await?;
+
+    assert_eq!(replies, ["Hello!"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_waiting_conversation_leaves_queue() -> anyhow::Result<()> {
+    let (engine, clock) = engine_with_clock(Arc::new(MemoryStore::new()));
+    say(&engine, "c1", "blah").await?;
+    say(&engine, "c1", "blah").await?;
+    let before = engine.waiting().await?;
+
+    clock.advance(SECONDS_61);
+    let after = engine.waiting().await?;
+
+    assert_eq!(before.len(), 1, "conversation waits before expiry");
+    assert!(after.is_empty(), "expired conversation still waits: {after:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_events_reach_proactive_subscribers() -> anyhow::Result<()> {
+    let engine = engine();
+    let mut proactive = engine.subscribe_proactive();
+    say(&engine, "c1", "blah").await?;
+    say(&engine, "c1", "blah").await?;
+    let turn_events = proactive.try_recv();
+
+    let agent = AgentId::new("alice");
+    engine.claim(&"c1".into(), &agent).await?;
+    let reply = engine.agent_reply(&"c1".into(), &agent, "Hi, I'm Alice.").await?;
+    let joined = proactive.try_recv()?;
+    let received = proactive.try_recv()?;
+
+    assert!(turn_events.is_err(), "a customer turn reached proactive subscribers: {turn_events:?}");
+    assert!(joined.reply().is_some_and(|r| r.text.contains("alice")), "expected the joined notice, got {joined:?}");
+    assert_eq!(received, reply);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unavailable_reply_follows_message_language() -> anyhow::Result<()> {
+    let engine = engine();
+
+    let english = engine.unavailable_reply(&InboundMessage::text("c1", "test", "where is my order"));
+    let chinese = engine.unavailable_reply(&InboundMessage::text("c2", "test", "我的订单在哪里"));
+
+    assert!(english.text.contains("try") || english.text.contains("again"), "{}", english.text);
+    assert!(chinese.text.contains("稍后"), "{}", chinese.text);
+    Ok(())
+}
+
+mod shared_store {
+    //! A memory store that behaves like one shared by several server
+    //! processes: it counts leases, can refuse them, and feeds "remote" events.
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use bot_core::store::{Lease, LeaseHandle, RemoteEvents, TurnCommit};
+    use bot_core::{ConversationId, Event, MemoryStore, SessionStore, StoreError, Timestamp, Versioned};
+    use tokio::sync::mpsc;
+
+    #[derive(Default)]
+    pub struct SharedStore {
+        pub memory: MemoryStore,
+        pub leases: Arc<AtomicUsize>,
+        pub released: Arc<AtomicUsize>,
+        pub refuse_leases: AtomicBool,
+        pub corrupt_next_load: AtomicBool,
+        pub feed: Mutex<Option<mpsc::Receiver<RemoteEvents>>>,
+    }
+
+    struct CountedLease(Arc<AtomicUsize>);
+
+    #[async_trait]
+    impl LeaseHandle for CountedLease {
+        async fn release(self: Box<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for SharedStore {
+        async fn load(&self, id: &ConversationId) -> Result<Option<Versioned>, StoreError> {
+            let stored = self.memory.load(id).await?;
+            if self.corrupt_next_load.swap(false, Ordering::SeqCst) {
+                let version = stored.map_or(0, |s| s.version);
+                return Err(StoreError::Corrupt { conversation_id: id.clone(), version, reason: "test".to_owned() });
+            }
+            Ok(stored)
+        }
+        async fn save(&self, session: &bot_core::Session, expected: u64, ttl: Duration) -> Result<u64, StoreError> {
+            self.memory.save(session, expected, ttl).await
+        }
+        async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError> {
+            self.memory.append_events(id, events, ttl).await
+        }
+        async fn events(&self, id: &ConversationId, after_seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+            self.memory.events(id, after_seq, limit).await
+        }
+        async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError> {
+            self.memory.set_waiting(id, since).await
+        }
+        async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError> {
+            self.memory.waiting().await
+        }
+        async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
+            self.memory.commit_turn(turn).await
+        }
+        async fn lease(&self, id: &ConversationId) -> Result<Lease, StoreError> {
+            if self.refuse_leases.load(Ordering::SeqCst) {
+                return Err(StoreError::LeaseTimeout { conversation_id: id.clone(), waited_ms: 10, holder: "other/1".to_owned() });
+            }
+            self.leases.fetch_add(1, Ordering::SeqCst);
+            Ok(Lease::new(Box::new(CountedLease(self.released.clone()))))
+        }
+        fn remote_events(&self) -> Option<mpsc::Receiver<RemoteEvents>> {
+            self.feed.lock().unwrap().take()
+        }
+    }
+}
+
+use shared_store::SharedStore;
+
+#[tokio::test]
+async fn each_turn_holds_a_lease() -> anyhow::Result<()> {
+    let store = Arc::new(SharedStore::default());
+    let engine = engine_with(store.clone());
+
+    say(&engine, "c1", "hello").await?;
+    say(&engine, "c1", "where is my order").await?;
+
+    assert_eq!(store.leases.load(std::sync::atomic::Ordering::SeqCst), 2, "leases taken");
+    assert_eq!(store.released.load(std::sync::atomic::Ordering::SeqCst), 2, "leases released");
+    Ok(())
+}
+
+#[tokio::test]
+async fn lease_timeout_fails_the_turn() -> anyhow::Result<()> {
+    let store = Arc::new(SharedStore::default());
+    store.refuse_leases.store(true, std::sync::atomic::Ordering::SeqCst);
+    let engine = engine_with(store.clone());
+
+    let result = engine.handle(InboundMessage::text("c1", "test", "hello")).await;
+    let stored = store.load(&"c1".into()).await?;
+
+    assert!(matches!(result, Err(EngineError::Store(bot_core::StoreError::LeaseTimeout { .. }))), "{result:?}");
+    assert!(stored.is_none(), "a turn without the lease stored a session");
+    Ok(())
+}
+
+#[tokio::test]
+async fn corrupt_session_resets_keeping_numbering() -> anyhow::Result<()> {
+    let store = Arc::new(SharedStore::default());
+    let engine = engine_with(store.clone());
+    let first = engine.handle(InboundMessage::text("c1", "test", "where is my order")).await?;
+    store.corrupt_next_load.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let reset = engine.handle(InboundMessage::text("c1", "test", "hello")).await?;
+
+    let texts: Vec<_> = reset.events.iter().filter_map(|e| e.reply()).map(|r| r.text.clone()).collect();
+    assert!(texts[0].contains("start over"), "expected the reset apology first, got {texts:?}");
+    assert_eq!(reset.events[0].seq, first.events.last().expect("events").seq + 1, "transcript numbering continues");
+    Ok(())
+}
+
+#[tokio::test]
+async fn remote_events_reach_subscribers() -> anyhow::Result<()> {
+    let (feed, receiver) = tokio::sync::mpsc::channel(8);
+    let store = Arc::new(SharedStore { feed: std::sync::Mutex::new(Some(receiver)), ..Default::default() });
+    let engine = engine_with(store.clone());
+    let mut events = engine.subscribe(&"c1".into());
+    // Another server ran a turn: its events are in the store and on the feed.
+    let other = engine_with(Arc::new(MemoryStore::new()));
+    let outcome = other.handle(InboundMessage::text("c1", "test", "hello")).await?;
+    store.append_events(&"c1".into(), &outcome.events, std::time::Duration::from_secs(60)).await?;
+
+    feed.send(bot_core::RemoteEvents::Committed(outcome.events[..1].to_vec())).await?;
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await??;
+    feed.send(bot_core::RemoteEvents::MaybeMissed).await?;
+    let caught_up = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await??;
+
+    assert_eq!(first, outcome.events[0]);
+    assert_eq!(caught_up, outcome.events[1], "the gap was read back from the transcript");
+    Ok(())
+}
