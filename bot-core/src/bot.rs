@@ -62,6 +62,9 @@ pub struct Settings {
     pub knowledge: KnowledgeSettings,
     pub handoff: HandoffSettings,
     pub session: SessionSettings,
+    /// Where sessions are kept; `None` leaves the choice to the server's default.
+    pub session_store: Option<StoreKind>,
+    pub redis: RedisSettings,
     /// Values available to `{name}` interpolation in responses and HTTP actions.
     pub variables: BTreeMap<String, String>,
 }
@@ -75,6 +78,8 @@ impl Default for Settings {
             knowledge: KnowledgeSettings::default(),
             handoff: HandoffSettings::default(),
             session: SessionSettings::default(),
+            session_store: None,
+            redis: RedisSettings::default(),
             variables: BTreeMap::new(),
         }
     }
@@ -138,6 +143,43 @@ impl Default for SessionSettings {
     fn default() -> Self {
         Self { ttl_seconds: 24 * 60 * 60 }
     }
+}
+
+/// The kind of session store a server opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The on-disk store in the data folder; one server process.
+    Embedded,
+    /// Process memory, lost on exit.
+    Memory,
+    /// Redis, shared by every server process that uses the same URL and key prefix.
+    Redis,
+}
+
+impl StoreKind {
+    pub const NAMES: [&'static str; 3] = ["embedded", "memory", "redis"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "embedded" => Some(Self::Embedded),
+            "memory" => Some(Self::Memory),
+            "redis" => Some(Self::Redis),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach Redis when the session store is `redis`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host[:port][/db]` or `rediss://` for TLS. It may hold a
+    /// password, so it is never logged whole.
+    pub url: Option<String>,
+    /// The prefix of every key; servers of one bot share it, other bots need their own.
+    pub key_prefix: Option<String>,
+    /// Transcript events kept per conversation; older ones are dropped.
+    pub max_events: Option<usize>,
 }
 
 /// An intent: example phrasings per language and what to do when it is recognised.

@@ -2,14 +2,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bot_core::bot::{ClassifierSettings, HandoffSettings, KnowledgeSettings, SessionSettings, Settings};
+use bot_core::bot::{ClassifierSettings, HandoffSettings, KnowledgeSettings, RedisSettings, SessionSettings, Settings, StoreKind};
 use bot_core::Lang;
 
 use crate::convert::Converter;
 use crate::cx::Fields;
 use crate::tree::{Loc, Node};
 
-const SETTINGS_FIELDS: [&str; 7] = ["name", "languages", "classifier", "knowledge", "handoff", "session", "variables"];
+const SETTINGS_FIELDS: [&str; 9] =
+    ["name", "languages", "classifier", "knowledge", "handoff", "session", "session_store", "redis", "variables"];
 
 /// The folder of articles when `settings.knowledge.articles` is not given.
 pub(crate) const DEFAULT_ARTICLES_FOLDER: &str = "articles";
@@ -53,6 +54,12 @@ impl Converter<'_, '_> {
         }
         if let Some(node) = fields.get("session") {
             settings.session = self.read_session(node, key.loc);
+        }
+        if let Some(node) = fields.get("session_store") {
+            settings.session_store = self.read_store_kind(node);
+        }
+        if let Some(node) = fields.get("redis") {
+            settings.redis = self.read_redis(node, key.loc);
         }
         settings.variables = self.read_variables(&fields);
         self.variables = settings.variables.keys().cloned().collect();
@@ -161,6 +168,37 @@ impl Converter<'_, '_> {
             session.ttl_seconds = value;
         }
         session
+    }
+
+    fn read_store_kind(&mut self, node: &Node) -> Option<StoreKind> {
+        let name = self.cx.string(node, "settings.session_store")?;
+        let kind = StoreKind::from_name(&name);
+        if kind.is_none() {
+            let names = StoreKind::NAMES.join(", ");
+            self.cx.error(node.loc, format!("unknown session store `{name}`; use one of {names}"));
+        }
+        kind
+    }
+
+    fn read_redis(&mut self, node: &Node, owner: Loc) -> RedisSettings {
+        let mut redis = RedisSettings::default();
+        let Some(fields) = self.cx.fields(node, owner, "settings.redis", &["url", "key_prefix", "max_events"]) else { return redis };
+        if let Some(node) = fields.get("url") {
+            redis.url = self.cx.text(node, "settings.redis.url");
+            if let Some(url) = redis.url.as_deref().filter(|url| !url.starts_with("redis://") && !url.starts_with("rediss://")) {
+                let scheme = url.split("://").next().filter(|_| url.contains("://")).unwrap_or("none");
+                self.cx.error(node.loc, format!("settings.redis.url has scheme `{scheme}`; use redis://host:port/db or rediss:// for TLS"));
+                redis.url = None;
+            }
+        }
+        if let Some(node) = fields.get("key_prefix") {
+            redis.key_prefix = self.cx.text(node, "settings.redis.key_prefix");
+        }
+        if let Some(node) = fields.get("max_events") {
+            let max = u64::from(u32::MAX);
+            redis.max_events = self.cx.integer(node, "settings.redis.max_events", 10, max).map(|n| n as usize);
+        }
+        redis
     }
 
     fn read_variables(&mut self, fields: &Fields<'_>) -> BTreeMap<String, String> {

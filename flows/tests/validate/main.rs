@@ -521,3 +521,36 @@ fn reserved_response_needs_no_definition() -> Result<()> {
     assert!(report.diagnostics.is_empty(), "{report}");
     Ok(())
 }
+
+#[test]
+fn redis_store_settings_load() -> Result<()> {
+    let settings = "settings:\n  languages: [en]\n  session_store: redis\n  redis:\n    url: redis://127.0.0.1:6379/2\n    key_prefix: shop\n    max_events: 500\n";
+    let bot = TempBot::new(&[("bot.yml", settings)])?;
+    let loaded = lepton_flows::load_bot(&bot.dir)?;
+    let settings = &loaded.bot.settings;
+    assert_eq!(settings.session_store, Some(bot_core::bot::StoreKind::Redis));
+    assert_eq!(settings.redis.url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+    assert_eq!(settings.redis.key_prefix.as_deref(), Some("shop"));
+    assert_eq!(settings.redis.max_events, Some(500));
+    Ok(())
+}
+
+#[test]
+fn unknown_session_store_names_choices() -> Result<()> {
+    let settings = "settings:\n  languages: [en]\n  session_store: postgres\n";
+    let bot = TempBot::new(&[("bot.yml", settings)])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("bot.yml"), 3, 18)?;
+    assert!(diagnostic.message.contains("embedded, memory, redis"), "{diagnostic}");
+    Ok(())
+}
+
+#[test]
+fn redis_url_needs_redis_scheme() -> Result<()> {
+    let settings = "settings:\n  languages: [en]\n  redis:\n    url: http://127.0.0.1:6379\n";
+    let bot = TempBot::new(&[("bot.yml", settings)])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("bot.yml"), 4, 10)?;
+    assert!(diagnostic.message.contains("scheme `http`"), "{diagnostic}");
+    Ok(())
+}
