@@ -1,0 +1,272 @@
+//! [`RedisStore`] and its [`SessionStore`] operations.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bot_core::{ConversationId, Event, Lease, RemoteEvents, Session, SessionStore, StoreError, Timestamp, TurnCommit, Versioned};
+use redis::{Client, RedisResult};
+use tokio::sync::mpsc;
+
+use crate::config::{redact_url, RedisConfig, RedisStoreError};
+use crate::connection::Connection;
+use crate::keys::Keys;
+use crate::{lease, record, remote, scripts};
+
+/// A [`SessionStore`] in Redis that several server processes share. See the
+/// crate documentation for the key layout and the guarantees.
+pub struct RedisStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: RedisConfig,
+    pub keys: Keys,
+    pub connection: Connection,
+    client: Client,
+    /// The source of unique write and lease tokens: `{instance_id}/{n}`.
+    next_token: AtomicU64,
+    remote_events_taken: AtomicBool,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Inner {
+    pub fn token(&self) -> String {
+        let n = self.next_token.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{n}", self.config.instance_id)
+    }
+}
+
+impl RedisStore {
+    /// Connects to Redis. Fails when the settings are invalid or Redis does not
+    /// reply to a PING within the connect and command timeouts.
+    pub async fn connect(config: RedisConfig) -> Result<Self, RedisStoreError> {
+        config.validate()?;
+        let url = redact_url(&config.url);
+        let client = open_client(&config.url, &url)?;
+        let connection = Connection::open(&client, &config, url.clone()).await?;
+        tracing::debug!(url = %url, key_prefix = %config.key_prefix, instance_id = %config.instance_id, "connected to the redis session store");
+
+        let inner = Inner {
+            keys: Keys::new(&config.key_prefix),
+            config,
+            connection,
+            client,
+            next_token: AtomicU64::new(1),
+            remote_events_taken: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Returns the settings the store was connected with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+}
+
+fn open_client(url: &str, redacted: &str) -> Result<Client, RedisStoreError> {
+    let invalid = |reason: &str| RedisStoreError::InvalidUrl { url: redacted.to_owned(), reason: reason.to_owned() };
+    let parsed = redis::parse_redis_url(url).ok_or_else(|| invalid("not a URL with a redis or rediss scheme"))?;
+    match parsed.scheme() {
+        "redis" => {}
+        "rediss" => {
+            // rustls needs a process-wide crypto provider. This installs ring,
+            // which the workspace already builds for reqwest, and fails
+            // harmlessly when another part of the program installed one first.
+            // rustls 0.23.48 deprecates ring's provider because it lacks
+            // post-quantum key exchange; its X25519 and P-256 key exchange
+            // work with any TLS 1.2 or 1.3 server.
+            #[allow(deprecated)]
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        other => return Err(invalid(&format!("scheme {other} is not supported"))),
+    }
+    Client::open(url).map_err(|e| invalid(&e.to_string()))
+}
+
+/// Converts a TTL to whole milliseconds, at least 1 (Redis deletes a key given 0).
+pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, id: &ConversationId) -> Result<Option<Versioned>, StoreError> {
+        let key = self.inner.keys.session(id);
+        let fields = self
+            .inner
+            .connection
+            .call("load", |mut con| {
+                let key = &key;
+                async move {
+                    let reply: RedisResult<(Option<String>, Option<Vec<u8>>)> =
+                        redis::cmd("HMGET").arg(key).arg("version").arg("session").query_async(&mut con).await;
+                    match reply {
+                        Err(error) if error.code() == Some("WRONGTYPE") => Ok(None),
+                        other => other.map(Some),
+                    }
+                }
+            })
+            .await?;
+
+        let Some((version, session)) = fields else {
+            let reason = format!("key {key} is not a hash, so it is no session record");
+            return Err(StoreError::Corrupt { conversation_id: id.clone(), version: 0, reason });
+        };
+        if version.is_none() && session.is_none() {
+            return Ok(None);
+        }
+        let (version, session) = record::decode_session(id, version, session)?;
+        Ok(Some(Versioned { version, session }))
+    }
+
+    async fn save(&self, session: &Session, expected: u64, ttl: Duration) -> Result<u64, StoreError> {
+        let turn = TurnCommit { session, expected, events: &[], waiting: None, ttl };
+        self.commit_session(&turn).await
+    }
+
+    async fn append_events(&self, id: &ConversationId, events: &[Event], ttl: Duration) -> Result<(), StoreError> {
+        let encoded = record::encode_events(events)?;
+        let message = record::encode_published(&self.inner.config.instance_id, &encoded);
+        let mut invocation = scripts::append_events().prepare_invoke();
+        invocation
+            .key(self.inner.keys.transcript(id))
+            .arg(ttl_millis(ttl))
+            .arg(self.inner.config.max_events)
+            .arg(self.inner.keys.events_channel())
+            .arg(message);
+        for (seq, json) in &encoded {
+            invocation.arg(seq).arg(json);
+        }
+
+        let invocation = &invocation;
+        self.inner.connection.call("append_events", |mut con| async move { invocation.invoke_async::<()>(&mut con).await }).await
+    }
+
+    async fn events(&self, id: &ConversationId, after_seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        if limit == 0 || after_seq == u64::MAX {
+            return Ok(Vec::new());
+        }
+        let key = self.inner.keys.transcript(id);
+        let limit = isize::try_from(limit).unwrap_or(isize::MAX);
+        let stored: Vec<(Vec<u8>, f64)> = self
+            .inner
+            .connection
+            .call("events", |mut con| {
+                let key = &key;
+                async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(key)
+                        .arg(format!("({after_seq}"))
+                        .arg("+inf")
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit)
+                        .query_async(&mut con)
+                        .await
+                }
+            })
+            .await?;
+        stored.iter().map(|(json, seq)| record::decode_event(id, *seq, json)).collect()
+    }
+
+    async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError> {
+        let key = self.inner.keys.waiting();
+        let mut command = match since {
+            Some(since) => {
+                let mut command = redis::cmd("ZADD");
+                command.arg(&key).arg(since);
+                command
+            }
+            None => {
+                let mut command = redis::cmd("ZREM");
+                command.arg(&key);
+                command
+            }
+        };
+        command.arg(id.as_str());
+
+        let command = &command;
+        self.inner.connection.call("set_waiting", |mut con| async move { command.query_async::<()>(&mut con).await }).await
+    }
+
+    async fn waiting(&self) -> Result<Vec<(ConversationId, Timestamp)>, StoreError> {
+        let key = self.inner.keys.waiting();
+        let waiting: Vec<(String, f64)> = self
+            .inner
+            .connection
+            .call("waiting", |mut con| {
+                let key = &key;
+                async move { redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut con).await }
+            })
+            .await?;
+        // Redis orders equal scores by member, so this is the trait's order.
+        Ok(waiting.into_iter().map(|(id, since)| (ConversationId::new(id), since as Timestamp)).collect())
+    }
+
+    async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
+        let version = self.commit_session(&turn).await?;
+        // The queue is one key for all conversations, in another Redis Cluster
+        // slot than the conversation's keys, so it cannot be in the same script.
+        // NOTE: if this call fails, the turn's session and events stay stored
+        // and the caller receives the error.
+        if let Some(since) = turn.waiting {
+            self.set_waiting(&turn.session.conversation_id, since).await?;
+        }
+        Ok(version)
+    }
+
+    async fn lease(&self, id: &ConversationId) -> Result<Lease, StoreError> {
+        lease::acquire(&self.inner, id).await
+    }
+
+    fn remote_events(&self) -> Option<mpsc::Receiver<RemoteEvents>> {
+        if self.inner.remote_events_taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let feed = remote::Feed::new(&self.inner.client, &self.inner.config, self.inner.keys.events_channel());
+        Some(feed.spawn(&self.inner.runtime))
+    }
+}
+
+impl RedisStore {
+    /// Stores the session and events of `turn` in one script (see
+    /// `scripts::commit_turn`) and returns the new version.
+    async fn commit_session(&self, turn: &TurnCommit<'_>) -> Result<u64, StoreError> {
+        let id = &turn.session.conversation_id;
+        let session = record::encode_session(turn.session, turn.expected)?;
+        let encoded = record::encode_events(turn.events)?;
+        let message = if encoded.is_empty() {
+            String::new()
+        } else {
+            record::encode_published(&self.inner.config.instance_id, &encoded)
+        };
+
+        let mut invocation = scripts::commit_turn().prepare_invoke();
+        invocation
+            .key(self.inner.keys.session(id))
+            .key(self.inner.keys.transcript(id))
+            .arg(turn.expected)
+            .arg(session)
+            .arg(self.inner.token())
+            .arg(ttl_millis(turn.ttl))
+            .arg(self.inner.config.max_events)
+            .arg(self.inner.keys.events_channel())
+            .arg(message);
+        for (seq, json) in &encoded {
+            invocation.arg(seq).arg(json);
+        }
+
+        let invocation = &invocation;
+        let operation = if turn.events.is_empty() { "save" } else { "commit_turn" };
+        let (stored, version): (i64, u64) =
+            self.inner.connection.call(operation, |mut con| async move { invocation.invoke_async(&mut con).await }).await?;
+        if stored == 1 {
+            return Ok(version);
+        }
+        Err(StoreError::Conflict { conversation_id: id.clone(), expected: turn.expected, actual: version })
+    }
+}

@@ -1,0 +1,13 @@
+//! Tests of the Redis session store against a real `redis-server` on
+//! loopback: the shared store contract, the record format, leases between two
+//! store instances, the remote events feed, and a server restart.
+
+mod common;
+mod contract;
+mod lease;
+mod logs;
+mod outage;
+mod records;
+mod remote;
+mod server;
+mod transcript;
