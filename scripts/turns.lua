@@ -10,6 +10,8 @@ local texts = {
   "which payment methods do you accept",
   "满多少包邮？",
 }
+-- BENCH_PREFIX keeps the conversations of two wrk runs apart.
+local prefix = os.getenv("BENCH_PREFIX") or "bench"
 local counter = 0
 local next_thread = 0
 
@@ -20,7 +22,7 @@ end
 
 function request()
   counter = counter + 1
-  local conversation = "bench-" .. thread_id .. "-" .. (counter % 500)
+  local conversation = prefix .. "-" .. thread_id .. "-" .. (counter % 500)
   local text = texts[(counter % #texts) + 1]
   local body = '{"text":"' .. text .. '"}'
   local headers = { ["Content-Type"] = "application/json" }

@@ -4,11 +4,13 @@
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
 //! use lepton::app::BotPaths;
-//! use lepton::server::{run, ServeOptions, StoreConfig};
+//! use lepton::server::{run, ServeOptions};
+//! use lepton::store_config::StoreOption;
 //!
 //! let paths = BotPaths::new("demo".as_ref(), None);
 //! let options = ServeOptions {
-//!     store: StoreConfig::Embedded { path: paths.data_dir.join("sessions.redb"), flush_interval: None },
+//!     store: StoreOption::FromSettings,
+//!     store_flush_interval: None,
 //!     paths,
 //!     host: "127.0.0.1".to_owned(),
 //!     port: 8080,
@@ -25,3 +27,4 @@ pub mod demo_orders;
 pub mod eval;
 pub mod http_client;
 pub mod server;
+pub mod store_config;

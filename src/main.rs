@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::app::{self, BotPaths};
-use lepton::server::{self, ServeOptions, StoreConfig};
+use lepton::server::{self, ServeOptions};
+use lepton::store_config::StoreOption;
 
 #[derive(Parser)]
 #[command(name = "lepton", version, about = "Customer-service bots in English and Chinese")]
@@ -38,7 +39,7 @@ enum Command {
         /// Folder for the model and index [default: BOT/.lepton].
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Session store: a file path, or `memory` [default: DATA_DIR/sessions.redb].
+        /// Session store: `embedded`, `memory`, `redis`, a redis:// URL, or an embedded store file path [default: from the environment and the bot settings, else DATA_DIR/sessions.redb].
         #[arg(long)]
         store: Option<String>,
     },
@@ -104,7 +105,7 @@ struct ServeArgs {
     /// Folder for the model and index [default: DIR/.lepton].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Session store: a file path for the embedded store, or `memory` [default: DATA_DIR/sessions.redb].
+    /// Session store: `embedded`, `memory`, `redis`, a redis:// or rediss:// URL, or an embedded store file path [default: LEPTON_SESSION_STORE, else settings.session_store, else DATA_DIR/sessions.redb].
     #[arg(long)]
     store: Option<String>,
     /// Make session writes durable this many milliseconds after they return
@@ -214,23 +215,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn embedded_store(path: PathBuf, flush_ms: u64) -> StoreConfig {
-    let flush_interval = (flush_ms > 0).then(|| std::time::Duration::from_millis(flush_ms));
-    StoreConfig::Embedded { path, flush_interval }
-}
-
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
-    let store = match args.store.as_deref() {
-        Some("memory") => StoreConfig::Memory,
-        Some(path) => embedded_store(PathBuf::from(path), args.store_flush_ms),
-        None => embedded_store(paths.data_dir.join("sessions.redb"), args.store_flush_ms),
-    };
+    let store = args.store.as_deref().map(StoreOption::parse).unwrap_or_default();
     let options = ServeOptions {
         paths,
         host: args.host,
         port: args.port,
         store,
+        store_flush_interval: (args.store_flush_ms > 0).then(|| std::time::Duration::from_millis(args.store_flush_ms)),
         agent_token: args.agent_token,
         demo_orders: args.demo_orders,
         watch: !args.no_watch,

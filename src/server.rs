@@ -3,35 +3,28 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use bot_core::{Engine, EngineParts, MemoryStore, SessionStore};
+use bot_core::{Engine, EngineParts};
 
 use crate::app::{self, BotPaths};
+use crate::store_config::{self, StoreOption};
 
 /// How often the bot folder is checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// The session store to open.
-#[derive(Clone, Debug)]
-pub enum StoreConfig {
-    /// The embedded on-disk store at this path; with `flush_interval`, writes
-    /// are made durable that long after they return instead of before.
-    Embedded { path: PathBuf, flush_interval: Option<Duration> },
-    /// Process memory; everything is lost on exit.
-    Memory,
-}
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub paths: BotPaths,
     pub host: String,
     pub port: u16,
-    pub store: StoreConfig,
+    /// The `--store` option; the environment and the bot's settings decide without it.
+    pub store: StoreOption,
+    /// For the embedded store: make writes durable this long after they return instead of before.
+    pub store_flush_interval: Option<Duration>,
     pub agent_token: Option<String>,
     /// Serve the demo orders endpoint from `orders.json` in the bot folder.
     pub demo_orders: bool,
@@ -50,7 +43,8 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let paths = options.paths.clone();
     let url = server_url.clone();
     let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await??;
-    let store = open_store(&options.store)?;
+    let store_config = store_config::resolve(&options.store, &prepared.bot.settings, &|name| std::env::var(name).ok(), &options.paths.data_dir, options.store_flush_interval)?;
+    let store = store_config::open(&store_config).await?;
     let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
     let engine = Engine::new(prepared.bot.clone(), parts);
@@ -88,21 +82,6 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     engine.flush().await.context("cannot flush the session store")?;
     tracing::info!("server stopped");
     Ok(())
-}
-
-fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn SessionStore>> {
-    match config {
-        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Embedded { path, flush_interval } => {
-            let policy = match flush_interval {
-                Some(interval) => lepton_store::SyncPolicy::Periodic(*interval),
-                None => lepton_store::SyncPolicy::EveryWrite,
-            };
-            let store = lepton_store::EmbeddedStore::open_with(path, policy)?;
-            tracing::info!(path = %path.display(), ?policy, "session store open");
-            Ok(Arc::new(store))
-        }
-    }
 }
 
 /// Polls the bot folder; when its sources change, loads them again and swaps

@@ -208,13 +208,29 @@ impl SessionStore for RedisStore {
     }
 
     async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
-        let version = self.commit_session(&turn).await?;
         // The queue is one key for all conversations, in another Redis Cluster
         // slot than the conversation's keys, so it cannot be in the same script.
-        // NOTE: if this call fails, the turn's session and events stay stored
-        // and the caller receives the error.
-        if let Some(since) = turn.waiting {
-            self.set_waiting(&turn.session.conversation_id, since).await?;
+        // A conversation joins the queue before its session is stored and leaves
+        // it after, so a failure between the two calls leaves at most a queue
+        // entry whose session is not waiting, which `Engine::waiting` skips and
+        // removes, and never a waiting session missing from the queue.
+        let id = &turn.session.conversation_id;
+        let joins = matches!(turn.waiting, Some(Some(_)));
+        if let Some(Some(since)) = turn.waiting {
+            self.set_waiting(id, Some(since)).await?;
+        }
+        let version = match self.commit_session(&turn).await {
+            Ok(version) => version,
+            Err(error) => {
+                if joins {
+                    // Best effort: when this fails too, the entry stays until it is skipped as stale.
+                    let _ = self.set_waiting(id, None).await;
+                }
+                return Err(error);
+            }
+        };
+        if let Some(None) = turn.waiting {
+            self.set_waiting(id, None).await?;
         }
         Ok(version)
     }

@@ -50,6 +50,7 @@ pub fn shared_data_dir() -> anyhow::Result<PathBuf> {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The `--store` argument: an embedded store file, or a Redis URL.
     pub store: PathBuf,
 }
 
@@ -61,16 +62,31 @@ impl Server {
     }
 
     pub fn start_with_store(store: &Path) -> anyhow::Result<Self> {
+        let store = store.to_str().context("store path is not UTF-8")?;
+        Self::start_with_args(&["--store", store], &[])
+    }
+
+    /// Serves the demo bot with the shared model, extra `lepton serve`
+    /// arguments and environment variables.
+    pub fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let data = shared_data_dir()?;
-        let mut child = Command::new(LEPTON)
+        let mut command = Command::new(LEPTON);
+        command
             .args(["serve", "--port", "0", "--demo-orders", "--no-watch"])
             .arg(demo_dir())
             .arg("--data-dir")
             .arg(&data)
-            .arg("--store")
-            .arg(store)
+            .args(args)
             .env("LEPTON_LOG", "warn")
             .env_remove("LEPTON_AGENT_TOKEN")
+            .env_remove("LEPTON_SESSION_STORE")
+            .env_remove("LEPTON_REDIS_URL")
+            .env_remove("LEPTON_REDIS_KEY_PREFIX");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let store = args.windows(2).find(|pair| pair[0] == "--store").map(|pair| PathBuf::from(pair[1])).unwrap_or_default();
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -89,7 +105,7 @@ impl Server {
                 break url.to_owned();
             }
         };
-        Ok(Self { child, url, store: store.to_path_buf() })
+        Ok(Self { child, url, store })
     }
 
     /// Stops the server the way an operator does (SIGTERM), then waits for it.

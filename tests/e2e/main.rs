@@ -6,4 +6,6 @@ mod conversations;
 mod handoff;
 mod harness;
 mod load;
+mod redis;
+mod redis_harness;
 mod validate;

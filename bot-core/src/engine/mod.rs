@@ -33,6 +33,9 @@ pub use builtin::RESERVED as RESERVED_RESPONSES;
 /// How many times a turn is retried when another writer changed the session.
 const MAX_CONFLICT_RETRIES: usize = 3;
 
+/// The age after which a waiting-queue entry without a waiting session is removed.
+const STALE_QUEUE_ENTRY_MS: u64 = 60_000;
+
 /// Events kept for a slow subscriber of [`Engine::subscribe_proactive`].
 const PROACTIVE_CAPACITY: usize = 1024;
 
@@ -280,19 +283,24 @@ impl Engine {
     }
 
     /// Lists the conversations waiting for an agent, longest-waiting first.
-    /// Conversations whose session expired leave the queue.
+    /// Queue entries whose session is gone, expired or no longer waiting are
+    /// skipped, and removed once they are a minute old: a younger entry may
+    /// belong to a turn that joined the queue and has not stored its session yet.
     pub async fn waiting(&self) -> Result<Vec<WaitingConversation>, EngineError> {
         let runtime = self.runtime();
         let mut waiting = Vec::new();
         for (id, since) in self.inner.store.waiting().await? {
             let stored = self.inner.store.load(&id).await?;
-            let Some(stored) = stored.filter(|s| !self.expired(&s.session, &runtime)) else {
-                self.inner.store.set_waiting(&id, None).await?;
-                continue;
-            };
-            let session = stored.session;
-            if let crate::handoff::HandoffState::WaitingForAgent { reason, .. } = session.handoff {
-                waiting.push(WaitingConversation { conversation_id: id, channel: session.channel, lang: session.lang, since, reason });
+            let session = stored.map(|s| s.session).filter(|s| !self.expired(s, &runtime));
+            match session {
+                Some(Session { handoff: crate::handoff::HandoffState::WaitingForAgent { reason, .. }, channel, lang, .. }) => {
+                    waiting.push(WaitingConversation { conversation_id: id, channel, lang, since, reason });
+                }
+                _ if self.now().saturating_sub(since) >= STALE_QUEUE_ENTRY_MS => {
+                    tracing::debug!(conversation_id = %id, "removing a queue entry whose session is not waiting");
+                    self.inner.store.set_waiting(&id, None).await?;
+                }
+                _ => {}
             }
         }
         Ok(waiting)
