@@ -121,7 +121,8 @@ struct Inner {
     runtime: RwLock<Arc<Runtime>>,
     http: Arc<dyn HttpClient>,
     store: Arc<dyn SessionStore>,
-    clock: Arc<dyn Clock>,
+    /// A clock set by [`Engine::with_clock`]; the system clock otherwise.
+    clock: std::sync::OnceLock<Arc<dyn Clock>>,
     locks: sync::ConversationLocks,
     hub: sync::EventHub,
     proactive: broadcast::Sender<Event>,
@@ -142,7 +143,7 @@ impl Engine {
             runtime: RwLock::new(Arc::new(runtime)),
             http: parts.http,
             store: parts.store,
-            clock: Arc::new(SystemClock),
+            clock: std::sync::OnceLock::new(),
             locks: sync::ConversationLocks::default(),
             hub: sync::EventHub::default(),
             proactive: broadcast::channel(PROACTIVE_CAPACITY).0,
@@ -159,19 +160,23 @@ impl Engine {
         Self { inner }
     }
 
-    /// Replaces the clock, for tests that move time forward. Call it before the
-    /// engine is cloned.
+    /// Replaces the system clock, for tests that move time forward. Call it
+    /// before the first turn.
     ///
     /// # Panics
-    /// When the engine has been cloned already.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        let inner = Arc::get_mut(&mut self.inner).expect("Engine::with_clock called after the engine was cloned");
-        inner.clock = clock;
+    /// When a clock was set already.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        if self.inner.clock.set(clock).is_err() {
+            panic!("Engine::with_clock called twice");
+        }
         self
     }
 
     fn now(&self) -> Timestamp {
-        self.inner.clock.now()
+        match self.inner.clock.get() {
+            Some(clock) => clock.now(),
+            None => SystemClock.now(),
+        }
     }
 
     /// Swaps in a new bot with its classifier and knowledge base. Turns already

@@ -4,6 +4,7 @@
 
 mod common;
 mod contract;
+mod expiry;
 mod lease;
 mod logs;
 mod outage;
