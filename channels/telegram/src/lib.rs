@@ -132,6 +132,13 @@ impl TelegramChannel {
         }
     }
 
+    /// Waits until every queued update has been processed. In webhook mode,
+    /// call it on shutdown once the server accepts no more requests; polling
+    /// does it by itself.
+    pub async fn drain(&self) {
+        self.inner.dispatcher.drain().await;
+    }
+
     fn engine(&self) -> &Engine {
         &self.inner.engine
     }
