@@ -94,7 +94,9 @@ return 1
 });
 
 /// Takes a lease: returns '' when `KEYS[1]` was free or already held with this
-/// token (a retried call), else the holder's token.
+/// token (a retried call), else the holder's token. It is `SET key token NX PX
+/// ttl` made idempotent for a call retried after a lost reply, and returns the
+/// holder for the log in the same round trip.
 ///
 /// ARGV: token, TTL in ms.
 static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {

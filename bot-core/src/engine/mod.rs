@@ -200,8 +200,8 @@ impl Engine {
     }
 
     /// How long the store keeps a session after its last change: twice the
-    /// session TTL, so that a customer who returns within that time is told
-    /// that the old session expired instead of being silently started over.
+    /// session TTL, so that a customer who returns within that time gets a
+    /// notice that the old session expired instead of a silent restart.
     fn retention(&self, runtime: &Runtime) -> Duration {
         self.ttl(runtime).saturating_mul(2)
     }
@@ -326,7 +326,7 @@ impl Engine {
         self.inner.hub.publish(events);
         if origin == Origin::Agent {
             for event in events {
-                // An error only means that nobody subscribes.
+                // An error only means that no receiver exists.
                 let _ = self.inner.proactive.send(event.clone());
             }
         }
@@ -334,7 +334,7 @@ impl Engine {
     }
 }
 
-/// What made the events of a commit.
+/// The source of a commit's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Origin {
     CustomerTurn,

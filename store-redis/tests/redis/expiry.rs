@@ -1,6 +1,6 @@
 //! Session expiry through the engine on the Redis store, with a clock the test
 //! moves: a customer who answers a form every 40 s keeps it under a 60 s TTL,
-//! one who comes back after 61 s is told the session expired, and every turn
+//! one who comes back after 61 s gets the expiry notice, and every turn
 //! refreshes the keys' TTL in Redis.
 
 use std::collections::{BTreeMap, HashMap};
@@ -113,7 +113,7 @@ async fn every_turn_refreshes_key_ttl() -> anyhow::Result<()> {
     let transcript_ttl: i64 = redis::cmd("PTTL").arg(&transcript_key).query_async(&mut raw).await?;
 
     // The store keeps a session for twice the 60 s TTL, so that a late
-    // customer can be told it expired.
+    // customer can get the expiry notice.
     assert!(session_ttl > 60_000, "session key TTL after a turn: {session_ttl} ms");
     assert!(transcript_ttl > 60_000, "transcript key TTL after a turn: {transcript_ttl} ms");
     Ok(())
