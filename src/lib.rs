@@ -1,5 +1,5 @@
 //! The `lepton` command line and server: glue that loads a bot folder, trains
-//! and indexes it, and runs the engine behind the channels.
+//! and indexes it, and runs the engine behind the web and Telegram channels.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -17,6 +17,7 @@
 //!     agent_token: None,
 //!     demo_orders: true,
 //!     watch: true,
+//!     telegram: None,
 //! };
 //! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }

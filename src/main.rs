@@ -3,11 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::app::{self, BotPaths};
 use lepton::server::{self, ServeOptions};
 use lepton::store_config::StoreOption;
+use lepton_telegram::{Mode, TelegramConfig, WebhookConfig};
+use reqwest::Url;
+
+/// The environment variable that contains the secret Telegram sends with each webhook call.
+const WEBHOOK_SECRET_ENV: &str = "LEPTON_TELEGRAM_WEBHOOK_SECRET";
+
+/// The environment variable that points the channel at another Bot API server.
+const API_URL_ENV: &str = "LEPTON_TELEGRAM_API_URL";
 
 #[derive(Parser)]
 #[command(name = "lepton", version, about = "Customer-service bots in English and Chinese")]
@@ -42,8 +50,10 @@ enum Command {
         /// Session store: `embedded`, `memory`, `redis`, a redis:// URL, or an embedded store file path [default: from the environment and the bot settings, else DATA_DIR/sessions.redb].
         #[arg(long)]
         store: Option<String>,
+        #[command(flatten)]
+        telegram: TelegramArgs,
     },
-    /// Serve a bot folder over the web channel.
+    /// Serve a bot folder over the web channel, and on Telegram with --telegram.
     Serve(ServeArgs),
     /// Check a bot folder and report every problem with file, line and column.
     Validate { dir: PathBuf },
@@ -122,6 +132,25 @@ struct ServeArgs {
     /// Do not reload the bot when its files change.
     #[arg(long)]
     no_watch: bool,
+    #[command(flatten)]
+    telegram: TelegramArgs,
+}
+
+#[derive(clap::Args)]
+struct TelegramArgs {
+    /// Also serve the bot on Telegram, receiving updates by long polling (needs no
+    /// public address). Reads the bot token from LEPTON_TELEGRAM_TOKEN.
+    ///
+    /// LEPTON_TELEGRAM_API_URL sets another Bot API server, for tests and
+    /// self-hosted Bot API servers [default: Telegram's].
+    #[arg(long)]
+    telegram: bool,
+    /// Also serve the bot on Telegram in webhook mode: Telegram posts updates to this
+    /// public HTTPS URL, which a reverse proxy forwards to this server. The server
+    /// receives them on the URL's path. Reads the bot token from LEPTON_TELEGRAM_TOKEN and
+    /// the webhook secret from LEPTON_TELEGRAM_WEBHOOK_SECRET.
+    #[arg(long, value_name = "URL", conflicts_with = "telegram")]
+    telegram_webhook: Option<Url>,
 }
 
 fn default_demo_dir() -> PathBuf {
@@ -155,9 +184,9 @@ fn install_tracing(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { port, host, bot, data_dir, store } => {
+        Command::Demo { port, host, bot, data_dir, store, telegram } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0 };
+            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram };
             serve(args)
         }
         Command::Serve(args) => serve(args),
@@ -216,6 +245,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let telegram = telegram_config(&args.telegram)?;
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
     let store = args.store.as_deref().map(StoreOption::parse).unwrap_or_default();
     let options = ServeOptions {
@@ -227,10 +257,48 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         agent_token: args.agent_token,
         demo_orders: args.demo_orders,
         watch: !args.no_watch,
+        telegram,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(server::run(options, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the Telegram channel's settings from the options and the environment;
+/// `None` when neither `--telegram` nor `--telegram-webhook` is given.
+fn telegram_config(args: &TelegramArgs) -> anyhow::Result<Option<TelegramConfig>> {
+    let mode = match (&args.telegram_webhook, args.telegram) {
+        (Some(url), _) => Mode::Webhook(webhook_config(url, std::env::var(WEBHOOK_SECRET_ENV).ok())?),
+        (None, true) => Mode::Polling,
+        (None, false) => return Ok(None),
+    };
+    let mut config = TelegramConfig::from_env()?.with_mode(mode);
+
+    let api_url = std::env::var(API_URL_ENV).unwrap_or_default();
+    if !api_url.trim().is_empty() {
+        let parsed = Url::parse(api_url.trim()).with_context(|| format!("{API_URL_ENV}={api_url:?} is not a URL; set it to a Bot API server such as http://127.0.0.1:8081/, or unset it"))?;
+        config = config.with_api_url(parsed);
+    }
+    Ok(Some(config))
+}
+
+/// Splits the public webhook URL into the base Telegram posts to and the route
+/// this server receives updates on, and checks the secret.
+fn webhook_config(url: &Url, secret: Option<String>) -> anyhow::Result<WebhookConfig> {
+    let path = url.path();
+    if path == "/" || path.starts_with("/api/") {
+        bail!("--telegram-webhook {url} needs a path of its own, outside / and /api/, such as https://bot.example.com/telegram/webhook");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--telegram-webhook {url} must not contain a query or fragment; pass the URL Telegram should post to, such as https://bot.example.com/telegram/webhook");
+    }
+    let Some(secret) = secret.filter(|secret| !secret.is_empty()) else {
+        bail!("the Telegram webhook secret is missing; set {WEBHOOK_SECRET_ENV} to 1 to 256 characters from A-Z, a-z, 0-9, _ and -");
+    };
+
+    let mut base = url.clone();
+    base.set_path("/");
+    Ok(WebhookConfig::new(base, path, secret)?)
 }
 
 async fn shutdown_signal() {
@@ -265,4 +333,42 @@ fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     println!("{}: {}", dir.display(), report.summary());
     Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_config_splits_url() -> anyhow::Result<()> {
+        let url = Url::parse("https://bot.example.com/telegram/webhook")?;
+
+        let config = webhook_config(&url, Some("abc_DEF-1".to_owned()))?;
+
+        assert_eq!(config.path, "/telegram/webhook");
+        assert_eq!(config.url()?, url);
+        Ok(())
+    }
+
+    #[test]
+    fn webhook_config_rejects_missing_secret() -> anyhow::Result<()> {
+        let url = Url::parse("https://bot.example.com/telegram/webhook")?;
+
+        for secret in [None, Some(String::new())] {
+            let error = webhook_config(&url, secret.clone()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(WEBHOOK_SECRET_ENV), "{secret:?} gave {error:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn webhook_config_rejects_bad_urls() -> anyhow::Result<()> {
+        let secret = Some("abc_DEF-1".to_owned());
+
+        for url in ["https://bot.example.com", "https://bot.example.com/api/v1/hook", "https://bot.example.com/hook?a=1", "http://bot.example.com/hook"] {
+            let url = Url::parse(url)?;
+            assert!(webhook_config(&url, secret.clone()).is_err(), "{url} was accepted");
+        }
+        Ok(())
+    }
 }

@@ -1,5 +1,6 @@
-//! `lepton serve`: the engine behind the web channel, with the bot folder
-//! watched so that edits are picked up without a restart.
+//! `lepton serve`: the engine behind the web channel and, when configured, the
+//! Telegram channel, with the bot folder watched so that edits are picked up
+//! without a restart.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,7 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use axum::Router;
 use bot_core::{Engine, EngineParts};
+use lepton_telegram::{Mode, TelegramChannel, TelegramConfig, TelegramError};
+use lepton_web::WebState;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::app::{self, BotPaths};
 use crate::store_config::{self, StoreOption};
@@ -30,13 +37,15 @@ pub struct ServeOptions {
     pub demo_orders: bool,
     /// Reload the bot when its files change.
     pub watch: bool,
+    /// The Telegram channel's settings; `None` serves no Telegram bot.
+    pub telegram: Option<TelegramConfig>,
 }
 
 /// Starts the server and runs it until `shutdown` completes.
 pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let started = Instant::now();
     let address = format!("{}:{}", options.host, options.port);
-    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}; is another server using the port? pick another with --port"))?;
+    let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}; is another server using the port? pick another with --port"))?;
     let local = listener.local_addr()?;
     let server_url = format!("http://{local}");
 
@@ -55,6 +64,16 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
     }
+    // `true` once the server should stop: on `shutdown`, or when polling fails.
+    let (stop, _) = watch::channel(false);
+    let telegram = match options.telegram.clone() {
+        Some(config) => {
+            let (merged, telegram) = start_telegram(engine.clone(), config, router, &stop).await?;
+            router = merged;
+            Some(telegram)
+        }
+        None => None,
+    };
     if options.watch {
         let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
         tokio::spawn(watch(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
@@ -64,6 +83,23 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     tracing::info!(address = %local, ready_ms, bot = %prepared.bot.settings.name, "server ready");
     println!("Lepton is ready at {server_url}/ (bot: {})", prepared.bot.settings.name);
 
+    let served = serve_http(listener, router, state, shutdown, &stop).await;
+
+    let telegram_stopped = match telegram {
+        Some(telegram) => telegram.stop().await,
+        None => Ok(()),
+    };
+    let flushed = engine.flush().await.context("cannot flush the session store");
+    served?;
+    telegram_stopped?;
+    flushed?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Serves HTTP until `shutdown` completes or `stop` turns `true`, then sets
+/// `stop` so that every other part stops too.
+async fn serve_http(listener: TcpListener, router: Router, state: WebState, shutdown: impl Future<Output = ()> + Send + 'static, stop: &watch::Sender<bool>) -> anyhow::Result<()> {
     // Replies are small and written as they are ready; without TCP_NODELAY,
     // Nagle's algorithm and delayed ACKs hold some of them for tens of ms.
     let listener = listener.tap_io(|stream| {
@@ -71,17 +107,92 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
+    let signal = tokio::spawn({
+        let stop = stop.clone();
+        async move {
             shutdown.await;
+            stop.send_replace(true);
+        }
+    });
+    let stopped = stop.subscribe();
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            wait_for_stop(stopped).await;
             state.close_sockets();
         })
         .await
-        .context("the HTTP server failed")?;
-    engine.flush().await.context("cannot flush the session store")?;
-    tracing::info!("server stopped");
-    Ok(())
+        .context("the HTTP server failed");
+
+    stop.send_replace(true);
+    signal.abort();
+    served
+}
+
+/// Waits until the server should stop, or until nothing can send the signal any more.
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// A started Telegram channel and the tasks that serve it.
+struct Telegram {
+    channel: TelegramChannel,
+    proactive: JoinHandle<()>,
+    /// The long-polling task; `None` in webhook mode.
+    polling: Option<JoinHandle<Result<(), TelegramError>>>,
+}
+
+/// Connects the Telegram channel (checking the token with `getMe`), adds the
+/// webhook route to `router` and registers it, or starts long polling.
+async fn start_telegram(engine: Engine, config: TelegramConfig, router: Router, stop: &watch::Sender<bool>) -> anyhow::Result<(Router, Telegram)> {
+    let channel = TelegramChannel::connect(engine, config).await.context("cannot start the Telegram channel")?;
+
+    let webhook = matches!(channel.config().mode, Mode::Webhook(_));
+    let router = if webhook {
+        let router = router.merge(channel.webhook_router()?);
+        channel.register_webhook().await.context("cannot start the Telegram channel")?;
+        router
+    } else {
+        router
+    };
+    let proactive = channel.spawn_proactive_sender();
+    let polling = (!webhook).then(|| spawn_polling(channel.clone(), stop.clone()));
+
+    let mode = if webhook { "webhook" } else { "polling" };
+    let username = &channel.identity().username;
+    tracing::info!(mode, bot = %username, "Telegram channel started");
+    println!("Telegram bot: https://t.me/{username} ({mode})");
+    Ok((router, Telegram { channel, proactive, polling }))
+}
+
+/// Receives updates until the server stops; when polling fails, stops the server.
+fn spawn_polling(channel: TelegramChannel, stop: watch::Sender<bool>) -> JoinHandle<Result<(), TelegramError>> {
+    let stopped = stop.subscribe();
+    tokio::spawn(async move {
+        let result = channel.run_polling(wait_for_stop(stopped)).await;
+        if result.is_err() {
+            tracing::warn!("Telegram long polling failed; stopping the server");
+            stop.send_replace(true);
+        }
+        result
+    })
+}
+
+impl Telegram {
+    /// Lets the updates already received finish. Polling does this by itself
+    /// and confirms the last offset. In webhook mode the queue is drained here,
+    /// after the HTTP server has stopped accepting requests.
+    async fn stop(self) -> anyhow::Result<()> {
+        let result = match self.polling {
+            Some(polling) => polling.await.context("the Telegram polling task panicked")?.context("the Telegram channel failed"),
+            None => {
+                self.channel.drain().await;
+                Ok(())
+            }
+        };
+        self.proactive.abort();
+        result
+    }
 }
 
 /// Polls the bot folder; when its sources change, loads them again and swaps

@@ -8,4 +8,5 @@ mod harness;
 mod load;
 mod redis;
 mod redis_harness;
+mod telegram;
 mod validate;
