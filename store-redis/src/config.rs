@@ -1,19 +1,30 @@
 //! The store's settings, the errors of [`RedisStore::connect`](crate::RedisStore::connect),
-//! and the redaction of passwords in Redis URLs.
+//! and the redaction of passwords in Redis URLs and lists of them.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// The URL forms [`RedisStore::connect`](crate::RedisStore::connect) accepts, for error messages.
-pub const ACCEPTED_URL_FORMS: &str = "redis://[[user]:password@]host[:port][/db] or rediss://... for TLS";
+pub const ACCEPTED_URL_FORMS: &str = "redis://[[user]:password@]host[:port][/db] or rediss://... for TLS, \
+     and with cluster mode a comma-separated list of such URLs of seed nodes, all with database 0";
 
 /// Settings of a [`RedisStore`](crate::RedisStore).
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
     /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS
     /// (server certificates are checked against the Mozilla root certificates).
+    ///
+    /// With [`cluster`](Self::cluster) set, a comma-separated list of such
+    /// URLs of seed nodes, such as `redis://10.0.0.1:7000,redis://10.0.0.2:7000`:
+    /// the store reads the cluster's other nodes from the first seed that
+    /// replies. All seeds use the same scheme and database 0. A user and
+    /// password written on one seed apply to all, and seeds that name
+    /// different ones are rejected.
     pub url: String,
+    /// Connects to a Redis Cluster through the seed nodes in [`url`](Self::url)
+    /// instead of to one server.
+    pub cluster: bool,
     /// The first part of every key and of the pub/sub channel, so that several
     /// bots can share one Redis database.
     pub key_prefix: String,
@@ -39,6 +50,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: false,
             key_prefix: "lepton".to_owned(),
             max_events: 1000,
             lease_ttl: Duration::from_secs(10),
@@ -110,13 +122,38 @@ pub fn default_instance_id() -> String {
     format!("{hostname}-{}-{random:08x}", std::process::id())
 }
 
-/// Returns `url` with its password replaced by `***`, for logs and error messages.
+/// Returns `url` with its password replaced by `***`, for logs and error
+/// messages. In a comma-separated list of URLs, each URL is redacted.
 ///
 /// Everything between `://` and the last `@` is user information: a user name
 /// before a `:` is kept, and the rest is replaced. User information without a
 /// `:` is replaced whole, because some write a bare password there. A `pass=`
 /// or `password=` query parameter is replaced too.
 pub fn redact_url(url: &str) -> String {
+    split_urls(url).into_iter().map(redact_one_url).collect::<Vec<_>>().join(",")
+}
+
+/// Splits a comma-separated list of Redis URLs. Only a comma followed by
+/// `redis://` or `rediss://` separates two URLs, so a password that contains
+/// a comma stays in its URL.
+pub(crate) fn split_urls(url: &str) -> Vec<&str> {
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (comma, _) in url.match_indices(',') {
+        let next = url[comma + 1..].trim_start();
+        let starts_url = next
+            .split_once("://")
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("redis") || scheme.eq_ignore_ascii_case("rediss"));
+        if starts_url {
+            urls.push(url[start..comma].trim());
+            start = comma + 1;
+        }
+    }
+    urls.push(url[start..].trim());
+    urls
+}
+
+fn redact_one_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return redact_query(url);
     };
@@ -175,6 +212,23 @@ mod tests {
     #[test]
     fn redact_url_query_password() {
         assert_eq!(redact_url("redis://host/0?protocol=resp3&pass=s3cret"), "redis://host/0?protocol=resp3&pass=***");
+    }
+
+    #[test]
+    fn redact_url_each_seed() {
+        let seeds = "redis://:s3cret@10.0.0.1:7000, rediss://u:s3cret@10.0.0.2:7000";
+        assert_eq!(redact_url(seeds), "redis://:***@10.0.0.1:7000,rediss://u:***@10.0.0.2:7000");
+    }
+
+    #[test]
+    fn split_urls_keeps_comma_in_password() {
+        assert_eq!(split_urls("redis://:pa,ss@host:6379/0"), vec!["redis://:pa,ss@host:6379/0"]);
+    }
+
+    #[test]
+    fn split_urls_seed_list() {
+        let seeds = split_urls("redis://a:7000,REDISS://b:7001 ,redis://c:7002");
+        assert_eq!(seeds, vec!["redis://a:7000", "REDISS://b:7001", "redis://c:7002"]);
     }
 
     #[test]

@@ -1,21 +1,65 @@
-//! The store's connection: one [`ConnectionManager`] (a multiplexed connection
-//! that reconnects after a drop) with a timeout on every call, one retry after
-//! a dropped connection, and outage logging.
+//! The store's connection: to one server, a [`ConnectionManager`] (a
+//! multiplexed connection that reconnects after a drop); to a Redis Cluster, a
+//! [`ClusterConnection`] (a multiplexed connection per node, routing each
+//! command by the hash slot of its first key). Both get a timeout on every
+//! call, one retry after a dropped connection, and outage logging.
 
 use std::future::Future;
 use std::time::Duration;
 
 use bot_core::StoreError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, RedisResult};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 use crate::config::{RedisConfig, RedisStoreError};
+use crate::endpoint::Endpoint;
 use crate::health::Health;
 
+/// How often a cluster call is sent again after a MOVED or ASK redirect, a
+/// TRYAGAIN or CLUSTERDOWN reply, or a dropped node connection, within the
+/// call's timeout.
+const CLUSTER_RETRIES: u32 = 3;
+/// The wait in ms before a cluster call is sent again after TRYAGAIN or
+/// CLUSTERDOWN; redirects are followed at once.
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 10;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 100;
+
+/// A connection to one server or to a cluster; clones share it.
+#[derive(Clone)]
+pub(crate) enum RedisConnection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(manager) => manager.req_packed_command(cmd),
+            Self::Cluster(cluster) => cluster.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, pipeline: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(manager) => manager.get_db(),
+            Self::Cluster(cluster) => cluster.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Connection {
-    manager: ConnectionManager,
+    connection: RedisConnection,
     health: Health,
-    /// A guard around each attempt, in case a reconnect outlasts the manager's own timeouts.
+    /// A guard around each attempt, in case a reconnect outlasts the client's own timeouts.
     attempt_timeout: Duration,
     url: String,
     /// The password, removed from error texts in case one repeats it.
@@ -28,27 +72,39 @@ enum CallError {
 }
 
 impl Connection {
-    /// Connects and checks the connection with a PING.
-    pub async fn open(client: &Client, config: &RedisConfig, url: String) -> Result<Self, RedisStoreError> {
-        // One connection attempt per reconnect: a call during an outage fails
-        // fast, and the next call starts the next attempt.
-        // NOTE: redis 1.8's manager starts a new attempt only after an I/O
-        // error. A reconnect that fails otherwise (a password changed on the
-        // server) keeps failing every call until this process restarts.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout));
+    /// Connects and checks the connection with a PING. Fails with
+    /// [`RedisStoreError::InvalidSetting`] for `cluster` when the server's
+    /// cluster mode differs from the setting: a cluster node reached in
+    /// single mode would fail every key of another node's slots with MOVED.
+    pub async fn open(endpoint: &Endpoint, config: &RedisConfig) -> Result<Self, RedisStoreError> {
         let attempt_timeout = config.connect_timeout + config.command_timeout;
-        let password = client.get_connection_info().redis_settings().password().map(str::to_owned);
+        let url = endpoint.url.clone();
+        let password = endpoint.password.clone();
 
         let connect = async {
-            let mut manager = ConnectionManager::new_with_config(client.clone(), manager_config).await?;
-            redis::cmd("PING").query_async::<()>(&mut manager).await?;
-            Ok::<_, RedisError>(manager)
+            let mut connection = if endpoint.cluster {
+                RedisConnection::Cluster(connect_cluster(endpoint, config).await?)
+            } else {
+                RedisConnection::Single(connect_single(endpoint, config).await?)
+            };
+            redis::cmd("PING").query_async::<()>(&mut connection).await?;
+            let cluster_node = !endpoint.cluster && is_cluster_node(&mut connection).await?;
+            Ok::<_, RedisError>((connection, cluster_node))
         };
-        let manager = match tokio::time::timeout(attempt_timeout, connect).await {
-            Ok(Ok(manager)) => manager,
+        let connection = match tokio::time::timeout(attempt_timeout, connect).await {
+            Ok(Ok((_, true))) => {
+                let reason = format!(
+                    "the server at {url} is a Redis Cluster node, so keys in other nodes' hash slots would fail with MOVED; \
+                     set the Redis store setting cluster to true"
+                );
+                return Err(RedisStoreError::InvalidSetting { setting: "cluster", reason });
+            }
+            Ok(Ok((connection, false))) => connection,
+            // Redis 7.0 replies "This instance has cluster support disabled" to CLUSTER SLOTS.
+            Ok(Err(error)) if endpoint.cluster && error.to_string().contains("cluster support disabled") => {
+                let reason = format!("the server at {url} is no Redis Cluster node; set the Redis store setting cluster to false");
+                return Err(RedisStoreError::InvalidSetting { setting: "cluster", reason });
+            }
             Ok(Err(error)) => {
                 let reason = scrub(&error.to_string(), password.as_deref());
                 return Err(RedisStoreError::Connect { url, reason });
@@ -60,18 +116,18 @@ impl Connection {
         };
 
         let health = Health::new(url.clone());
-        Ok(Self { manager, health, attempt_timeout, url, password })
+        Ok(Self { connection, health, attempt_timeout, url, password })
     }
 
-    /// Runs `call` with a clone of the manager, once more after a dropped or
-    /// refused connection (the manager reconnects after the first failure), and
-    /// maps a failure to [`StoreError::Unavailable`].
+    /// Runs `call` with a clone of the connection, once more after a dropped
+    /// or refused connection (the connection reconnects after the first
+    /// failure), and maps a failure to [`StoreError::Unavailable`].
     ///
     /// A retried write may have been applied before the connection dropped, so
     /// the store's writes are safe to repeat.
     pub async fn call<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let mut result = self.attempt(&call).await;
@@ -97,10 +153,10 @@ impl Connection {
 
     async fn attempt<T, F, Fut>(&self, call: &F) -> Result<T, CallError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match tokio::time::timeout(self.attempt_timeout, call(self.manager.clone())).await {
+        match tokio::time::timeout(self.attempt_timeout, call(self.connection.clone())).await {
             Ok(result) => result.map_err(CallError::Redis),
             Err(_) => Err(CallError::TimedOut(self.attempt_timeout)),
         }
@@ -116,8 +172,48 @@ impl Connection {
     }
 }
 
-/// True for errors after which the manager reconnects and an immediate retry
-/// can succeed. A timed-out call is not retried, so its caller does not wait
+async fn connect_single(endpoint: &Endpoint, config: &RedisConfig) -> RedisResult<ConnectionManager> {
+    // One connection attempt per reconnect: a call during an outage fails
+    // fast, and the next call starts the next attempt.
+    // NOTE: redis 1.8's manager starts a new attempt only after an I/O
+    // error. A reconnect that fails otherwise (a password changed on the
+    // server) keeps failing every call until this process restarts.
+    let manager_config = ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout));
+    ConnectionManager::new_with_config(endpoint.nodes[0].client.clone(), manager_config).await
+}
+
+/// Connects to the seed nodes and reads the cluster's slot map from the first
+/// that replies.
+async fn connect_cluster(endpoint: &Endpoint, config: &RedisConfig) -> RedisResult<ClusterConnection> {
+    ClusterClientBuilder::new(endpoint.connection_infos())
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.command_timeout)
+        // A call may reconnect to a node and then wait for its reply.
+        .overall_response_timeout(Some(config.connect_timeout + config.command_timeout))
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+        .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+        .build()?
+        .get_async_connection()
+        .await
+}
+
+/// Returns true when `INFO cluster` reports cluster mode. A server that
+/// rejects the command (some proxies do) counts as no cluster node.
+async fn is_cluster_node(connection: &mut RedisConnection) -> RedisResult<bool> {
+    let info: RedisResult<String> = redis::cmd("INFO").arg("cluster").query_async(connection).await;
+    match info {
+        Ok(info) => Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1")),
+        Err(error) if error.is_io_error() || error.is_timeout() => Err(error),
+        Err(_) => Ok(false),
+    }
+}
+
+/// True for errors after which the connection reconnects and an immediate
+/// retry can succeed. A timed-out call is not retried, so its caller does not wait
 /// for a second timeout.
 fn is_reconnectable(error: &RedisError) -> bool {
     !error.is_timeout() && (error.is_connection_dropped() || error.is_connection_refusal())

@@ -54,9 +54,23 @@
 //!   WARN when it ends, with the number of failed calls.
 //! - Redis keeps writes in memory; how many survive a Redis crash depends on
 //!   the server's persistence settings (RDB snapshots, AOF), not on this store.
+//!
+//! # Redis Cluster
+//!
+//! With [`RedisConfig::cluster`] set, [`RedisConfig::url`] lists seed nodes
+//! separated by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`), and
+//! the store sends each command to the node that serves its key's hash slot,
+//! following MOVED and ASK redirects. Every Lua script touches only the keys
+//! passed to it, which are one conversation's keys and so share a slot. A
+//! cluster has only database 0, and a node that is down fails the calls for
+//! its slots with `Unavailable` while the other nodes keep serving theirs.
+//! Events are published from the scripts, and the remote events feed
+//! subscribes on one seed node, because a cluster passes a classic PUBLISH on
+//! to the subscribers on every node.
 
 mod config;
 mod connection;
+mod endpoint;
 mod health;
 mod keys;
 mod lease;

@@ -6,6 +6,11 @@
 //! one too, because events committed before it are not delivered) and after it
 //! dropped a message because the receiver was full. The task reconnects with a
 //! backoff from 100 ms to 5 s and ends when the receiver is dropped.
+//!
+//! In a Redis Cluster a message published on any node reaches the subscribers
+//! on every node, so the feed subscribes on one seed node: the first that
+//! replies. After losing a subscription it tries the seeds in turn, starting
+//! with the one after the node it lost.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +20,9 @@ use redis::aio::{PubSubSink, PubSubStream};
 use redis::Client;
 use tokio::sync::mpsc;
 
-use crate::config::{redact_url, RedisConfig};
+use crate::config::RedisConfig;
 use crate::connection::scrub;
+use crate::endpoint::{Endpoint, Node};
 use crate::record::Published;
 
 /// The capacity of the channel to the engine.
@@ -28,10 +34,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 pub(crate) struct Feed {
-    client: Client,
+    /// The nodes to subscribe on: the server, or the cluster's seed nodes.
+    nodes: Vec<Node>,
+    /// The node the next subscription tries first.
+    next_node: usize,
     channel: String,
     instance_id: String,
-    url: String,
     password: Option<String>,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -44,13 +52,13 @@ enum Stopped {
 }
 
 impl Feed {
-    pub fn new(client: &Client, config: &RedisConfig, channel: String) -> Self {
+    pub fn new(endpoint: &Endpoint, config: &RedisConfig, channel: String) -> Self {
         Self {
-            client: client.clone(),
+            nodes: endpoint.nodes.clone(),
+            next_node: 0,
             channel,
             instance_id: config.instance_id.clone(),
-            url: redact_url(&config.url),
-            password: client.get_connection_info().redis_settings().password().map(str::to_owned),
+            password: endpoint.password.clone(),
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
         }
@@ -62,7 +70,7 @@ impl Feed {
         receiver
     }
 
-    async fn run(self, sender: mpsc::Sender<RemoteEvents>) {
+    async fn run(mut self, sender: mpsc::Sender<RemoteEvents>) {
         let mut backoff = MIN_BACKOFF;
         // When the feed lost its subscription, and whether that was logged.
         let mut down_since: Option<Instant> = None;
@@ -71,11 +79,11 @@ impl Feed {
                 () = sender.closed() => return,
                 subscribed = self.subscribe() => subscribed,
             };
-            let (sink, stream) = match subscribed {
-                Ok(connection) => connection,
+            let (node, sink, stream) = match subscribed {
+                Ok(subscription) => subscription,
                 Err(reason) => {
                     if down_since.is_none() {
-                        tracing::warn!(url = %self.url, channel = %self.channel, error = %reason, "cannot subscribe to remote events; retrying");
+                        tracing::warn!(channel = %self.channel, error = %reason, "cannot subscribe to remote events; retrying");
                         down_since = Some(Instant::now());
                     } else {
                         tracing::debug!(error = %reason, "subscribing to remote events failed again");
@@ -90,7 +98,8 @@ impl Feed {
             };
 
             if let Some(since) = down_since.take() {
-                tracing::info!(channel = %self.channel, down_ms = since.elapsed().as_millis() as u64, "subscribed to remote events again");
+                let url = &self.nodes[node].url;
+                tracing::info!(url = %url, channel = %self.channel, down_ms = since.elapsed().as_millis() as u64, "subscribed to remote events again");
             }
             backoff = MIN_BACKOFF;
             if sender.send(RemoteEvents::MaybeMissed).await.is_err() {
@@ -99,16 +108,33 @@ impl Feed {
             match self.pump(sink, stream, &sender).await {
                 Stopped::ReceiverDropped => return,
                 Stopped::Disconnected(reason) => {
-                    tracing::warn!(url = %self.url, channel = %self.channel, error = %reason, "lost the remote events subscription; reconnecting");
+                    let url = &self.nodes[node].url;
+                    tracing::warn!(url = %url, channel = %self.channel, error = %reason, "lost the remote events subscription; reconnecting");
                     down_since = Some(Instant::now());
+                    self.next_node = (node + 1) % self.nodes.len();
                 }
             }
         }
     }
 
-    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), String> {
+    /// Subscribes on the first node that replies, trying each once from
+    /// `next_node` on, and returns that node's index. The error names every
+    /// node's failure.
+    async fn subscribe(&self) -> Result<(usize, PubSubSink, PubSubStream), String> {
+        let mut failures = Vec::new();
+        for offset in 0..self.nodes.len() {
+            let node = (self.next_node + offset) % self.nodes.len();
+            match self.subscribe_on(&self.nodes[node].client).await {
+                Ok((sink, stream)) => return Ok((node, sink, stream)),
+                Err(reason) => failures.push(format!("{}: {reason}", self.nodes[node].url)),
+            }
+        }
+        Err(failures.join("; "))
+    }
+
+    async fn subscribe_on(&self, client: &Client) -> Result<(PubSubSink, PubSubStream), String> {
         let connect = async {
-            let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
             sink.subscribe(&self.channel).await?;
             Ok::<_, redis::RedisError>((sink, stream))
         };

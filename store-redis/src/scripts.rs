@@ -48,8 +48,8 @@ end
 /// token, TTL in ms, max events, channel, message ('' publishes nothing), then
 /// (sequence number, event JSON) pairs. Both keys get the TTL; the events are
 /// appended and the message published only when the session is stored.
-static COMMIT_TURN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+static COMMIT_TURN_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{READ_VERSION}{APPEND_FUNCTION}{}",
         r"
 local expected = tonumber(ARGV[1])
@@ -71,7 +71,7 @@ if ARGV[7] ~= '' then
 end
 return {1, version}
 "
-    ))
+    )
 });
 
 /// Appends events to a transcript and publishes the message when there are
@@ -79,8 +79,8 @@ return {1, version}
 ///
 /// KEYS: transcript. ARGV: TTL in ms, max events, channel, message, then
 /// (sequence number, event JSON) pairs.
-static APPEND_EVENTS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+static APPEND_EVENTS_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{APPEND_FUNCTION}{}",
         r"
 if #ARGV >= 5 then
@@ -90,7 +90,7 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 "
-    ))
+    )
 });
 
 /// Takes a lease: returns '' when `KEYS[1]` was free or already held with this
@@ -99,44 +99,38 @@ return 1
 /// holder for the log in the same round trip.
 ///
 /// ARGV: token, TTL in ms.
-static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const ACQUIRE_LEASE_SOURCE: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return ''
 end
 return holder
-",
-    )
-});
+";
 
 /// Extends a lease held with token `ARGV[1]` to `ARGV[2]` ms; returns 1, or 0
 /// when the lease is no longer held with that token.
-static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const RENEW_LEASE_SOURCE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
-",
-    )
-});
+";
 
 /// Deletes a lease held with token `ARGV[1]`; returns 1, or 0 when it is no
 /// longer held with that token.
-static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+const RELEASE_LEASE_SOURCE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
-",
-    )
-});
+";
+
+static COMMIT_TURN: LazyLock<Script> = LazyLock::new(|| Script::new(&COMMIT_TURN_SOURCE));
+static APPEND_EVENTS: LazyLock<Script> = LazyLock::new(|| Script::new(&APPEND_EVENTS_SOURCE));
+static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_LEASE_SOURCE));
+static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LEASE_SOURCE));
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LEASE_SOURCE));
 
 pub(crate) fn commit_turn() -> &'static Script {
     &COMMIT_TURN
@@ -156,4 +150,46 @@ pub(crate) fn renew_lease() -> &'static Script {
 
 pub(crate) fn release_lease() -> &'static Script {
     &RELEASE_LEASE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns the first argument of every `redis.call` in `source` that is
+    /// not a PUBLISH (whose first argument is a channel, not a key).
+    fn key_arguments(source: &str) -> Vec<&str> {
+        let mut keys = Vec::new();
+        for call in source.split("redis.call(").skip(1) {
+            let mut arguments = call.split([',', ')']).map(str::trim);
+            let command = arguments.next().unwrap_or_default();
+            if command != "'PUBLISH'" {
+                keys.push(arguments.next().unwrap_or_default());
+            }
+        }
+        keys
+    }
+
+    /// In a Redis Cluster a script may only touch the keys passed in KEYS,
+    /// which the store puts in one hash slot. `key` is the parameter of the
+    /// `append` function, which every script calls with KEYS[1] or KEYS[2].
+    #[test]
+    fn scripts_touch_only_their_keys() {
+        let sources = [
+            ("commit_turn", COMMIT_TURN_SOURCE.as_str()),
+            ("append_events", APPEND_EVENTS_SOURCE.as_str()),
+            ("acquire_lease", ACQUIRE_LEASE_SOURCE),
+            ("renew_lease", RENEW_LEASE_SOURCE),
+            ("release_lease", RELEASE_LEASE_SOURCE),
+        ];
+        for (name, source) in sources {
+            let keys = key_arguments(source);
+            let undeclared: Vec<&str> = keys.iter().copied().filter(|key| !key.starts_with("KEYS[") && *key != "key").collect();
+            assert!(!keys.is_empty(), "{name} calls no command");
+            assert_eq!(undeclared, Vec::<&str>::new(), "{name} touches keys not passed in KEYS");
+            for append in source.split("  append(").skip(1) {
+                assert!(append.starts_with("KEYS["), "{name} appends to a key not passed in KEYS: append({append:.20}");
+            }
+        }
+    }
 }

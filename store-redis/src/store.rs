@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bot_core::{ConversationId, Event, Lease, RemoteEvents, Session, SessionStore, StoreError, Timestamp, TurnCommit, Versioned};
-use redis::{Client, RedisResult};
+use redis::RedisResult;
 use tokio::sync::mpsc;
 
-use crate::config::{redact_url, RedisConfig, RedisStoreError};
+use crate::config::{RedisConfig, RedisStoreError};
 use crate::connection::Connection;
+use crate::endpoint::Endpoint;
 use crate::keys::Keys;
 use crate::{lease, record, remote, scripts};
 
@@ -24,7 +25,7 @@ pub(crate) struct Inner {
     pub config: RedisConfig,
     pub keys: Keys,
     pub connection: Connection,
-    client: Client,
+    endpoint: Endpoint,
     /// The source of unique write and lease tokens: `{instance_id}/{n}`.
     next_token: AtomicU64,
     remote_events_taken: AtomicBool,
@@ -39,20 +40,27 @@ impl Inner {
 }
 
 impl RedisStore {
-    /// Connects to Redis. Fails when the settings are invalid or Redis does not
-    /// reply to a PING within the connect and command timeouts.
+    /// Connects to Redis, or to a Redis Cluster when [`RedisConfig::cluster`]
+    /// is set. Fails when the settings are invalid, when Redis does not reply
+    /// to a PING within the connect and command timeouts, or when a server
+    /// connected to without cluster mode is a cluster node.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisStoreError> {
         config.validate()?;
-        let url = redact_url(&config.url);
-        let client = open_client(&config.url, &url)?;
-        let connection = Connection::open(&client, &config, url.clone()).await?;
-        tracing::debug!(url = %url, key_prefix = %config.key_prefix, instance_id = %config.instance_id, "connected to the redis session store");
+        let endpoint = Endpoint::parse(&config)?;
+        let connection = Connection::open(&endpoint, &config).await?;
+        tracing::debug!(
+            url = %endpoint.url,
+            cluster = endpoint.cluster,
+            key_prefix = %config.key_prefix,
+            instance_id = %config.instance_id,
+            "connected to the redis session store"
+        );
 
         let inner = Inner {
             keys: Keys::new(&config.key_prefix),
             config,
             connection,
-            client,
+            endpoint,
             next_token: AtomicU64::new(1),
             remote_events_taken: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::current(),
@@ -64,26 +72,6 @@ impl RedisStore {
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
     }
-}
-
-fn open_client(url: &str, redacted: &str) -> Result<Client, RedisStoreError> {
-    let invalid = |reason: &str| RedisStoreError::InvalidUrl { url: redacted.to_owned(), reason: reason.to_owned() };
-    let parsed = redis::parse_redis_url(url).ok_or_else(|| invalid("not a URL with a redis or rediss scheme"))?;
-    match parsed.scheme() {
-        "redis" => {}
-        "rediss" => {
-            // rustls needs a process-wide crypto provider. This installs ring,
-            // which the workspace already builds for reqwest, and fails
-            // harmlessly when another part of the program installed one first.
-            // rustls 0.23.48 deprecates ring's provider because it lacks
-            // post-quantum key exchange; its X25519 and P-256 key exchange
-            // work with any TLS 1.2 or 1.3 server.
-            #[allow(deprecated)]
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        other => return Err(invalid(&format!("scheme {other} is not supported"))),
-    }
-    Client::open(url).map_err(|e| invalid(&e.to_string()))
 }
 
 /// Converts a TTL to whole milliseconds, at least 1 (Redis deletes a key given 0).
@@ -243,7 +231,7 @@ impl SessionStore for RedisStore {
         if self.inner.remote_events_taken.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let feed = remote::Feed::new(&self.inner.client, &self.inner.config, self.inner.keys.events_channel());
+        let feed = remote::Feed::new(&self.inner.endpoint, &self.inner.config, self.inner.keys.events_channel());
         Some(feed.spawn(&self.inner.runtime))
     }
 }

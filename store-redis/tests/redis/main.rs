@@ -1,7 +1,10 @@
 //! Tests of the Redis session store against a real `redis-server` on
 //! loopback: the shared store contract, the record format, leases between two
-//! store instances, the remote events feed, and a server restart.
+//! store instances, the remote events feed, a server restart, and the store
+//! against a three-node Redis Cluster.
 
+mod cluster;
+mod cluster_server;
 mod common;
 mod contract;
 mod expiry;
