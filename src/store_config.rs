@@ -1,7 +1,8 @@
 //! Which session store `lepton serve` opens: the `--store` option, else the
 //! environment (`LEPTON_SESSION_STORE`, `LEPTON_REDIS_URL`,
-//! `LEPTON_REDIS_KEY_PREFIX`), else the bot's `settings.session_store` and
-//! `settings.redis`, else the embedded store in the data folder.
+//! `LEPTON_REDIS_KEY_PREFIX`, `LEPTON_REDIS_CLUSTER`), else the bot's
+//! `settings.session_store` and `settings.redis`, else the embedded store in
+//! the data folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +90,10 @@ fn redis_config(url: Option<String>, settings: &Settings, env: Env<'_>) -> lepto
     }
     if let Some(max_events) = settings.redis.max_events {
         config.max_events = max_events;
+    }
+    let cluster_env = non_empty("LEPTON_REDIS_CLUSTER").map(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    if let Some(cluster) = cluster_env.or(settings.redis.cluster) {
+        config.cluster = cluster;
     }
     config
 }
@@ -178,6 +183,20 @@ mod tests {
     fn environment_store_kind_overrides_settings() -> anyhow::Result<()> {
         let config = resolved(&StoreOption::FromSettings, &redis_settings(), &[("LEPTON_SESSION_STORE", "memory")])?;
         assert!(matches!(config, StoreConfig::Memory), "{config:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn cluster_from_settings_and_environment() -> anyhow::Result<()> {
+        let mut settings = redis_settings();
+        settings.redis.cluster = Some(true);
+        let from_settings = resolved(&StoreOption::FromSettings, &settings, &[])?;
+        let from_env = resolved(&StoreOption::FromSettings, &settings, &[("LEPTON_REDIS_CLUSTER", "false")])?;
+        let (StoreConfig::Redis(from_settings), StoreConfig::Redis(from_env)) = (from_settings, from_env) else {
+            anyhow::bail!("expected redis configs");
+        };
+        assert!(from_settings.cluster, "settings.redis.cluster: true");
+        assert!(!from_env.cluster, "LEPTON_REDIS_CLUSTER=false overrides the settings");
         Ok(())
     }
 

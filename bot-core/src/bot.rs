@@ -180,6 +180,8 @@ pub struct RedisSettings {
     pub key_prefix: Option<String>,
     /// Transcript events kept per conversation; older ones are dropped.
     pub max_events: Option<usize>,
+    /// True when `url` names the seed nodes of a Redis Cluster, separated by commas.
+    pub cluster: Option<bool>,
 }
 
 /// An intent: example phrasings per language and what to do when it is recognised.

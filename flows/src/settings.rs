@@ -182,10 +182,11 @@ impl Converter<'_, '_> {
 
     fn read_redis(&mut self, node: &Node, owner: Loc) -> RedisSettings {
         let mut redis = RedisSettings::default();
-        let Some(fields) = self.cx.fields(node, owner, "settings.redis", &["url", "key_prefix", "max_events"]) else { return redis };
+        let Some(fields) = self.cx.fields(node, owner, "settings.redis", &["url", "key_prefix", "max_events", "cluster"]) else { return redis };
         if let Some(node) = fields.get("url") {
             redis.url = self.cx.text(node, "settings.redis.url");
-            if let Some(url) = redis.url.as_deref().filter(|url| !url.starts_with("redis://") && !url.starts_with("rediss://")) {
+            let bad_scheme = |url: &&str| url.split(',').any(|seed| !seed.trim().starts_with("redis://") && !seed.trim().starts_with("rediss://"));
+            if let Some(url) = redis.url.as_deref().filter(bad_scheme) {
                 let scheme = url.split("://").next().filter(|_| url.contains("://")).unwrap_or("none");
                 self.cx.error(node.loc, format!("settings.redis.url has scheme `{scheme}`; use redis://host:port/db or rediss:// for TLS"));
                 redis.url = None;
@@ -193,6 +194,9 @@ impl Converter<'_, '_> {
         }
         if let Some(node) = fields.get("key_prefix") {
             redis.key_prefix = self.cx.text(node, "settings.redis.key_prefix");
+        }
+        if let Some(node) = fields.get("cluster") {
+            redis.cluster = self.cx.bool(node, "settings.redis.cluster");
         }
         if let Some(node) = fields.get("max_events") {
             let max = u64::from(u32::MAX);

@@ -524,7 +524,7 @@ fn reserved_response_needs_no_definition() -> Result<()> {
 
 #[test]
 fn redis_store_settings_load() -> Result<()> {
-    let settings = "settings:\n  languages: [en]\n  session_store: redis\n  redis:\n    url: redis://127.0.0.1:6379/2\n    key_prefix: shop\n    max_events: 500\n";
+    let settings = "settings:\n  languages: [en]\n  session_store: redis\n  redis:\n    url: redis://127.0.0.1:6379/2\n    key_prefix: shop\n    max_events: 500\n    cluster: true\n";
     let bot = TempBot::new(&[("bot.yml", settings)])?;
     let loaded = lepton_flows::load_bot(&bot.dir)?;
     let settings = &loaded.bot.settings;
@@ -532,6 +532,7 @@ fn redis_store_settings_load() -> Result<()> {
     assert_eq!(settings.redis.url.as_deref(), Some("redis://127.0.0.1:6379/2"));
     assert_eq!(settings.redis.key_prefix.as_deref(), Some("shop"));
     assert_eq!(settings.redis.max_events, Some(500));
+    assert_eq!(settings.redis.cluster, Some(true));
     Ok(())
 }
 
