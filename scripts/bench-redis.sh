@@ -29,7 +29,7 @@ until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
 
 echo "== redis-benchmark (the ceiling): 16 and 64 clients =="
 for clients in 16 64; do
-    redis-benchmark -p "$redis_port" -q -n 200000 -c "$clients" -t set,get | sed "s/^/c$clients /"
+    redis-benchmark -p "$redis_port" -q -n 200000 -c "$clients" -t set,get | tr '\r' '\n' | grep "requests per second" | sed "s/^/c$clients /"
 done
 
 # Starts a server with the given --store; waits until it is ready.
