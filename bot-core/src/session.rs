@@ -15,7 +15,7 @@ pub use migrate::{decode_session, SessionDecodeError};
 /// The schema version written with every session. Bump it when `Session` changes
 /// shape, and add the upgrade from the previous version to `migrate.rs` with a
 /// fixture of the previous version.
-pub const SESSION_SCHEMA_VERSION: u32 = 2;
+pub const SESSION_SCHEMA_VERSION: u32 = 3;
 
 /// How many recent client message ids a session remembers for de-duplication.
 pub const REMEMBERED_MESSAGE_IDS: usize = 64;
@@ -76,8 +76,16 @@ impl Session {
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum DialogState {
     Idle,
-    /// A form is waiting for the customer to answer the `ask` step at `step`.
-    AwaitingSlot { flow: FlowId, step: usize, attempts: u32 },
+    /// A form is waiting for the customer to answer the `ask` step at `step`,
+    /// which asks for `slot`. After the bot is reloaded the step is found again
+    /// by its slot, since edits may move it.
+    AwaitingSlot {
+        flow: FlowId,
+        step: usize,
+        /// `None` only in sessions stored before schema version 3.
+        slot: Option<SlotName>,
+        attempts: u32,
+    },
 }
 
 /// A client message id and the transcript events its turn produced.

@@ -558,3 +558,61 @@ async fn remote_events_reach_subscribers() -> anyhow::Result<()> {
     assert_eq!(caught_up, outcome.events[1], "the gap was read back from the transcript");
     Ok(())
 }
+
+/// Replaces the engine's bot with `bot` and a classifier trained on its examples.
+fn reload(engine: &Engine, bot: BotDefinition) {
+    let examples = bot.training_examples().into_iter().collect();
+    engine.replace_bot(Arc::new(bot), Arc::new(ExactMatch(examples)), Arc::new(NoKnowledge));
+}
+
+#[tokio::test]
+async fn reload_moving_ask_step_keeps_form() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "where is my order").await?;
+    let mut edited = bot();
+    let order = edited.flows.get_mut(&"order".into()).expect("order flow");
+    order.steps.insert(0, Step { id: None, kind: StepKind::Say("hours".into()) });
+
+    reload(&engine, edited);
+    let replies = say(&engine, "c1", "123456").await?;
+
+    assert_eq!(replies, ["Looking up 123456."]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reload_changing_ask_restarts_flow() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "where is my order").await?;
+    let mut edited = bot();
+    let order = edited.flows.get_mut(&"order".into()).expect("order flow");
+    let ask = AskStep { slot: "confirm".into(), prompt: "ask_confirm".into(), invalid: None, max_attempts: 3, on_exhausted: None };
+    order.steps[0] = Step { id: None, kind: StepKind::Ask(ask) };
+
+    reload(&engine, edited);
+    let replies = say(&engine, "c1", "123456").await?;
+
+    assert_eq!(replies.len(), 2, "expected the notice and the new first question, got {replies:?}");
+    assert!(replies[0].contains("start it again"), "expected the restart notice, got {replies:?}");
+    assert_eq!(replies[1], "Sure?");
+    Ok(())
+}
+
+#[tokio::test]
+async fn reload_removing_flow_leaves_form() -> anyhow::Result<()> {
+    let engine = engine();
+    say(&engine, "c1", "where is my order").await?;
+    let mut edited = bot();
+    edited.flows.remove(&"order".into());
+    edited.intents.remove(&IntentId::new("order"));
+
+    reload(&engine, edited);
+    let replies = say(&engine, "c1", "hello").await?;
+    let session = engine.session(&"c1".into()).await?.expect("session");
+
+    assert_eq!(replies.len(), 2, "expected the notice and the greeting, got {replies:?}");
+    assert!(replies[0].contains("no longer available"), "expected the removal notice, got {replies:?}");
+    assert_eq!(replies[1], "Hello!");
+    assert_eq!(session.dialog, bot_core::DialogState::Idle);
+    Ok(())
+}

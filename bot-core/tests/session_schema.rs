@@ -5,8 +5,9 @@ use bot_core::{Channel, ConversationId, DialogState, HandoffReason, HandoffState
 
 const FIXTURE_V1: &str = include_str!("fixtures/session-v1.json");
 const FIXTURE_V2: &str = include_str!("fixtures/session-v2.json");
+const FIXTURE_V3: &str = include_str!("fixtures/session-v3.json");
 
-/// The session both fixtures contain, in the current shape.
+/// The session every fixture contains, in the current shape.
 fn expected_session() -> Session {
     let mut session = Session::new(ConversationId::new("web:5b21e0"), Channel::new("web"), Lang::new("zh"), 1_767_225_300_000);
     session.slots.insert("order_number".into(), "100003".to_owned());
@@ -40,12 +41,32 @@ fn version_2_fixture_decodes() -> anyhow::Result<()> {
 }
 
 #[test]
+fn version_3_fixture_decodes() -> anyhow::Result<()> {
+    let session = decode_session(serde_json::from_str(FIXTURE_V3)?)?;
+
+    assert_eq!(session, expected_session());
+    Ok(())
+}
+
+#[test]
+fn version_2_form_gets_unknown_slot() -> anyhow::Result<()> {
+    let mut value: serde_json::Value = serde_json::from_str(FIXTURE_V2)?;
+    value["dialog"] = serde_json::json!({ "state": "awaiting_slot", "flow": "order_status", "step": 1, "attempts": 0 });
+
+    let session = decode_session(value)?;
+
+    let expected = DialogState::AwaitingSlot { flow: "order_status".into(), step: 1, slot: None, attempts: 0 };
+    assert_eq!(session.dialog, expected);
+    Ok(())
+}
+
+#[test]
 fn current_version_writes_latest_fixture() -> anyhow::Result<()> {
     // A change to Session's JSON without a new schema version fails here.
     let written = serde_json::to_value(expected_session())?;
-    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V2)?;
+    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V3)?;
 
-    assert_eq!(SESSION_SCHEMA_VERSION, 2, "add a fixture for the new schema version and compare with it here");
+    assert_eq!(SESSION_SCHEMA_VERSION, 3, "add a fixture for the new schema version and compare with it here");
     assert_eq!(written, fixture);
     Ok(())
 }
@@ -63,7 +84,7 @@ fn version_1_not_waiting_drops_reminder() -> anyhow::Result<()> {
 
 #[test]
 fn unknown_schema_version_rejected() -> anyhow::Result<()> {
-    let mut value: serde_json::Value = serde_json::from_str(FIXTURE_V2)?;
+    let mut value: serde_json::Value = serde_json::from_str(FIXTURE_V3)?;
     value["schema_version"] = serde_json::json!(99);
 
     let error = decode_session(value).expect_err("version 99 decoded");

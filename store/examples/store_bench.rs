@@ -30,7 +30,7 @@ fn session(id: &str, turn: u64) -> Session {
     let mut session = Session::new(ConversationId::new(id), Channel::new("web"), Lang::new("zh"), 0);
     session.slots.insert("order_number".into(), "123456".to_owned());
     session.slots.insert("address".into(), "上海市浦东新区世纪大道 100 号".to_owned());
-    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 2, attempts: 0 };
+    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 2, slot: Some("address".into()), attempts: 0 };
     session.turns = turn;
     session.next_seq = 2 * turn + 1;
     session.recent_messages = (turn.saturating_sub(7).max(1)..=turn)

@@ -20,6 +20,10 @@ pub fn text(response: &str, lang: &str) -> Option<&'static str> {
         "session_expired" => "Our previous conversation timed out, so we're starting over. How can I help?",
         "action_failed" if zh => "抱歉，系统暂时出了点问题，请稍后再试。",
         "action_failed" => "Sorry, something went wrong on our side. Please try again in a moment.",
+        "form_restarted" if zh => "这个流程刚刚更新了，我们从头再来一次。",
+        "form_restarted" => "This part of our conversation was just updated, so let's start it again.",
+        "form_removed" if zh => "之前进行中的流程已不再可用。请问有什么可以帮您？",
+        "form_removed" => "What we were in the middle of is no longer available. How can I help?",
         "unavailable" if zh => "抱歉，系统暂时无法处理您的消息，请稍后重新发送。",
         "unavailable" => "Sorry, I can't process your message right now because of a problem on our side. Please send it again in a moment.",
         "session_reset" if zh => "抱歉，我们的对话记录出了问题，只能重新开始。请问有什么可以帮您？",
@@ -41,4 +45,6 @@ pub const RESERVED: &[&str] = &[
     "action_failed",
     "session_reset",
     "unavailable",
+    "form_restarted",
+    "form_removed",
 ];

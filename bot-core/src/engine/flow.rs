@@ -31,6 +31,36 @@ pub(super) fn ask_step<'r>(runtime: &'r Runtime, flow: &FlowId, step: usize) -> 
     }
 }
 
+/// Where a waiting form stands in the current bot, which a reload may have changed.
+pub(super) enum FormPosition {
+    /// The step still asks for the slot, at this index.
+    At(usize),
+    /// The flow no longer asks for the slot: start the flow again.
+    Changed,
+    /// The flow no longer exists.
+    Gone,
+}
+
+/// Finds the `ask` step of a waiting form: at its index if it still asks for
+/// the same slot, else wherever the flow now asks for it. A session stored
+/// before forms recorded their slot (`slot` is `None`) trusts the index.
+pub(super) fn locate_form(runtime: &Runtime, flow: &FlowId, step: usize, slot: Option<&SlotName>) -> FormPosition {
+    let Some(definition) = runtime.bot.flows.get(flow) else {
+        return FormPosition::Gone;
+    };
+    let asks = |index: usize| match definition.steps.get(index).map(|s| &s.kind) {
+        Some(StepKind::Ask(ask)) => slot.is_none_or(|slot| &ask.slot == slot),
+        _ => false,
+    };
+    if asks(step) {
+        return FormPosition::At(step);
+    }
+    match slot.and_then(|_| (0..definition.steps.len()).find(|&index| asks(index))) {
+        Some(index) => FormPosition::At(index),
+        None => FormPosition::Changed,
+    }
+}
+
 impl Turn<'_> {
     /// Runs `flow` from step `start` until it asks a question, ends or hands off.
     pub async fn run_flow(&mut self, flow: &FlowId, start: usize) {
@@ -100,7 +130,7 @@ impl Turn<'_> {
                     }
                 }
                 self.say(ask.prompt.as_str());
-                self.session.dialog = DialogState::AwaitingSlot { flow: flow.clone(), step: index, attempts: 0 };
+                self.session.dialog = DialogState::AwaitingSlot { flow: flow.clone(), step: index, slot: Some(ask.slot.clone()), attempts: 0 };
                 Next::Stop
             }
             StepKind::Branch(arms) => match choose_arm(arms, &self.session) {

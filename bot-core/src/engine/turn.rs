@@ -10,6 +10,7 @@ use crate::session::{DialogState, ProcessedMessage, Session};
 use crate::store::StoreError;
 use crate::text::{detect_lang, is_payload, parse_slot_value};
 
+use super::flow::FormPosition;
 use super::{Engine, EngineError, Origin, Runtime, TurnOutcome};
 
 /// The shortest time between two reminders to a customer waiting for an agent.
@@ -214,6 +215,10 @@ impl<'a> Turn<'a> {
             HandoffState::Bot => {}
         }
 
+        if !self.relocate_form().await {
+            return;
+        }
+
         if let Content::NonText { kind } = &message.content {
             tracing::debug!(kind, "non-text message");
             self.say("non_text");
@@ -224,7 +229,7 @@ impl<'a> Turn<'a> {
         }
 
         match self.session.dialog.clone() {
-            DialogState::AwaitingSlot { flow, step, attempts } => self.continue_form(flow, step, attempts).await,
+            DialogState::AwaitingSlot { flow, step, attempts, .. } => self.continue_form(flow, step, attempts).await,
             DialogState::Idle => self.understand_and_act().await,
         }
     }
@@ -430,7 +435,7 @@ impl<'a> Turn<'a> {
             self.jump(&flow, &target, HandoffReason::FormExhausted).await;
             return;
         }
-        self.session.dialog = DialogState::AwaitingSlot { flow, step, attempts };
+        self.session.dialog = DialogState::AwaitingSlot { flow, step, slot: Some(ask.slot.clone()), attempts };
         let response = ask.invalid.clone().unwrap_or_else(|| ask.prompt.clone());
         self.say(response.as_str());
     }
@@ -453,6 +458,38 @@ impl<'a> Turn<'a> {
     }
 
     /// Asks the waiting form's question again.
+    /// Brings a waiting form in line with the current bot after a reload: the
+    /// form goes on at its step wherever the flow now asks for the same slot,
+    /// starts again with a notice when the flow no longer asks for it, and
+    /// ends with a notice when the flow is gone. Returns false when the turn is
+    /// over, because the restarted flow asked its first question.
+    async fn relocate_form(&mut self) -> bool {
+        let DialogState::AwaitingSlot { flow, step, slot, attempts } = self.session.dialog.clone() else {
+            return true;
+        };
+        match super::flow::locate_form(self.runtime, &flow, step, slot.as_ref()) {
+            FormPosition::At(found) if found == step => true,
+            FormPosition::At(found) => {
+                tracing::info!(%flow, from = step, to = found, "the bot was edited; the form goes on at the step's new position");
+                self.session.dialog = DialogState::AwaitingSlot { flow, step: found, slot, attempts };
+                true
+            }
+            FormPosition::Changed => {
+                tracing::info!(%flow, step, "the bot was edited and the form's step is gone; starting the flow again");
+                self.session.dialog = DialogState::Idle;
+                self.say("form_restarted");
+                self.run_flow(&flow, 0).await;
+                false
+            }
+            FormPosition::Gone => {
+                tracing::info!(%flow, "the bot was edited and the form's flow is gone; leaving the form");
+                self.session.dialog = DialogState::Idle;
+                self.say("form_removed");
+                true
+            }
+        }
+    }
+
     fn reprompt(&mut self, flow: &crate::ids::FlowId, step: usize) {
         if let Some(ask) = super::flow::ask_step(self.runtime, flow, step) {
             let prompt = ask.prompt.clone();

@@ -10,6 +10,9 @@
 //!   only when set.
 //! - 2: it moved into the waiting state, `handoff.reminded_at`, because it
 //!   means nothing in any other state.
+//! - 3: a form's state names the slot it asks for, `dialog.slot`, so that the
+//!   step can be found again after an edit of the flow moved it. Upgraded
+//!   sessions get `null`, and the engine then trusts the step index.
 //!
 //! Each version has a committed fixture in `bot-core/tests/fixtures/`, loaded
 //! by `tests/session_schema.rs`.
@@ -44,6 +47,7 @@ pub fn decode_session(value: Value) -> Result<Session, SessionDecodeError> {
     while version < u64::from(SESSION_SCHEMA_VERSION) {
         let upgrade = match version {
             1 => upgrade_1_to_2,
+            2 => upgrade_2_to_3,
             _ => unreachable!("every version below the current one has an upgrade"),
         };
         upgrade(&mut object).map_err(|source| SessionDecodeError::Invalid { schema_version: version, source })?;
@@ -62,6 +66,17 @@ fn upgrade_1_to_2(session: &mut Map<String, Value>) -> Result<(), serde_json::Er
     };
     if handoff.get("state").and_then(Value::as_str) == Some("waiting_for_agent") {
         handoff.insert("reminded_at".to_owned(), reminded_at);
+    }
+    Ok(())
+}
+
+/// Adds `slot: null` to a form's state.
+fn upgrade_2_to_3(session: &mut Map<String, Value>) -> Result<(), serde_json::Error> {
+    let Some(Value::Object(dialog)) = session.get_mut("dialog") else {
+        return Err(serde::de::Error::missing_field("dialog"));
+    };
+    if dialog.get("state").and_then(Value::as_str) == Some("awaiting_slot") {
+        dialog.entry("slot").or_insert(Value::Null);
     }
     Ok(())
 }

@@ -50,7 +50,7 @@ async fn round_trip(store: &dyn SessionStore) -> Result<(), ContractFailure> {
     }
 
     let mut session = session(id.as_str());
-    session.dialog = DialogState::AwaitingSlot { flow: "order".into(), step: 2, attempts: 1 };
+    session.dialog = DialogState::AwaitingSlot { flow: "order".into(), step: 2, slot: Some("order_number".into()), attempts: 1 };
     session.slots.insert("order_number".into(), "123456".to_owned());
     let version = store.save(&session, 0, TTL).await.map_err(|e| fail("round_trip", e.to_string()))?;
     let loaded = store.load(&id).await.map_err(|e| fail("round_trip", e.to_string()))?;

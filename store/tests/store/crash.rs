@@ -55,7 +55,7 @@ fn run_child(name: &str, path: &Path) -> anyhow::Result<()> {
 /// Builds the session after turn `n` of a form that requests an order number, then an address.
 fn form_session(n: u64) -> Session {
     let mut session = session(ID);
-    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, attempts: 0 };
+    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, slot: Some("address".into()), attempts: 0 };
     session.slots.insert("order_number".into(), "123456".to_owned());
     session.turns = n;
     session

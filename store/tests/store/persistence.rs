@@ -32,7 +32,7 @@ async fn reopen_keeps_form_in_progress() -> anyhow::Result<()> {
     let path = folder.store_path();
     let id = ConversationId::new("web:reopen");
     let mut saved = session(id.as_str());
-    saved.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, attempts: 0 };
+    saved.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, slot: Some("address".into()), attempts: 0 };
     saved.slots.insert("order_number".into(), "123456".to_owned());
     let events: Vec<Event> = (1..=3).map(|seq| reply_event(id.as_str(), seq)).collect();
 

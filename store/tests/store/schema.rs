@@ -9,13 +9,14 @@ use crate::common::{session, write_raw_session, TempFolder, SESSIONS};
 
 const FIXTURE_V1: &str = include_str!("../fixtures/session-v1.json");
 const FIXTURE_V2: &str = include_str!("../fixtures/session-v2.json");
+const FIXTURE_V3: &str = include_str!("../fixtures/session-v3.json");
 
 /// The session both fixtures contain.
 fn fixture_session() -> Session {
     let mut session = Session::new(ConversationId::new("web:7f3a9c"), Channel::new("web"), Lang::new("zh"), 1_767_225_600_000);
     session.slots.insert("address".into(), "上海市浦东新区世纪大道 100 号".to_owned());
     session.slots.insert("order_number".into(), "123456".to_owned());
-    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 2, attempts: 1 };
+    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 2, slot: None, attempts: 1 };
     session.handoff = HandoffState::Bot;
     session.turns = 4;
     session.next_seq = 9;
@@ -52,6 +53,11 @@ async fn version_2_fixture_loads() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_3_fixture_loads() -> anyhow::Result<()> {
+    load_fixture(FIXTURE_V3).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saved_record_has_fixture_layout() -> anyhow::Result<()> {
     let folder = TempFolder::new("layout")?;
     let path = folder.store_path();
@@ -64,7 +70,7 @@ async fn saved_record_has_fixture_layout() -> anyhow::Result<()> {
     let txn = db.begin_read()?;
     let bytes = txn.open_table(SESSIONS)?.get("web:layout")?.ok_or_else(|| anyhow::anyhow!("no record"))?.value().to_vec();
     let record: serde_json::Value = serde_json::from_slice(&bytes)?;
-    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V2)?;
+    let fixture: serde_json::Value = serde_json::from_str(FIXTURE_V3)?;
 
     let keys = |value: &serde_json::Value| value.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
     assert_eq!(keys(&record), keys(&fixture), "record fields");

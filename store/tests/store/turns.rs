@@ -26,7 +26,7 @@ fn turn<'a>(session: &'a Session, expected: u64, events: &'a [Event], waiting: O
 /// Builds a session in the middle of a form, with `turns` turns taken.
 fn form_session(id: &str, turns: u64) -> Session {
     let mut session = session(id);
-    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, attempts: 0 };
+    session.dialog = DialogState::AwaitingSlot { flow: "change_address".into(), step: 1, slot: Some("address".into()), attempts: 0 };
     session.slots.insert("order_number".into(), "123456".to_owned());
     session.turns = turns;
     session
