@@ -86,6 +86,9 @@ pub enum WebError {
     #[error("the server is shutting down: try again in a minute")]
     ShuttingDown,
 
+    #[error("this server cannot reload its bot: it was started without a bot folder to reload from")]
+    ReloadUnavailable,
+
     #[error("{source}")]
     Engine {
         /// The conversation the failed call was about; `None` for calls about none.
@@ -133,7 +136,7 @@ impl WebError {
             | Self::OriginNotLoopback { .. }
             | Self::PeerAddressUnknown
             | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
-            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RouteNotFound { .. } | Self::ReloadUnavailable => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManySockets | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine { source, .. } => engine_status(source),
@@ -158,6 +161,7 @@ impl WebError {
             Self::NotLoopback | Self::HostNotLoopback { .. } | Self::PeerAddressUnknown => "forbidden",
             Self::OriginNotAllowed { .. } | Self::OriginNotLoopback { .. } => "origin_not_allowed",
             Self::RouteNotFound { .. } => "not_found",
+            Self::ReloadUnavailable => "reload_unavailable",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TooManySockets | Self::ShuttingDown => "unavailable",
             Self::Engine { source, .. } => engine_code(source),

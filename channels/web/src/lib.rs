@@ -39,9 +39,11 @@
 //! | `POST /api/v1/agent/conversations/{id}/handback` | give the conversation back to the bot |
 //! | `POST /api/v1/agent/conversations/{id}/close` | close the conversation |
 //! | `GET /api/v1/agent/conversations/{id}/events?after=SEQ` | the transcript, agent view |
+//! | `POST /api/v1/admin/reload` | load the bot folder again ([`WebState::with_reloader`]) |
 //!
 //! Every error is `{"error":{"code":"...","message":"..."}}` with a fitting status.
 
+pub mod admin;
 pub mod agent;
 mod assets;
 mod auth;
@@ -58,6 +60,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use admin::{BotReloader, ReloadReport};
 pub use assets::{DEMO_HTML, WIDGET_JS};
 pub use config::{AllowedOrigins, WebConfig};
 pub use customer::CHANNEL;
@@ -82,6 +85,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/agent/conversations/{id}/handback", post(agent::hand_back))
         .route("/api/v1/agent/conversations/{id}/close", post(agent::close))
         .route("/api/v1/agent/conversations/{id}/events", get(agent::events))
+        .route("/api/v1/admin/reload", post(admin::reload))
         .method_not_allowed_fallback(assets::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), auth::require_agent));
 

@@ -6,6 +6,7 @@ use bot_core::Engine;
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Semaphore};
 
+use crate::admin::BotReloader;
 use crate::config::WebConfig;
 
 /// The engine, the settings and the bookkeeping of open WebSockets. Cheap to clone.
@@ -20,6 +21,7 @@ struct Inner {
     agent_token_digest: Option<[u8; 32]>,
     sockets: Arc<Semaphore>,
     closing: watch::Sender<bool>,
+    reloader: Option<Arc<dyn BotReloader>>,
 }
 
 impl WebState {
@@ -27,7 +29,21 @@ impl WebState {
         let agent_token_digest = config.agent_token.as_deref().map(digest);
         let sockets = Arc::new(Semaphore::new(config.max_sockets));
         let (closing, _) = watch::channel(false);
-        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing }) }
+        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing, reloader: None }) }
+    }
+
+    /// Serves `POST /api/v1/admin/reload` with `reloader`. Call it before the state is cloned.
+    ///
+    /// # Panics
+    /// When the state has been cloned already.
+    pub fn with_reloader(mut self, reloader: Arc<dyn BotReloader>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("WebState::with_reloader called after the state was cloned");
+        inner.reloader = Some(reloader);
+        self
+    }
+
+    pub(crate) fn reloader(&self) -> Option<&Arc<dyn BotReloader>> {
+        self.inner.reloader.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {

@@ -234,3 +234,26 @@ async fn waiting_seconds_grow() -> Result<()> {
     assert!(body["conversations"][0]["waiting_seconds"].as_u64() >= Some(1));
     Ok(())
 }
+
+#[tokio::test]
+async fn reload_needs_agent_token() -> Result<()> {
+    let server = TestServer::start().await?;
+
+    let response = server.http.post(server.url("/api/v1/admin/reload")).send().await?;
+
+    assert_eq!(response.status().as_u16(), 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reload_without_reloader_is_not_found() -> Result<()> {
+    let server = TestServer::start().await?;
+
+    let response = server.http.post(server.url("/api/v1/admin/reload")).bearer_auth(crate::support::AGENT_TOKEN).send().await?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await?;
+
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "reload_unavailable");
+    Ok(())
+}
