@@ -20,6 +20,7 @@
 //! }
 //! ```
 
+mod conversation_tests;
 mod convert;
 mod cx;
 mod diagnostic;
@@ -42,6 +43,10 @@ use std::path::{Path, PathBuf};
 
 use bot_core::BotDefinition;
 
+pub use conversation_tests::{
+    knowledge_source_matches, load_conversation_tests, Check, ConversationTests, Expectation, ReplyPattern, SourcePosition, TestCase,
+    TestFile, TestStep, DEFAULT_TEST_CHANNEL, TESTS_FOLDER,
+};
 pub use diagnostic::{Diagnostic, Report, Severity, MAX_SNIPPET_CHARS};
 pub use source::MAX_FILE_BYTES;
 pub use tree::MAX_NODES;

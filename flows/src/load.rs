@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use bot_core::engine::RESERVED_RESPONSES;
 use bot_core::BotDefinition;
 
+use crate::conversation_tests::TESTS_FOLDER;
 use crate::convert::{Converter, Unparsed};
 use crate::cx::Cx;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::loops::report_loops_without_ask;
 use crate::sections::Sections;
-use crate::source::{find_files, read_limited, relative_path, too_large, SourceFile, SourcesHasher};
+use crate::source::{find_files_skipping, read_limited, relative_path, too_large, SourceFile, SourcesHasher};
 use crate::tree::{parse, Node};
 use crate::LoadError;
 
@@ -66,10 +67,11 @@ pub(crate) fn analyse(dir: &Path) -> Result<Analysis, LoadError> {
     Ok(Analysis { bot, diagnostics, sources_hash: hasher.finish() })
 }
 
-/// Reads every YAML file. Files that are too large or not UTF-8 are reported and skipped.
+/// Reads every YAML file outside the `tests` folder, which holds conversation tests
+/// rather than the bot. Files that are too large or not UTF-8 are reported and skipped.
 fn read_sources(dir: &Path, hasher: &mut SourcesHasher, diagnostics: &mut Vec<Diagnostic>) -> Result<Vec<SourceFile>, LoadError> {
     let mut sources = Vec::new();
-    for path in find_files(dir, &["yml", "yaml"], diagnostics)? {
+    for path in find_files_skipping(dir, &["yml", "yaml"], &[TESTS_FOLDER], diagnostics)? {
         let Some(bytes) = read_limited(&path)? else {
             diagnostics.push(too_large(path));
             continue;
@@ -88,7 +90,7 @@ fn read_sources(dir: &Path, hasher: &mut SourcesHasher, diagnostics: &mut Vec<Di
 }
 
 /// Reports the first byte of `bytes` that is not UTF-8, at its line and column.
-fn invalid_utf8(path: PathBuf, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+pub(crate) fn invalid_utf8(path: PathBuf, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
     let before = &bytes[..valid_up_to];
     let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
     let line_start = before.iter().rposition(|byte| *byte == b'\n').map_or(0, |at| at + 1);

@@ -63,19 +63,25 @@ pub(crate) fn too_large(path: PathBuf) -> Diagnostic {
 /// that are skipped although they look like part of the bot: links that cannot be
 /// followed, links to folders, and folders or special files with a wanted extension.
 pub(crate) fn find_files(root: &Path, extensions: &[&str], warnings: &mut Vec<Diagnostic>) -> Result<Vec<PathBuf>, LoadError> {
+    find_files_skipping(root, extensions, &[], warnings)
+}
+
+/// Lists files like [`find_files`], leaving out the entries directly under `root`
+/// whose names are in `skipped` (such as the `tests` folder of a bot), without warnings.
+pub(crate) fn find_files_skipping(root: &Path, extensions: &[&str], skipped: &[&str], warnings: &mut Vec<Diagnostic>) -> Result<Vec<PathBuf>, LoadError> {
     let mut found = Vec::new();
-    walk(root, extensions, &mut found, warnings)?;
+    walk(root, extensions, skipped, &mut found, warnings)?;
     found.sort();
     Ok(found)
 }
 
-fn walk(folder: &Path, extensions: &[&str], found: &mut Vec<PathBuf>, warnings: &mut Vec<Diagnostic>) -> Result<(), LoadError> {
+fn walk(folder: &Path, extensions: &[&str], skipped: &[&str], found: &mut Vec<PathBuf>, warnings: &mut Vec<Diagnostic>) -> Result<(), LoadError> {
     let io_error = |source: io::Error| LoadError::Io { path: folder.to_path_buf(), source };
     for entry in fs::read_dir(folder).map_err(io_error)? {
         let entry = entry.map_err(io_error)?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') {
+        if name.starts_with('.') || skipped.contains(&name.as_ref()) {
             continue;
         }
         let path = entry.path();
@@ -86,7 +92,7 @@ fn walk(folder: &Path, extensions: &[&str], found: &mut Vec<PathBuf>, warnings: 
                 let message = format!("`{name}` is a folder, not a file; its files are searched like any folder's, so rename it to avoid confusion");
                 warnings.push(Diagnostic::warning_at_path(path.clone(), message));
             }
-            walk(&path, extensions, found, warnings)?;
+            walk(&path, extensions, &[], found, warnings)?;
             continue;
         }
         if file_type.is_symlink() {

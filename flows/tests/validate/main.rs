@@ -10,6 +10,7 @@ use bot_core::bot::{ConditionTest, IntentAction, SlotKind, StepKind, Target};
 use bot_core::{FlowId, IntentId, Lang, ResponseId, SlotName};
 use lepton_flows::{load_bot, validate, Diagnostic, LoadError, Report, Severity};
 
+mod conversation_tests;
 mod files;
 mod flows;
 mod syntax;
