@@ -1,5 +1,5 @@
 //! The `lepton` command line and server: glue that loads a bot folder, trains
-//! and indexes it, and runs the engine behind the web and Telegram channels.
+//! and indexes it, and runs the engine behind the web, Telegram and Discord channels.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -18,12 +18,14 @@
 //!     demo_orders: true,
 //!     watch: true,
 //!     telegram: None,
+//!     discord: None,
 //! };
 //! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
 
 pub mod app;
+mod channels;
 pub mod demo_orders;
 pub mod eval;
 pub mod http_client;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lepton::app::{self, BotPaths};
 use lepton::server::{self, ServeOptions};
 use lepton::store_config::StoreOption;
+use lepton_discord::DiscordConfig;
 use lepton_telegram::{Mode, TelegramConfig, WebhookConfig};
 use reqwest::Url;
 
@@ -16,6 +17,9 @@ const WEBHOOK_SECRET_ENV: &str = "LEPTON_TELEGRAM_WEBHOOK_SECRET";
 
 /// The environment variable that points the channel at another Bot API server.
 const API_URL_ENV: &str = "LEPTON_TELEGRAM_API_URL";
+
+/// The environment variable that sends the Discord channel's REST calls to a proxy instead of Discord.
+const DISCORD_API_PROXY_ENV: &str = "LEPTON_DISCORD_API_PROXY";
 
 #[derive(Parser)]
 #[command(name = "lepton", version, about = "Customer-service bots in English and Chinese")]
@@ -52,8 +56,10 @@ enum Command {
         store: Option<String>,
         #[command(flatten)]
         telegram: TelegramArgs,
+        #[command(flatten)]
+        discord: DiscordArgs,
     },
-    /// Serve a bot folder over the web channel, and on Telegram with --telegram.
+    /// Serve a bot folder over the web channel, on Telegram with --telegram and on Discord with --discord.
     Serve(ServeArgs),
     /// Check a bot folder and report every problem with file, line and column.
     Validate { dir: PathBuf },
@@ -134,6 +140,8 @@ struct ServeArgs {
     no_watch: bool,
     #[command(flatten)]
     telegram: TelegramArgs,
+    #[command(flatten)]
+    discord: DiscordArgs,
 }
 
 #[derive(clap::Args)]
@@ -151,6 +159,24 @@ struct TelegramArgs {
     /// the webhook secret from LEPTON_TELEGRAM_WEBHOOK_SECRET.
     #[arg(long, value_name = "URL", conflicts_with = "telegram")]
     telegram_webhook: Option<Url>,
+}
+
+#[derive(clap::Args)]
+struct DiscordArgs {
+    /// Also serve the bot on Discord: in direct messages, where it is mentioned,
+    /// and in support channels. Connects to Discord's gateway, so it needs no
+    /// public address. Reads the bot token from LEPTON_DISCORD_TOKEN.
+    ///
+    /// LEPTON_DISCORD_SUPPORT_CHANNELS sets the ids of the channels where the bot
+    /// answers every message without a mention, separated by commas [default: none].
+    /// LEPTON_DISCORD_THREAD_PER_CUSTOMER=true opens a thread for each customer in
+    /// those channels [default: false]. LEPTON_DISCORD_SHARDS sets the gateway
+    /// shards this process runs: `auto`, a count such as `4`, or `FIRST-LAST/TOTAL`
+    /// such as `0-3/8` [default: one shard]. LEPTON_DISCORD_API_PROXY sends the REST
+    /// calls to an HTTP proxy that applies Discord's rate limits, or to a fake
+    /// Discord in tests [default: Discord's].
+    #[arg(long)]
+    discord: bool,
 }
 
 fn default_demo_dir() -> PathBuf {
@@ -184,9 +210,9 @@ fn install_tracing(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { port, host, bot, data_dir, store, telegram } => {
+        Command::Demo { port, host, bot, data_dir, store, telegram, discord } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram };
+            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram, discord };
             serve(args)
         }
         Command::Serve(args) => serve(args),
@@ -246,6 +272,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let telegram = telegram_config(&args.telegram)?;
+    let discord = discord_config(&args.discord)?;
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
     let store = args.store.as_deref().map(StoreOption::parse).unwrap_or_default();
     let options = ServeOptions {
@@ -258,6 +285,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         demo_orders: args.demo_orders,
         watch: !args.no_watch,
         telegram,
+        discord,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(server::run(options, shutdown_signal()))?;
@@ -299,6 +327,25 @@ fn webhook_config(url: &Url, secret: Option<String>) -> anyhow::Result<WebhookCo
     let mut base = url.clone();
     base.set_path("/");
     Ok(WebhookConfig::new(base, path, secret)?)
+}
+
+/// Builds the Discord channel's settings from the environment; `None` without `--discord`.
+fn discord_config(args: &DiscordArgs) -> anyhow::Result<Option<DiscordConfig>> {
+    if !args.discord {
+        return Ok(None);
+    }
+    let mut config = DiscordConfig::from_env()?;
+
+    let proxy = std::env::var(DISCORD_API_PROXY_ENV).unwrap_or_default();
+    if !proxy.trim().is_empty() {
+        config = config.with_api_proxy(parse_api_proxy(proxy.trim())?);
+    }
+    Ok(Some(config))
+}
+
+fn parse_api_proxy(text: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(text).ok().filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+    url.with_context(|| format!("{DISCORD_API_PROXY_ENV}={text:?} is not an http:// or https:// URL; set it to the proxy's address such as http://127.0.0.1:3000, or unset it"))
 }
 
 async fn shutdown_signal() {
@@ -370,5 +417,21 @@ mod tests {
             assert!(webhook_config(&url, secret.clone()).is_err(), "{url} was accepted");
         }
         Ok(())
+    }
+
+    #[test]
+    fn api_proxy_accepts_http_url() -> anyhow::Result<()> {
+        let url = parse_api_proxy("http://127.0.0.1:3000")?;
+
+        assert_eq!(url.as_str(), "http://127.0.0.1:3000/");
+        Ok(())
+    }
+
+    #[test]
+    fn api_proxy_rejects_other_values() {
+        for text in ["127.0.0.1:3000", "proxy", "ftp://127.0.0.1/", "unix:/run/proxy.sock"] {
+            let error = parse_api_proxy(text).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(DISCORD_API_PROXY_ENV), "{text:?} gave {error:?}");
+        }
     }
 }

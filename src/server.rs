@@ -1,6 +1,6 @@
 //! `lepton serve`: the engine behind the web channel and, when configured, the
-//! Telegram channel, with the bot folder watched so that edits are picked up
-//! without a restart.
+//! Telegram and Discord channels, with the bot folder watched so that edits
+//! are picked up without a restart.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +11,14 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use axum::Router;
 use bot_core::{Engine, EngineParts};
-use lepton_telegram::{Mode, TelegramChannel, TelegramConfig, TelegramError};
+use lepton_discord::DiscordConfig;
+use lepton_telegram::TelegramConfig;
 use lepton_web::WebState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::app::{self, BotPaths};
+use crate::channels::Channels;
 use crate::store_config::{self, StoreOption};
 
 /// How often the bot folder is checked for changes.
@@ -39,6 +40,8 @@ pub struct ServeOptions {
     pub watch: bool,
     /// The Telegram channel's settings; `None` serves no Telegram bot.
     pub telegram: Option<TelegramConfig>,
+    /// The Discord channel's settings; `None` serves no Discord bot.
+    pub discord: Option<DiscordConfig>,
 }
 
 /// Starts the server and runs it until `shutdown` completes.
@@ -64,16 +67,9 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
     }
-    // `true` once the server should stop: on `shutdown`, or when polling fails.
+    // `true` once the server should stop: on `shutdown`, or when a channel fails.
     let (stop, _) = watch::channel(false);
-    let telegram = match options.telegram.clone() {
-        Some(config) => {
-            let (merged, telegram) = start_telegram(engine.clone(), config, router, &stop).await?;
-            router = merged;
-            Some(telegram)
-        }
-        None => None,
-    };
+    let (router, channels) = Channels::start(&engine, options.telegram.clone(), options.discord.clone(), router, &stop).await?;
     if options.watch {
         let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
         tokio::spawn(watch(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
@@ -85,13 +81,10 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
 
     let served = serve_http(listener, router, state, shutdown, &stop).await;
 
-    let telegram_stopped = match telegram {
-        Some(telegram) => telegram.stop().await,
-        None => Ok(()),
-    };
+    let channels_stopped = channels.stop().await;
     let flushed = engine.flush().await.context("cannot flush the session store");
     served?;
-    telegram_stopped?;
+    channels_stopped?;
     flushed?;
     tracing::info!("server stopped");
     Ok(())
@@ -130,69 +123,8 @@ async fn serve_http(listener: TcpListener, router: Router, state: WebState, shut
 }
 
 /// Waits until the server should stop, or until nothing can send the signal any more.
-async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-/// A started Telegram channel and the tasks that serve it.
-struct Telegram {
-    channel: TelegramChannel,
-    proactive: JoinHandle<()>,
-    /// The long-polling task; `None` in webhook mode.
-    polling: Option<JoinHandle<Result<(), TelegramError>>>,
-}
-
-/// Connects the Telegram channel (checking the token with `getMe`), adds the
-/// webhook route to `router` and registers it, or starts long polling.
-async fn start_telegram(engine: Engine, config: TelegramConfig, router: Router, stop: &watch::Sender<bool>) -> anyhow::Result<(Router, Telegram)> {
-    let channel = TelegramChannel::connect(engine, config).await.context("cannot start the Telegram channel")?;
-
-    let webhook = matches!(channel.config().mode, Mode::Webhook(_));
-    let router = if webhook {
-        let router = router.merge(channel.webhook_router()?);
-        channel.register_webhook().await.context("cannot start the Telegram channel")?;
-        router
-    } else {
-        router
-    };
-    let proactive = channel.spawn_proactive_sender();
-    let polling = (!webhook).then(|| spawn_polling(channel.clone(), stop.clone()));
-
-    let mode = if webhook { "webhook" } else { "polling" };
-    let username = &channel.identity().username;
-    tracing::info!(mode, bot = %username, "Telegram channel started");
-    println!("Telegram bot: https://t.me/{username} ({mode})");
-    Ok((router, Telegram { channel, proactive, polling }))
-}
-
-/// Receives updates until the server stops; when polling fails, stops the server.
-fn spawn_polling(channel: TelegramChannel, stop: watch::Sender<bool>) -> JoinHandle<Result<(), TelegramError>> {
-    let stopped = stop.subscribe();
-    tokio::spawn(async move {
-        let result = channel.run_polling(wait_for_stop(stopped)).await;
-        if result.is_err() {
-            tracing::warn!("Telegram long polling failed; stopping the server");
-            stop.send_replace(true);
-        }
-        result
-    })
-}
-
-impl Telegram {
-    /// Lets the updates already received finish. Polling does this by itself
-    /// and confirms the last offset. In webhook mode the queue is drained here,
-    /// after the HTTP server has stopped accepting requests.
-    async fn stop(self) -> anyhow::Result<()> {
-        let result = match self.polling {
-            Some(polling) => polling.await.context("the Telegram polling task panicked")?.context("the Telegram channel failed"),
-            None => {
-                self.channel.drain().await;
-                Ok(())
-            }
-        };
-        self.proactive.abort();
-        result
-    }
 }
 
 /// Polls the bot folder; when its sources change, loads them again and swaps

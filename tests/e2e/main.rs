@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod conversations;
+mod discord;
 mod handoff;
 mod harness;
 mod load;
