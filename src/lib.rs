@@ -29,5 +29,6 @@ mod channels;
 pub mod demo_orders;
 pub mod eval;
 pub mod http_client;
+pub mod reload;
 pub mod server;
 pub mod store_config;

@@ -19,10 +19,8 @@ use tokio::sync::watch;
 
 use crate::app::{self, BotPaths};
 use crate::channels::Channels;
+use crate::reload::Reloader;
 use crate::store_config::{self, StoreOption};
-
-/// How often the bot folder is checked for changes.
-const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -61,8 +59,10 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
     let engine = Engine::new(prepared.bot.clone(), parts);
 
+    let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
+    let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
     let web_config = lepton_web::WebConfig { agent_token: options.agent_token.clone(), ..Default::default() };
-    let state = lepton_web::WebState::new(engine.clone(), web_config);
+    let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone());
     let mut router = lepton_web::router(state.clone());
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
@@ -71,8 +71,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let (stop, _) = watch::channel(false);
     let (router, channels) = Channels::start(&engine, options.telegram.clone(), options.discord.clone(), router, &stop).await?;
     if options.watch {
-        let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
-        tokio::spawn(watch(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
+        tokio::spawn(async move { reloader.watch().await });
     }
 
     let ready_ms = started.elapsed().as_millis() as u64;
@@ -127,36 +126,3 @@ pub(crate) async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// Polls the bot folder; when its sources change, loads them again and swaps
-/// the new bot in. An invalid edit is logged and the running bot kept.
-async fn watch(engine: Engine, paths: BotPaths, server_url: String, mut current: String) {
-    let mut interval = tokio::time::interval(WATCH_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let fingerprint = match app::fingerprint(&paths.bot_dir) {
-            Ok(fingerprint) => fingerprint,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the bot folder to check for changes");
-                continue;
-            }
-        };
-        if fingerprint == current {
-            continue;
-        }
-        current = fingerprint;
-
-        let (paths_for_task, url) = (paths.clone(), server_url.clone());
-        let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths_for_task, Some(&url))).await;
-        match prepared {
-            Ok(Ok(prepared)) => {
-                tracing::info!(trained = prepared.trained, indexed = prepared.indexed, "bot changed on disk; reloaded");
-                engine.replace_bot(prepared.bot, prepared.classifier, prepared.knowledge);
-            }
-            Ok(Err(error)) => {
-                tracing::error!("bot changed on disk but cannot be loaded; keeping the running bot: {error:#}");
-            }
-            Err(error) => tracing::error!(%error, "reloading the bot panicked; keeping the running bot"),
-        }
-    }
-}

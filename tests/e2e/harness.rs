@@ -46,6 +46,24 @@ pub fn shared_data_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Copies a folder recursively, skipping entries whose names start with `.`.
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// A running `lepton serve` process; killed on drop.
 pub struct Server {
     child: Child,
@@ -70,12 +88,20 @@ impl Server {
     /// arguments and environment variables.
     pub fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let data = shared_data_dir()?;
+        let mut all = vec!["--no-watch"];
+        all.extend_from_slice(args);
+        Self::start_bot(&demo_dir(), &data, &all, env)
+    }
+
+    /// Serves the bot in `bot_dir` with its model and index in `data_dir`,
+    /// watching the folder for edits unless `args` has `--no-watch`.
+    pub fn start_bot(bot_dir: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut command = Command::new(LEPTON);
         command
-            .args(["serve", "--port", "0", "--demo-orders", "--no-watch"])
-            .arg(demo_dir())
+            .args(["serve", "--port", "0", "--demo-orders"])
+            .arg(bot_dir)
             .arg("--data-dir")
-            .arg(&data)
+            .arg(data_dir)
             .args(args)
             .env("LEPTON_LOG", "warn")
             .env_remove("LEPTON_AGENT_TOKEN")

@@ -8,6 +8,7 @@ mod handoff;
 mod harness;
 mod load;
 mod redis;
+mod reload;
 mod redis_harness;
 mod telegram;
 mod validate;

@@ -1,0 +1,127 @@
+//! Reloading a running bot from its folder: on demand through
+//! `POST /api/v1/admin/reload`, and when the folder's files change. A valid
+//! folder is trained (only when its examples changed) and indexed, then swapped
+//! into the engine as a whole; turns already running finish on the old bot, and
+//! forms in progress go on as the engine decides (see `form_restarted`). An
+//! invalid folder leaves the running bot as it was and returns its diagnostics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bot_core::Engine;
+use lepton_web::{BotReloader, ReloadReport};
+use tokio::sync::Mutex;
+
+use crate::app::{self, BotPaths};
+
+/// How often the watcher compares the bot folder with the running bot.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reloads one bot folder into one engine. Reloads run one at a time.
+pub struct Reloader {
+    engine: Engine,
+    paths: BotPaths,
+    server_url: String,
+    /// The fingerprint of the folder last loaded or rejected.
+    loaded: Mutex<String>,
+}
+
+impl Reloader {
+    /// `fingerprint` is that of the folder the running bot was loaded from.
+    pub fn new(engine: Engine, paths: BotPaths, server_url: String, fingerprint: String) -> Self {
+        Self { engine, paths, server_url, loaded: Mutex::new(fingerprint) }
+    }
+
+    /// Reloads the folder and swaps the bot in when it is valid.
+    pub async fn reload_now(&self) -> ReloadReport {
+        let mut loaded = self.loaded.lock().await;
+        let report = self.load_and_swap().await;
+        if let Ok(fingerprint) = app::fingerprint(&self.paths.bot_dir) {
+            *loaded = fingerprint;
+        }
+        report
+    }
+
+    /// Reloads when the folder's files differ from those last loaded or
+    /// rejected; returns `None` when nothing changed.
+    pub async fn reload_if_changed(&self) -> Option<ReloadReport> {
+        let mut loaded = self.loaded.lock().await;
+        let fingerprint = match app::fingerprint(&self.paths.bot_dir) {
+            Ok(fingerprint) => fingerprint,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the bot folder to check for changes");
+                return None;
+            }
+        };
+        if fingerprint == *loaded {
+            return None;
+        }
+        *loaded = fingerprint;
+        Some(self.load_and_swap().await)
+    }
+
+    /// Polls the folder every [`WATCH_INTERVAL`] and reloads it after a change.
+    pub async fn watch(&self) {
+        let mut interval = tokio::time::interval(WATCH_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Some(report) = self.reload_if_changed().await {
+                log_report("bot folder changed", &report);
+            }
+        }
+    }
+
+    async fn load_and_swap(&self) -> ReloadReport {
+        let bot_dir = self.paths.bot_dir.clone();
+        let validated = tokio::task::spawn_blocking(move || lepton_flows::validate(&bot_dir)).await;
+        let report = match validated {
+            Ok(report) => report,
+            Err(error) => return failed(format!("validating the bot panicked: {error}")),
+        };
+        let diagnostics: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+        if report.has_errors() {
+            return ReloadReport { diagnostics, ..ReloadReport::default() };
+        }
+
+        let (paths, url) = (self.paths.clone(), self.server_url.clone());
+        let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await;
+        match prepared {
+            Ok(Ok(prepared)) => {
+                self.engine.replace_bot(prepared.bot, prepared.classifier, prepared.knowledge);
+                ReloadReport { reloaded: true, retrained: prepared.trained, reindexed: prepared.indexed, diagnostics, error: None }
+            }
+            Ok(Err(error)) => ReloadReport { diagnostics, ..failed(format!("{error:#}")) },
+            Err(error) => ReloadReport { diagnostics, ..failed(format!("loading the bot panicked: {error}")) },
+        }
+    }
+}
+
+fn failed(error: String) -> ReloadReport {
+    ReloadReport { error: Some(error), ..ReloadReport::default() }
+}
+
+/// Logs the outcome of a reload: INFO when it was swapped in, ERROR with the
+/// diagnostics when the running bot was kept.
+pub fn log_report(cause: &str, report: &ReloadReport) {
+    if report.reloaded {
+        tracing::info!(cause, retrained = report.retrained, reindexed = report.reindexed, warnings = report.diagnostics.len(), "bot reloaded");
+        return;
+    }
+    let errors = report.diagnostics.join("\n");
+    match &report.error {
+        Some(error) => tracing::error!(cause, %error, "cannot reload the bot; keeping the running bot"),
+        None => tracing::error!(cause, "the edited bot is invalid; keeping the running bot:\n{errors}"),
+    }
+}
+
+impl BotReloader for Reloader {
+    fn reload(&self) -> Pin<Box<dyn Future<Output = ReloadReport> + Send + '_>> {
+        Box::pin(async move {
+            let report = self.reload_now().await;
+            log_report("reload requested through the admin api", &report);
+            report
+        })
+    }
+}
