@@ -29,7 +29,7 @@ pub const DEFAULT_TEST_CHANNEL: &str = "test";
 
 const FILE_FIELDS: [&str; 1] = ["tests"];
 const CASE_FIELDS: [&str; 4] = ["name", "channel", "lang", "steps"];
-const STEP_FIELDS: [&str; 6] = ["user", "intent", "slots", "reply", "handoff", "knowledge"];
+const STEP_FIELDS: [&str; 7] = ["user", "intent", "slots", "reply", "buttons", "handoff", "knowledge"];
 const REPLY_FIELDS: [&str; 3] = ["exact", "contains", "matches"];
 
 /// Every test file of a bot, in sorted path order.
@@ -93,6 +93,8 @@ pub enum Check {
     Slots(Vec<(SlotName, Option<String>)>),
     /// The turn's replies, joined with line breaks, match at least one pattern.
     Reply(Vec<ReplyPattern>),
+    /// Each of these is the payload or the title of a button (quick reply) of the turn's replies.
+    Buttons(Vec<String>),
     /// Whether the turn handed the conversation to a person.
     Handoff(bool),
     /// The knowledge source of the turn's answer is one of these; empty expects no
@@ -337,6 +339,7 @@ impl Reader<'_, '_> {
             "intent" => self.read_intent(node).map(Check::Intent),
             "slots" => self.read_slots(node).map(Check::Slots),
             "reply" => self.read_reply(node).map(Check::Reply),
+            "buttons" => self.read_buttons(node).map(Check::Buttons),
             "handoff" => self.cx.bool(node, "handoff").map(Check::Handoff),
             _ => self.read_knowledge(node).map(Check::Knowledge),
         }
@@ -413,6 +416,16 @@ impl Reader<'_, '_> {
         Some(ReplyPattern { exact: crate::cx::optional(exact)?, contains: crate::cx::optional(contains)?, matches: crate::cx::optional(matches)? })
     }
 
+    fn read_buttons(&mut self, node: &Node) -> Option<Vec<String>> {
+        let items = self.cx.list(node, "buttons")?;
+        if items.is_empty() {
+            self.cx.error(node.loc, "`buttons` is an empty list; list the payloads or titles of the buttons expected, such as `[/human]`");
+            return None;
+        }
+        let buttons: Vec<Option<String>> = items.iter().map(|item| self.cx.text(item, "a button payload or title")).collect();
+        buttons.into_iter().collect()
+    }
+
     fn regex(&mut self, node: &Node) -> Option<Regex> {
         let pattern = self.cx.text(node, "a regular expression")?;
         match Regex::new(&pattern) {
@@ -426,13 +439,13 @@ impl Reader<'_, '_> {
         }
     }
 
-    /// Reads one knowledge source or a list of them; an empty value expects no knowledge answer.
+    /// Reads one knowledge source or a list of them. An empty value expects no knowledge answer.
     fn read_knowledge(&mut self, node: &Node) -> Option<Vec<String>> {
         if node.is_null() {
             return Some(Vec::new());
         }
         let items: Vec<&Node> = match node.items() {
-            Some(items) if items.is_empty() => {
+            Some([]) => {
                 self.cx.error(node.loc, "`knowledge` is an empty list; name a FAQ entry or an article, or write `knowledge: ~` for no knowledge answer");
                 return None;
             }

@@ -55,6 +55,7 @@ tests:
         handoff: false
       - user: how long does shipping take
         knowledge: shipping_time
+        buttons: [/order_status, Talk to a person]
 ";
 
 #[test]
@@ -137,6 +138,8 @@ fn tests_read_each_check() -> Result<()> {
     assert!(matches!(case.steps[1].expectations[2].check, Check::Handoff(false)));
     let Check::Knowledge(sources) = &case.steps[2].expectations[0].check else { bail!("{:?}", case.steps[2].expectations) };
     assert_eq!(sources, &vec!["shipping_time".to_owned()]);
+    let Check::Buttons(buttons) = &case.steps[2].expectations[1].check else { bail!("{:?}", case.steps[2].expectations) };
+    assert_eq!(buttons, &vec!["/order_status".to_owned(), "Talk to a person".to_owned()]);
     Ok(())
 }
 
