@@ -63,6 +63,19 @@ enum Command {
     Serve(ServeArgs),
     /// Check a bot folder and report every problem with file, line and column.
     Validate { dir: PathBuf },
+    /// Run the conversation tests in DIR/tests against the bot and report each failure.
+    Test {
+        dir: PathBuf,
+        /// Also write the results as JUnit XML to FILE, for CI systems.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Folder for the model and index [default: DIR/.lepton].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Serve the demo orders endpoint from DIR/orders.json, failing when it is missing [default: served when the file exists].
+        #[arg(long)]
+        demo_orders: bool,
+    },
     /// Train the intent model of a bot folder (only when its examples changed, unless --force).
     Train {
         dir: PathBuf,
@@ -217,6 +230,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve(args),
         Command::Validate { dir } => validate(&dir),
+        Command::Test { dir, junit, data_dir, demo_orders } => {
+            let paths = BotPaths::new(&dir, data_dir.as_deref());
+            lepton::conversation_test::run(&lepton::conversation_test::TestOptions { paths, junit, demo_orders })
+        }
         Command::Train { dir, data_dir, force } => {
             let paths = BotPaths::new(&dir, data_dir.as_deref());
             if force {
