@@ -118,12 +118,14 @@ pub fn index(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_kn
 /// files, outside `.lepton`): their paths, sizes and modification times.
 pub fn fingerprint(bot_dir: &Path) -> anyhow::Result<String> {
     let mut entries = Vec::new();
-    collect_sources(bot_dir, &mut entries)?;
+    collect_sources(bot_dir, bot_dir, &mut entries)?;
     entries.sort();
     Ok(entries.join("\n"))
 }
 
-fn collect_sources(dir: &Path, entries: &mut Vec<String>) -> anyhow::Result<()> {
+/// Lists the sources under `dir`, except the conversation tests in
+/// `BOT_DIR/tests/`, which are no part of the running bot.
+fn collect_sources(bot_dir: &Path, dir: &Path, entries: &mut Vec<String>) -> anyhow::Result<()> {
     let listing = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for entry in listing {
         let entry = entry?;
@@ -134,7 +136,10 @@ fn collect_sources(dir: &Path, entries: &mut Vec<String>) -> anyhow::Result<()> 
         }
         let metadata = entry.metadata()?;
         if metadata.is_dir() {
-            collect_sources(&path, entries)?;
+            if dir == bot_dir && name == lepton_flows::TESTS_FOLDER {
+                continue;
+            }
+            collect_sources(bot_dir, &path, entries)?;
             continue;
         }
         let is_source = matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "md" | "json"));
@@ -144,4 +149,28 @@ fn collect_sources(dir: &Path, entries: &mut Vec<String>) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_conversation_tests() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("lepton-fingerprint-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tests"))?;
+        std::fs::write(dir.join("bot.yml"), "settings:\n  languages: [en]\n")?;
+        std::fs::write(dir.join("tests/a.yml"), "tests: []\n")?;
+        let before = fingerprint(&dir)?;
+
+        std::fs::write(dir.join("tests/a.yml"), "tests: []\n# edited\n")?;
+        let after_test_edit = fingerprint(&dir)?;
+        std::fs::write(dir.join("bot.yml"), "settings:\n  languages: [en, zh]\n")?;
+        let after_bot_edit = fingerprint(&dir)?;
+        std::fs::remove_dir_all(&dir)?;
+
+        assert_eq!(before, after_test_edit, "editing a conversation test changed the fingerprint");
+        assert_ne!(before, after_bot_edit, "editing bot.yml left the fingerprint unchanged");
+        Ok(())
+    }
 }
