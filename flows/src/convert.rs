@@ -9,6 +9,7 @@ use bot_core::Lang;
 
 use crate::cx::{is_name_char, suggestion, Cx};
 use crate::diagnostic::Diagnostic;
+use crate::examples::ExamplePlaces;
 use crate::sections::Sections;
 use crate::tree::{Loc, Node};
 
@@ -59,6 +60,8 @@ pub(crate) struct Converter<'s, 'n> {
     /// Placeholders the engine fills in for the response being converted, besides
     /// slots and variables (`{agent}` in `handoff_agent_joined`).
     pub extra_placeholders: &'static [&'static str],
+    /// The file, line and column of each kept intent example and FAQ question.
+    pub example_places: ExamplePlaces,
 }
 
 /// The words of the files that have YAML syntax errors: each run of letters, digits,
@@ -94,6 +97,7 @@ impl<'s, 'n> Converter<'s, 'n> {
             usage: Usage::default(),
             choice_values: BTreeMap::new(),
             extra_placeholders: &[],
+            example_places: ExamplePlaces::default(),
         }
     }
 

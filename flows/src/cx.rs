@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::examples::ExamplePlace;
 use crate::source::SourceFile;
 use crate::tree::{Entry, Loc, Node};
 
@@ -36,13 +37,15 @@ impl<'s> Cx<'s> {
     fn push(&mut self, severity: Severity, loc: Loc, message: String) {
         let source = &self.sources[loc.file];
         let line = source.line(loc.line);
-        let width = if loc.end_line == loc.line {
-            loc.end_column.saturating_sub(loc.column)
-        } else {
-            (line.chars().count() + 1).saturating_sub(loc.column)
-        };
-        let diagnostic = Diagnostic::new(severity, source.shown.clone(), (loc.line, loc.column), width, message, line);
+        let diagnostic = Diagnostic::new(severity, source.shown.clone(), (loc.line, loc.column), width_on_line(loc, line), message, line);
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Returns the place of an example written at `loc`, for [`crate::ExamplePlaces`].
+    pub fn example_place(&self, loc: Loc) -> ExamplePlace {
+        let source = &self.sources[loc.file];
+        let line = source.line(loc.line);
+        ExamplePlace { file: source.shown.clone(), line: loc.line, column: loc.column, width: width_on_line(loc, line), source_line: line.to_owned() }
     }
 
     /// Finds `needle` inside the source text of `loc` and returns its position, or `loc`
@@ -235,6 +238,16 @@ fn with_article(noun: &str) -> String {
 
 pub(crate) fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Characters `loc` covers on its first line, `line`: up to the end of that line when
+/// `loc` spans several lines.
+fn width_on_line(loc: Loc, line: &str) -> usize {
+    if loc.end_line == loc.line {
+        loc.end_column.saturating_sub(loc.column)
+    } else {
+        (line.chars().count() + 1).saturating_sub(loc.column)
+    }
 }
 
 /// Returns where to point at a value: the whole of a scalar, the first character of a collection.

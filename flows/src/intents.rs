@@ -80,6 +80,8 @@ impl Converter<'_, '_> {
             let mut kept = Vec::new();
             for (text, loc) in texts {
                 if self.is_new_example(&text, loc, &definition.name, seen) {
+                    let place = self.cx.example_place(loc);
+                    self.example_places.insert(&definition.name, &text, place);
                     kept.push(text);
                 }
             }

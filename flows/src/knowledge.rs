@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use bot_core::bot::KNOWLEDGE_INTENT;
 use bot_core::{Article, FaqEntry, Lang};
 
 use crate::convert::Converter;
@@ -30,7 +31,7 @@ impl Converter<'_, '_> {
             Some(node) => self.language(node),
             None => Some(default_lang.clone()),
         };
-        let question = fields.require(&mut self.cx, "question").and_then(|n| self.cx.text(n, "a question"));
+        let question = fields.require(&mut self.cx, "question").and_then(|n| Some((self.cx.text(n, "a question")?, n.loc)));
         let answer = fields.require(&mut self.cx, "answer").and_then(|n| self.cx.text(n, "an answer"));
         let variants = match fields.get("variants") {
             Some(node) => self.cx.strings(node, "a question variant"),
@@ -40,11 +41,19 @@ impl Converter<'_, '_> {
             Some(node) => self.cx.strings(node, "a tag"),
             None => Some(Vec::new()),
         };
+        let (question, question_loc) = question?;
+        let variants = variants?;
+        let place = self.cx.example_place(question_loc);
+        self.example_places.insert(KNOWLEDGE_INTENT, &question, place);
+        for (variant, loc) in &variants {
+            let place = self.cx.example_place(*loc);
+            self.example_places.insert(KNOWLEDGE_INTENT, variant, place);
+        }
         Some(FaqEntry {
             id: definition.name.clone(),
             lang: lang?,
-            question: question?,
-            variants: variants?.into_iter().map(|(text, _)| text).collect(),
+            question,
+            variants: variants.into_iter().map(|(text, _)| text).collect(),
             answer: answer?,
             tags: tags?.into_iter().map(|(text, _)| text).collect(),
         })

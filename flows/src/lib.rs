@@ -24,6 +24,7 @@ mod conversation_tests;
 mod convert;
 mod cx;
 mod diagnostic;
+mod examples;
 mod flows;
 mod http;
 mod intents;
@@ -48,6 +49,7 @@ pub use conversation_tests::{
     TestFile, TestStep, DEFAULT_TEST_CHANNEL, TESTS_FOLDER,
 };
 pub use diagnostic::{Diagnostic, Report, Severity, MAX_SNIPPET_CHARS};
+pub use examples::{ExamplePlace, ExamplePlaces};
 pub use source::MAX_FILE_BYTES;
 pub use tree::MAX_NODES;
 pub use intents::MIN_EXAMPLES;
@@ -62,6 +64,8 @@ pub struct LoadedBot {
     /// article, in sorted path order. Equal hashes mean equal sources. A cache built from
     /// the bot (a trained classifier, a search index) can store it to detect staleness.
     pub sources_hash: String,
+    /// The file, line and column of each intent example and FAQ question.
+    pub example_places: ExamplePlaces,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,22 +105,41 @@ pub fn load_bot(dir: &Path) -> Result<LoadedBot, LoadError> {
     if analysis.diagnostics.iter().any(Diagnostic::is_error) {
         return Err(LoadError::Invalid { diagnostics: analysis.diagnostics });
     }
-    Ok(LoadedBot { bot: analysis.bot, warnings: analysis.diagnostics, sources_hash: analysis.sources_hash })
+    Ok(loaded(analysis))
+}
+
+fn loaded(analysis: load::Analysis) -> LoadedBot {
+    LoadedBot {
+        bot: analysis.bot,
+        warnings: analysis.diagnostics,
+        sources_hash: analysis.sources_hash,
+        example_places: analysis.example_places,
+    }
 }
 
 /// Checks the bot in `dir` and returns every error and warning. A folder or file that
 /// cannot be read is reported as an error at that path.
 pub fn validate(dir: &Path) -> Report {
+    validate_and_load(dir).0
+}
+
+/// Checks the bot in `dir` like [`validate`], and also returns the loaded bot when the
+/// report has no errors, so that a caller can run further checks without loading twice.
+pub fn validate_and_load(dir: &Path) -> (Report, Option<LoadedBot>) {
     match load::analyse(dir) {
-        Ok(analysis) => Report { diagnostics: analysis.diagnostics },
-        Err(LoadError::Invalid { diagnostics }) => Report { diagnostics },
+        Ok(analysis) if analysis.diagnostics.iter().any(Diagnostic::is_error) => (Report { diagnostics: analysis.diagnostics }, None),
+        Ok(analysis) => {
+            let report = Report { diagnostics: analysis.diagnostics.clone() };
+            (report, Some(loaded(analysis)))
+        }
+        Err(LoadError::Invalid { diagnostics }) => (Report { diagnostics }, None),
         Err(LoadError::Io { path, source }) => {
             let diagnostic = Diagnostic::error_at_path(path, format!("failed to read: {source}"));
-            Report { diagnostics: vec![diagnostic] }
+            (Report { diagnostics: vec![diagnostic] }, None)
         }
         Err(error @ (LoadError::NotFound { .. } | LoadError::NotAFolder { .. })) => {
             let diagnostic = Diagnostic::error_at_path(dir.to_path_buf(), error.to_string());
-            Report { diagnostics: vec![diagnostic] }
+            (Report { diagnostics: vec![diagnostic] }, None)
         }
     }
 }

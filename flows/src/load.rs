@@ -10,6 +10,7 @@ use crate::conversation_tests::TESTS_FOLDER;
 use crate::convert::{Converter, Unparsed};
 use crate::cx::Cx;
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::examples::ExamplePlaces;
 use crate::loops::report_loops_without_ask;
 use crate::sections::Sections;
 use crate::source::{find_files_skipping, read_limited, relative_path, too_large, SourceFile, SourcesHasher};
@@ -21,6 +22,7 @@ pub(crate) struct Analysis {
     /// Errors and warnings, sorted by file, line and column.
     pub diagnostics: Vec<Diagnostic>,
     pub sources_hash: String,
+    pub example_places: ExamplePlaces,
 }
 
 pub(crate) fn analyse(dir: &Path) -> Result<Analysis, LoadError> {
@@ -64,7 +66,8 @@ pub(crate) fn analyse(dir: &Path) -> Result<Analysis, LoadError> {
     diagnostics.append(&mut converter.cx.diagnostics);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     diagnostics.dedup();
-    Ok(Analysis { bot, diagnostics, sources_hash: hasher.finish() })
+    let example_places = std::mem::take(&mut converter.example_places);
+    Ok(Analysis { bot, diagnostics, sources_hash: hasher.finish(), example_places })
 }
 
 /// Reads every YAML file outside the `tests` folder, which holds conversation tests

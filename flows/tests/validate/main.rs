@@ -14,6 +14,7 @@ mod conversation_tests;
 mod files;
 mod flows;
 mod syntax;
+mod warnings;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
