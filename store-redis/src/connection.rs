@@ -5,7 +5,8 @@
 //! call, one retry after a dropped connection, and outage logging.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bot_core::StoreError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -25,6 +26,10 @@ const CLUSTER_RETRIES: u32 = 3;
 /// CLUSTERDOWN; redirects are followed at once.
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 10;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 100;
+
+/// How long calls to one server must have failed before the store replaces
+/// its connection manager, and the least time between two replacements.
+const REBUILD_AFTER: Duration = Duration::from_secs(2);
 
 /// A connection to one server or to a cluster; clones share it.
 #[derive(Clone)]
@@ -57,13 +62,27 @@ impl ConnectionLike for RedisConnection {
 }
 
 pub(crate) struct Connection {
-    connection: RedisConnection,
+    connection: RwLock<RedisConnection>,
+    /// What a replacement of a single server's connection manager needs.
+    single: Option<SingleServer>,
     health: Health,
     /// A guard around each attempt, in case a reconnect outlasts the client's own timeouts.
     attempt_timeout: Duration,
     url: String,
     /// The password, removed from error texts in case one repeats it.
     password: Option<String>,
+}
+
+/// A single server's client and settings, kept to build a new connection
+/// manager when the current one is stuck. redis 1.8's manager reconnects after
+/// an I/O error only, so a reconnect that failed otherwise (the server
+/// rejected the password while it was being reconfigured) would fail every
+/// later call.
+struct SingleServer {
+    endpoint: Endpoint,
+    config: RedisConfig,
+    /// The first failure since the last success, and the last replacement attempt.
+    failing: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 enum CallError {
@@ -116,7 +135,8 @@ impl Connection {
         };
 
         let health = Health::new(url.clone());
-        Ok(Self { connection, health, attempt_timeout, url, password })
+        let single = (!endpoint.cluster).then(|| SingleServer { endpoint: endpoint.clone(), config: config.clone(), failing: Mutex::new((None, None)) });
+        Ok(Self { connection: RwLock::new(connection), single, health, attempt_timeout, url, password })
     }
 
     /// Runs `call` with a clone of the connection, once more after a dropped
@@ -141,13 +161,47 @@ impl Connection {
         match result {
             Ok(value) => {
                 self.health.record_success();
+                if let Some(single) = &self.single {
+                    single.failing.lock().expect("connection state poisoned").0 = None;
+                }
                 Ok(value)
             }
             Err(error) => {
                 let reason = self.reason(operation, &error);
                 self.health.record_failure(operation, &reason);
+                self.replace_if_stuck().await;
                 Err(StoreError::Unavailable { reason })
             }
+        }
+    }
+
+    /// Builds a new connection manager for a single server when calls have
+    /// failed for [`REBUILD_AFTER`], at most once per that time. When the
+    /// server is still down the attempt fails within the connect timeout and
+    /// the current manager stays.
+    async fn replace_if_stuck(&self) {
+        let Some(single) = &self.single else { return };
+        {
+            let mut failing = single.failing.lock().expect("connection state poisoned");
+            let now = Instant::now();
+            let since = *failing.0.get_or_insert(now);
+            let recently_tried = failing.1.is_some_and(|at| now.duration_since(at) < REBUILD_AFTER);
+            if now.duration_since(since) < REBUILD_AFTER || recently_tried {
+                return;
+            }
+            failing.1 = Some(now);
+        }
+
+        match tokio::time::timeout(self.attempt_timeout, connect_single(&single.endpoint, &single.config)).await {
+            Ok(Ok(manager)) => {
+                tracing::info!(url = %self.url, "replaced the redis connection after calls kept failing");
+                *self.connection.write().expect("connection lock poisoned") = RedisConnection::Single(manager);
+            }
+            Ok(Err(error)) => {
+                let error = scrub(&error.to_string(), self.password.as_deref());
+                tracing::debug!(url = %self.url, %error, "cannot build a new redis connection yet");
+            }
+            Err(_) => tracing::debug!(url = %self.url, "building a new redis connection timed out"),
         }
     }
 
@@ -156,7 +210,8 @@ impl Connection {
         F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match tokio::time::timeout(self.attempt_timeout, call(self.connection.clone())).await {
+        let connection = self.connection.read().expect("connection lock poisoned").clone();
+        match tokio::time::timeout(self.attempt_timeout, call(connection)).await {
             Ok(result) => result.map_err(CallError::Redis),
             Err(_) => Err(CallError::TimedOut(self.attempt_timeout)),
         }
@@ -175,9 +230,8 @@ impl Connection {
 async fn connect_single(endpoint: &Endpoint, config: &RedisConfig) -> RedisResult<ConnectionManager> {
     // One connection attempt per reconnect: a call during an outage fails
     // fast, and the next call starts the next attempt.
-    // NOTE: redis 1.8's manager starts a new attempt only after an I/O
-    // error. A reconnect that fails otherwise (a password changed on the
-    // server) keeps failing every call until this process restarts.
+    // redis 1.8's manager starts a new attempt only after an I/O error, so
+    // `Connection::replace_if_stuck` replaces a manager that keeps failing.
     let manager_config = ConnectionManagerConfig::new()
         .set_number_of_retries(0)
         .set_connection_timeout(Some(config.connect_timeout))

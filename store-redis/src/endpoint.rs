@@ -6,6 +6,7 @@ use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use crate::config::{redact_url, split_urls, RedisConfig, RedisStoreError};
 
 /// The parsed URL of the store.
+#[derive(Clone)]
 pub(crate) struct Endpoint {
     /// The whole URL or list of URLs with passwords redacted, for logs and errors.
     pub url: String,

@@ -158,7 +158,21 @@ impl SessionStore for RedisStore {
                 }
             })
             .await?;
-        stored.iter().map(|(json, seq)| record::decode_event(id, *seq, json)).collect()
+        // A transcript entry this build cannot read (written by a newer build,
+        // or by hand) is skipped, so that one bad entry does not fail every
+        // turn and every replay of the conversation.
+        let mut events = Vec::with_capacity(stored.len());
+        let mut skipped = Vec::new();
+        for (json, seq) in &stored {
+            match record::decode_event(id, *seq, json) {
+                Ok(event) => events.push(event),
+                Err(error) => skipped.push((*seq, error)),
+            }
+        }
+        if let Some((seq, error)) = skipped.first() {
+            tracing::warn!(conversation_id = %id, skipped = skipped.len(), first_seq = seq, %error, "skipped transcript events that cannot be read");
+        }
+        Ok(events)
     }
 
     async fn set_waiting(&self, id: &ConversationId, since: Option<Timestamp>) -> Result<(), StoreError> {

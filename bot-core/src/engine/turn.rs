@@ -94,7 +94,13 @@ impl Engine {
                 let waiting_before = stored.session.handoff.waiting_since();
                 Ok(Loaded { session: stored.session, version: stored.version, start: Start::Stored, waiting_before })
             }
-            Ok(None) => Ok(Loaded { session: fresh(), version: 0, start: Start::New, waiting_before: None }),
+            Ok(None) => {
+                // A transcript without a session (the session key was evicted or
+                // deleted) keeps its numbering, so that no event is overwritten.
+                let mut session = fresh();
+                session.next_seq = self.last_transcript_seq(id).await? + 1;
+                Ok(Loaded { session, version: 0, start: Start::New, waiting_before: None })
+            }
             Err(StoreError::Corrupt { version, reason, .. }) => {
                 tracing::warn!(%reason, version, "stored session cannot be read; starting a fresh one");
                 let mut session = fresh();

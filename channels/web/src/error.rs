@@ -185,8 +185,14 @@ impl WebError {
                 let conversation_id = conversation_id.as_ref().map(ConversationId::as_str);
                 // The engine logs store outages once with a count of failed turns.
                 let outage = matches!(source, EngineError::Store(StoreError::Unavailable { .. }));
+                let busy = matches!(
+                    source,
+                    EngineError::Contended { .. } | EngineError::Store(StoreError::LeaseTimeout { .. } | StoreError::Conflict { .. })
+                );
                 if outage {
                     tracing::debug!(status, code, conversation_id, error = %source, "engine call failed: session store unavailable");
+                } else if busy {
+                    tracing::warn!(status, code, conversation_id, error = %source, "conversation busy; the client is asked to retry");
                 } else if self.status().is_server_error() {
                     tracing::error!(status, code, conversation_id, error = %source, "engine call failed");
                 } else {
@@ -268,7 +274,7 @@ fn engine_message(error: &EngineError) -> String {
             "the conversation is busy with another message: please send this one again in a moment".to_owned()
         }
         EngineError::Store(StoreError::Unavailable { .. }) => {
-            "the service is briefly unavailable and did not process the message: please send it again in a moment".to_owned()
+            "the service is briefly unavailable, so the message may not have been processed: send it again with the same client_message_id in a moment".to_owned()
         }
         EngineError::Store(StoreError::Corrupt { .. }) => {
             "the stored conversation cannot be read: the error is logged for the operator".to_owned()

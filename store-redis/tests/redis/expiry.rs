@@ -118,3 +118,24 @@ async fn every_turn_refreshes_key_ttl() -> anyhow::Result<()> {
     assert!(transcript_ttl > 60_000, "transcript key TTL after a turn: {transcript_ttl} ms");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_session_keeps_transcript_numbering() -> anyhow::Result<()> {
+    let redis = TestRedis::start()?;
+    let (engine, _clock) = engine_on(&redis).await?;
+    let first = engine.handle(InboundMessage::text("web:expiry", "web", "where is my order")).await?;
+    // The session key is evicted or deleted while the transcript stays.
+    let key = format!("{}:{{web:expiry}}:session", redis.prefix());
+    redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis.raw().await?).await?;
+
+    let second = engine.handle(InboundMessage::text("web:expiry", "web", "where is my order")).await?;
+    let transcript = engine.events(&"web:expiry".into(), 0, 100).await?;
+
+    let last_first = first.events.last().map(|e| e.seq).unwrap_or_default();
+    assert_eq!(second.events[0].seq, last_first + 1, "numbering continues after the lost session");
+    let seqs: Vec<u64> = transcript.iter().map(|e| e.seq).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "transcript is gap-free with nothing overwritten");
+    assert_eq!(transcript.len(), first.events.len() + second.events.len(), "both turns are in the transcript");
+    Ok(())
+}

@@ -49,6 +49,36 @@ async fn restart_recovers_calls_and_feed() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_password_recovers_after_fix() -> anyhow::Result<()> {
+    let mut redis = TestRedis::start_with_password(Some(PASSWORD))?;
+    if let Some(reason) = redis.not_own_server() {
+        println!("skipped rejected_password_recovers_after_fix: {reason}");
+        return Ok(());
+    }
+    let store = RedisStore::connect(redis.config("auth")).await?;
+    let id = ConversationId::new("web:auth");
+
+    // The server comes back without its password, so the store's AUTH is
+    // rejected, then it is configured again.
+    redis.restart_with_password(None)?;
+    let rejected = within("a load while AUTH is rejected", store.load(&id)).await?;
+    redis.restart_with_password(Some(PASSWORD))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut recovered = false;
+    while tokio::time::Instant::now() < deadline {
+        if within("a load after the fix", store.load(&id)).await?.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    assert!(matches!(rejected, Err(StoreError::Unavailable { .. })), "load while AUTH is rejected returned {rejected:?}");
+    assert!(recovered, "calls still fail 15 s after the server accepts the password again");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_unreachable_fails_clearly() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = RedisConfig {

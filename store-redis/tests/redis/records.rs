@@ -6,7 +6,7 @@ use bot_core::{Channel, ConversationId, DialogState, HandoffReason, HandoffState
 use lepton_redis::RedisStore;
 use redis::AsyncCommands;
 
-use crate::common::{session, TTL};
+use crate::common::{reply_event, session, TTL};
 use crate::server::TestRedis;
 
 const FIXTURE_V1: &str = include_str!("../../../bot-core/tests/fixtures/session-v1.json");
@@ -131,5 +131,21 @@ async fn braced_id_round_trip() -> anyhow::Result<()> {
     assert_eq!(loaded, Some((braced_version, braced)), "session with braces in its id");
     let keys: Vec<String> = redis.raw().await?.keys(format!("{}:digest:*", redis.prefix())).await?;
     assert_eq!(keys.len(), 1, "digest keys {keys:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_event_is_skipped() -> anyhow::Result<()> {
+    let redis = TestRedis::start()?;
+    let store = RedisStore::connect(redis.config("bad-event")).await?;
+    let id = ConversationId::new("web:bad-event");
+    store.append_events(&id, &[reply_event(id.as_str(), 1), reply_event(id.as_str(), 3)], TTL).await?;
+    let key = format!("{}:{{web:bad-event}}:transcript", redis.prefix());
+    redis::cmd("ZADD").arg(&key).arg(2).arg("garbage event").query_async::<()>(&mut redis.raw().await?).await?;
+
+    let events = store.events(&id, 0, 10).await?;
+
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 3], "readable events around the unreadable one");
     Ok(())
 }

@@ -107,6 +107,17 @@ impl TestRedis {
         Ok(())
     }
 
+    /// Starts the server again on the same port, empty, requiring `password`
+    /// from now on.
+    pub fn restart_with_password(&mut self, new_password: Option<&str>) -> anyhow::Result<()> {
+        self.kill()?;
+        let Server::Own { password, .. } = &mut self.server else {
+            anyhow::bail!("an external server cannot be restarted");
+        };
+        *password = new_password.map(str::to_owned);
+        self.restart()
+    }
+
     /// Starts the server again on the same port, empty.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let Server::Own { child, port, password } = &mut self.server else {
