@@ -291,7 +291,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let telegram = telegram_config(&args.telegram)?;
     let discord = discord_config(&args.discord)?;
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
-    let store = args.store.as_deref().map(StoreOption::parse).unwrap_or_default();
+    let store = args.store.as_deref().map(StoreOption::parse).transpose()?.unwrap_or_default();
     let options = ServeOptions {
         paths,
         host: args.host,

@@ -27,16 +27,39 @@ pub enum StoreOption {
 
 impl StoreOption {
     /// Parses `--store`: `embedded`, `memory`, `redis`, a `redis://` or
-    /// `rediss://` URL, or the path of an embedded store file.
-    pub fn parse(value: &str) -> Self {
-        match value {
+    /// `rediss://` URL (schemes in any case), or the path of an embedded store
+    /// file. Another URL scheme, or `host:port` without a scheme, is an error
+    /// rather than a file path, so that a typo cannot quietly give each server
+    /// a store of its own.
+    pub fn parse(value: &str) -> anyhow::Result<Self> {
+        let option = match value {
             "memory" => Self::Memory,
             "embedded" => Self::Embedded(None),
             "redis" => Self::Redis(None),
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => Self::Redis(Some(url.to_owned())),
-            path => Self::Embedded(Some(PathBuf::from(path))),
-        }
+            _ => match value.split_once("://") {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis") || scheme.eq_ignore_ascii_case("rediss") => {
+                    Self::Redis(Some(format!("{}://{rest}", scheme.to_ascii_lowercase())))
+                }
+                Some((scheme, _)) => {
+                    anyhow::bail!("invalid --store {value:?}: unknown URL scheme {scheme:?}; use redis:// or rediss://, or a file path for the embedded store")
+                }
+                None if value.to_ascii_lowercase().starts_with("redis") && value.contains(':') => {
+                    anyhow::bail!("invalid --store {value:?}: a Redis URL starts with redis:// or rediss://")
+                }
+                None if looks_like_host_port(value) => {
+                    anyhow::bail!("invalid --store {value:?}: this looks like a Redis address; write redis://{value}, or ./{value} for a file of that name")
+                }
+                None => Self::Embedded(Some(PathBuf::from(value))),
+            },
+        };
+        Ok(option)
     }
+}
+
+/// True for `host:port` and `[v6]:port`: a name and a port number without a slash.
+fn looks_like_host_port(value: &str) -> bool {
+    let Some((host, port)) = value.rsplit_once(':') else { return false };
+    !host.is_empty() && !host.contains('/') && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The store to open, with every setting resolved.
@@ -69,17 +92,17 @@ pub fn resolve(option: &StoreOption, settings: &Settings, env: Env<'_>, data_dir
     let config = match option {
         StoreOption::Memory => StoreConfig::Memory,
         StoreOption::Embedded(path) => embedded(path.as_ref()),
-        StoreOption::Redis(url) => StoreConfig::Redis(redis_config(url.clone(), settings, env)),
+        StoreOption::Redis(url) => StoreConfig::Redis(redis_config(url.clone(), settings, env)?),
         StoreOption::FromSettings => match from_env.or(settings.session_store).unwrap_or(StoreKind::Embedded) {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Embedded => embedded(None),
-            StoreKind::Redis => StoreConfig::Redis(redis_config(None, settings, env)),
+            StoreKind::Redis => StoreConfig::Redis(redis_config(None, settings, env)?),
         },
     };
     Ok(config)
 }
 
-fn redis_config(url: Option<String>, settings: &Settings, env: Env<'_>) -> lepton_redis::RedisConfig {
+fn redis_config(url: Option<String>, settings: &Settings, env: Env<'_>) -> anyhow::Result<lepton_redis::RedisConfig> {
     let mut config = lepton_redis::RedisConfig::default();
     let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(url) = url.or_else(|| non_empty("LEPTON_REDIS_URL")).or_else(|| settings.redis.url.clone()) {
@@ -91,11 +114,22 @@ fn redis_config(url: Option<String>, settings: &Settings, env: Env<'_>) -> lepto
     if let Some(max_events) = settings.redis.max_events {
         config.max_events = max_events;
     }
-    let cluster_env = non_empty("LEPTON_REDIS_CLUSTER").map(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let cluster_env = match non_empty("LEPTON_REDIS_CLUSTER") {
+        Some(value) => Some(parse_bool(&value).with_context(|| format!("invalid LEPTON_REDIS_CLUSTER {value:?}: use true or false"))?),
+        None => None,
+    };
     if let Some(cluster) = cluster_env.or(settings.redis.cluster) {
         config.cluster = cluster;
     }
-    config
+    Ok(config)
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Opens the store. Redis must be reachable at start, so that a wrong URL or
@@ -202,7 +236,7 @@ mod tests {
 
     #[test]
     fn option_overrides_environment() -> anyhow::Result<()> {
-        let option = StoreOption::parse("redis://option:6379/3");
+        let option = StoreOption::parse("redis://option:6379/3")?;
         let config = resolved(&option, &Settings::default(), &[("LEPTON_SESSION_STORE", "memory"), ("LEPTON_REDIS_URL", "redis://env:6379")])?;
         let StoreConfig::Redis(redis) = config else { anyhow::bail!("expected redis, got {config:?}") };
         assert_eq!(redis.url, "redis://option:6379/3");
@@ -217,11 +251,29 @@ mod tests {
     }
 
     #[test]
-    fn option_parses_every_form() {
-        assert_eq!(StoreOption::parse("memory"), StoreOption::Memory);
-        assert_eq!(StoreOption::parse("embedded"), StoreOption::Embedded(None));
-        assert_eq!(StoreOption::parse("redis"), StoreOption::Redis(None));
-        assert_eq!(StoreOption::parse("rediss://h:1"), StoreOption::Redis(Some("rediss://h:1".to_owned())));
-        assert_eq!(StoreOption::parse("/tmp/s.redb"), StoreOption::Embedded(Some(PathBuf::from("/tmp/s.redb"))));
+    fn option_parses_every_form() -> anyhow::Result<()> {
+        assert_eq!(StoreOption::parse("memory")?, StoreOption::Memory);
+        assert_eq!(StoreOption::parse("embedded")?, StoreOption::Embedded(None));
+        assert_eq!(StoreOption::parse("redis")?, StoreOption::Redis(None));
+        assert_eq!(StoreOption::parse("rediss://h:1")?, StoreOption::Redis(Some("rediss://h:1".to_owned())));
+        assert_eq!(StoreOption::parse("REDIS://h:1/2")?, StoreOption::Redis(Some("redis://h:1/2".to_owned())));
+        assert_eq!(StoreOption::parse("/tmp/s.redb")?, StoreOption::Embedded(Some(PathBuf::from("/tmp/s.redb"))));
+        assert_eq!(StoreOption::parse("./s:1")?, StoreOption::Embedded(Some(PathBuf::from("./s:1"))));
+        Ok(())
+    }
+
+    #[test]
+    fn option_rejects_mistyped_addresses() {
+        for value in ["127.0.0.1:6379", "redis-host:6379", "redis:/127.0.0.1:6379", "redis+unix:///tmp/x.sock", "http://h:6379"] {
+            let result = StoreOption::parse(value);
+            assert!(result.is_err(), "--store {value:?} was accepted as {result:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_cluster_environment_rejected() {
+        let result = resolved(&StoreOption::FromSettings, &redis_settings(), &[("LEPTON_REDIS_CLUSTER", "on-ish")]);
+        let message = format!("{:#}", result.expect_err("on-ish accepted"));
+        assert!(message.contains("LEPTON_REDIS_CLUSTER"), "{message}");
     }
 }
