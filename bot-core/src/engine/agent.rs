@@ -122,7 +122,7 @@ impl Engine {
         id: &ConversationId,
         apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
     ) -> Result<Vec<Event>, EngineError> {
-        let _guard = self.inner.locks.lock(id).await;
+        let _guard = self.lock_conversation(id).await?;
         let lease = self.inner.store.lease(id).await?;
         let result = self.change_leased(id, apply).await;
         lease.release().await;

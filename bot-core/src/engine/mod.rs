@@ -36,6 +36,11 @@ const MAX_CONFLICT_RETRIES: usize = 3;
 /// The age after which a waiting-queue entry without a waiting session is removed.
 const STALE_QUEUE_ENTRY_MS: u64 = 60_000;
 
+/// The longest a turn or agent operation waits for the turns of the same
+/// conversation queued before it on this server process; then it fails as
+/// busy (see [`EngineError::Contended`]) instead of waiting without bound.
+const LOCAL_LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// Events kept for a slow subscriber of [`Engine::subscribe_proactive`].
 const PROACTIVE_CAPACITY: usize = 1024;
 
@@ -77,7 +82,9 @@ pub enum EngineError {
     NotOwner { conversation_id: ConversationId, agent: AgentId },
     #[error("conversation {conversation_id} not found")]
     NotFound { conversation_id: ConversationId },
-    #[error("conversation {conversation_id} kept changing concurrently; retry the request")]
+    /// The conversation kept changing concurrently, or earlier messages of it
+    /// kept it busy for too long.
+    #[error("conversation {conversation_id} is busy with other messages or changes; retry the request")]
     Contended { conversation_id: ConversationId },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -223,11 +230,22 @@ impl Engine {
     /// Runs the turn under the conversation's in-process lock and the store's
     /// lease, which orders it against turns on other server processes.
     async fn handle_ordered(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
-        let _guard = self.inner.locks.lock(&message.conversation_id).await;
+        let _guard = self.lock_conversation(&message.conversation_id).await?;
         let lease = self.inner.store.lease(&message.conversation_id).await?;
         let result = self.run_turn_retrying(message).await;
         lease.release().await;
         result
+    }
+
+    /// Takes the conversation's in-process lock, waiting at most [`LOCAL_LOCK_WAIT`].
+    async fn lock_conversation(&self, id: &ConversationId) -> Result<sync::ConversationGuard<'_>, EngineError> {
+        match tokio::time::timeout(LOCAL_LOCK_WAIT, self.inner.locks.lock(id)).await {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                tracing::warn!(conversation_id = %id, waited_ms = LOCAL_LOCK_WAIT.as_millis() as u64, "earlier messages of the conversation are still running; rejecting this one as busy");
+                Err(EngineError::Contended { conversation_id: id.clone() })
+            }
+        }
     }
 
     async fn run_turn_retrying(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
