@@ -89,12 +89,22 @@ impl Reloader {
         let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await;
         match prepared {
             Ok(Ok(prepared)) => {
+                warn_about_restart_settings(&self.engine.bot().settings, &prepared.bot.settings);
                 self.engine.replace_bot(prepared.bot, prepared.classifier, prepared.knowledge);
                 ReloadReport { reloaded: true, retrained: prepared.trained, reindexed: prepared.indexed, diagnostics, error: None }
             }
             Ok(Err(error)) => ReloadReport { diagnostics, ..failed(format!("{error:#}")) },
             Err(error) => ReloadReport { diagnostics, ..failed(format!("loading the bot panicked: {error}")) },
         }
+    }
+}
+
+/// Logs a warning when the edit changed settings that take effect only when
+/// the server starts: where sessions are stored.
+fn warn_about_restart_settings(running: &bot_core::bot::Settings, edited: &bot_core::bot::Settings) {
+    let redis_changed = serde_json::to_value(&running.redis).ok() != serde_json::to_value(&edited.redis).ok();
+    if running.session_store != edited.session_store || redis_changed {
+        tracing::warn!("settings.session_store or settings.redis changed; the server keeps its session store until it is restarted");
     }
 }
 

@@ -54,6 +54,10 @@
 //!   WARN when it ends, with the number of failed calls.
 //! - Redis keeps writes in memory; how many survive a Redis crash depends on
 //!   the server's persistence settings (RDB snapshots, AOF), not on this store.
+//! - Every key has a TTL, so a `maxmemory` policy of `volatile-*` or
+//!   `allkeys-*` may evict conversations before they expire. Run Redis with
+//!   `maxmemory-policy noeviction`, so that a full Redis refuses writes (the
+//!   turn fails and the customer is asked to retry) instead of dropping sessions.
 //!
 //! # Redis Cluster
 //!
@@ -62,8 +66,10 @@
 //! the store sends each command to the node that serves its key's hash slot,
 //! following MOVED and ASK redirects. Every Lua script touches only the keys
 //! passed to it, which are one conversation's keys and so share a slot. A
-//! cluster has only database 0, and a node that is down fails the calls for
-//! its slots with `Unavailable` while the other nodes keep serving theirs.
+//! cluster has only database 0. A node that is down fails the calls for its
+//! slots with `Unavailable`. The other nodes keep serving theirs only when the
+//! cluster runs with `cluster-require-full-coverage no`; with Redis's default
+//! (`yes`) the whole cluster refuses calls until every slot is served again.
 //! Events are published from the scripts, and the remote events feed
 //! subscribes on one seed node, because a cluster passes a classic PUBLISH on
 //! to the subscribers on every node.
