@@ -51,8 +51,11 @@ const CONTEXT_BEFORE: usize = 40;
 
 impl Diagnostic {
     /// Creates a diagnostic at `line` and `column` of a file, whose text on that line is `source_line`.
+    /// Passwords in URLs (`scheme://user:password@host`) in the source line and
+    /// the message are replaced by `***`, since diagnostics reach logs.
     pub(crate) fn new(severity: Severity, file: PathBuf, (line, column): (usize, usize), width: usize, message: String, source_line: &str) -> Self {
         let (snippet, snippet_column) = excerpt(source_line, column);
+        let (snippet, message) = (redact_url_passwords(&snippet), redact_url_passwords(&message));
         Self { severity, file, line, column, width: width.max(1), message, snippet, snippet_column }
     }
 
@@ -129,6 +132,13 @@ fn excerpt(line: &str, column: usize) -> (String, usize) {
     }
     let snippet_column = column - start + usize::from(start > 0);
     (snippet, snippet_column)
+}
+
+/// Replaces the password of every `scheme://user:password@` in `text` with `***`.
+fn redact_url_passwords(text: &str) -> String {
+    static CREDENTIALS: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(://[^\s:/@]*):[^\s@/]+@").expect("valid credentials pattern"));
+    CREDENTIALS.replace_all(text, "$1:***@").into_owned()
 }
 
 /// Renders as `path:line:column: error: message`, then the source line and a caret
@@ -301,5 +311,23 @@ mod tests {
         let report = Report { diagnostics: vec![diagnostic("x", 1, 1)] };
         assert_eq!(report.summary(), "1 error, 0 warnings");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn url_password_redacted_in_snippet_and_message() {
+        let line = r#"    url: "http://:TopSecret@10.0.0.5:6379/0""#;
+        let message = "settings.redis.url redis://user:TopSecret@h:1 is invalid".to_owned();
+
+        let diagnostic = Diagnostic::new(Severity::Error, PathBuf::from("bot.yml"), (4, 10), 5, message, line);
+        let shown = diagnostic.to_string();
+
+        assert!(!shown.contains("TopSecret"), "password shown: {shown}");
+        assert!(shown.contains("http://:***@10.0.0.5"), "URL lost its shape: {shown}");
+        assert!(shown.contains("redis://user:***@h:1"), "user name lost: {shown}");
     }
 }
