@@ -1,11 +1,19 @@
 //! `lepton eval`: train the embedded intent model on one data set and score it
-//! on another.
+//! on another, or cross-validate it on a bot's own examples and write a report
+//! folder with images.
+
+mod charts;
+pub mod cross_validation;
+pub mod page;
+pub mod scores;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use lepton_intents::eval::{run_eval, Clinc150, Dataset, EvalConfig, EvalReport};
 use lepton_intents::TrainConfig;
+
+use scores::CrossValidationReport;
 
 /// The source of an evaluation's training data.
 pub enum TrainingData {
@@ -84,4 +92,35 @@ fn bot_dataset(dir: &Path, config: &mut EvalConfig) -> anyhow::Result<Dataset> {
         .map(|(text, intent)| lepton_intents::eval::LabeledText { text, intent: Some(intent) })
         .collect();
     Ok(Dataset { examples })
+}
+
+/// Settings of `lepton eval DIR --cross-validation K`.
+pub struct CrossValidationOptions {
+    pub bot_dir: PathBuf,
+    pub folds: usize,
+    /// The output folder [default: `BOT_DIR/.lepton/eval`].
+    pub out: Option<PathBuf>,
+    pub threshold: Option<f32>,
+    pub margin: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+/// Cross-validates the intent model on the bot's examples (FAQ questions included,
+/// as the `_knowledge` intent) with the configuration the bot trains with, and
+/// writes the report folder. Returns the report and the path of its `index.html`.
+pub fn run_cross_validation(options: &CrossValidationOptions) -> anyhow::Result<(CrossValidationReport, PathBuf)> {
+    let loaded = crate::app::load_bot(&options.bot_dir)?;
+    let settings = &loaded.bot.settings.classifier;
+    let config = TrainConfig { seed: options.seed.unwrap_or(settings.seed), ..TrainConfig::default() };
+    let threshold = options.threshold.unwrap_or(settings.threshold);
+    let margin = options.margin.unwrap_or(settings.margin);
+    let examples = loaded.bot.training_examples();
+
+    tracing::info!(examples = examples.len(), folds = options.folds, "cross-validating the intent model");
+    let run = cross_validation::cross_validate(&examples, options.folds, &config)?;
+    let report = CrossValidationReport::new(&loaded.bot.settings.name, &examples, &run, threshold, margin);
+
+    let out = options.out.clone().unwrap_or_else(|| crate::app::BotPaths::new(&options.bot_dir, None).data_dir.join("eval"));
+    let index = page::write(&report, &out)?;
+    Ok((report, index))
 }
