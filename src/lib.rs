@@ -28,6 +28,7 @@ pub mod app;
 mod channels;
 pub mod conversation_test;
 pub mod demo_orders;
+pub mod diagnostics;
 pub mod eval;
 pub mod http_client;
 pub mod reload;
