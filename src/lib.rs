@@ -26,6 +26,7 @@
 
 pub mod app;
 mod channels;
+pub mod chat;
 pub mod conversation_test;
 pub mod demo_orders;
 pub mod diagnostics;
