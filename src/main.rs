@@ -62,7 +62,24 @@ enum Command {
     /// Serve a bot folder over the web channel, on Telegram with --telegram and on Discord with --discord.
     Serve(ServeArgs),
     /// Check a bot folder and report every problem with file, line and column.
-    Validate { dir: PathBuf },
+    Validate {
+        dir: PathBuf,
+        /// Skip the model check, which cross-validates the intent model to find
+        /// examples of different intents that it confuses.
+        #[arg(long)]
+        no_model: bool,
+        /// Folder for the model check's cache [default: DIR/.lepton].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Chat with a bot in the terminal; under each reply, show the intent ranking,
+    /// the slots and the step taken.
+    Chat {
+        dir: PathBuf,
+        /// Folder for the model and index [default: DIR/.lepton].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Run the conversation tests in DIR/tests against the bot and report each failure.
     Test {
         dir: PathBuf,
@@ -121,6 +138,13 @@ struct EvalArgs {
     /// Write the report as JSON to FILE, or to standard output with no FILE, instead of a table.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
+    /// Cross-validate with K folds on the examples of the bot folder given as TEST, and
+    /// write report.json, confusion.svg, confidence.svg and index.html to --out.
+    #[arg(long, value_name = "K", conflicts_with_all = ["train", "bot"])]
+    cross_validation: Option<usize>,
+    /// Output folder of --cross-validation [default: TEST/.lepton/eval].
+    #[arg(long, value_name = "DIR", requires = "cross_validation")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -229,7 +253,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             serve(args)
         }
         Command::Serve(args) => serve(args),
-        Command::Validate { dir } => validate(&dir),
+        Command::Validate { dir, no_model, data_dir } => validate(&dir, &lepton::diagnostics::ValidateOptions { model: !no_model, data_dir }),
+        Command::Chat { dir, data_dir } => {
+            lepton::chat::run(&BotPaths::new(&dir, data_dir.as_deref()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) if args.cross_validation.is_some() => cross_validation(args),
         Command::Test { dir, junit, data_dir, demo_orders } => {
             let paths = BotPaths::new(&dir, data_dir.as_deref());
             lepton::conversation_test::run(&lepton::conversation_test::TestOptions { paths, junit, demo_orders })
@@ -390,13 +419,45 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn validate(dir: &Path) -> anyhow::Result<ExitCode> {
-    let report = lepton_flows::validate(dir);
+fn validate(dir: &Path, options: &lepton::diagnostics::ValidateOptions) -> anyhow::Result<ExitCode> {
+    let validation = lepton::diagnostics::validate(dir, options);
+    let report = &validation.report;
     for diagnostic in &report.diagnostics {
         println!("{diagnostic}");
     }
+    if let Some(check) = &validation.model_check {
+        println!("{check}");
+    }
     println!("{}: {}", dir.display(), report.summary());
     Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Runs `lepton eval DIR --cross-validation K`: prints the report (or its JSON with
+/// --json) and writes the report folder.
+fn cross_validation(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let options = lepton::eval::CrossValidationOptions {
+        bot_dir: args.test,
+        folds: args.cross_validation.unwrap_or(5),
+        out: args.out,
+        threshold: args.threshold,
+        margin: args.margin,
+        seed: args.seed,
+    };
+    let (report, index) = lepton::eval::run_cross_validation(&options)?;
+    match args.json {
+        Some(path) if path.as_os_str() == "-" => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!("wrote {}", index.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(path) => {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{report}");
+        }
+        None => println!("{report}"),
+    }
+    println!("wrote {}", index.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

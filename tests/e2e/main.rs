@@ -4,6 +4,7 @@
 mod bad_input;
 mod conversation_test;
 mod conversations;
+mod diagnostics;
 mod discord;
 mod handoff;
 mod harness;
