@@ -25,18 +25,19 @@ pub struct Reloader {
     server_url: String,
     /// The fingerprint of the folder last loaded or rejected.
     loaded: Mutex<String>,
+    last: std::sync::Mutex<Option<ReloadReport>>,
 }
 
 impl Reloader {
     /// `fingerprint` is that of the folder the running bot was loaded from.
     pub fn new(engine: Engine, paths: BotPaths, server_url: String, fingerprint: String) -> Self {
-        Self { engine, paths, server_url, loaded: Mutex::new(fingerprint) }
+        Self { engine, paths, server_url, loaded: Mutex::new(fingerprint), last: std::sync::Mutex::new(None) }
     }
 
     /// Reloads the folder and swaps the bot in when it is valid.
     pub async fn reload_now(&self) -> ReloadReport {
         let mut loaded = self.loaded.lock().await;
-        let report = self.load_and_swap().await;
+        let report = self.load_and_swap("api").await;
         if let Ok(fingerprint) = app::fingerprint(&self.paths.bot_dir) {
             *loaded = fingerprint;
         }
@@ -58,7 +59,7 @@ impl Reloader {
             return None;
         }
         *loaded = fingerprint;
-        Some(self.load_and_swap().await)
+        Some(self.load_and_swap("watch").await)
     }
 
     /// Polls the folder every [`WATCH_INTERVAL`] and reloads it after a change.
@@ -73,7 +74,15 @@ impl Reloader {
         }
     }
 
-    async fn load_and_swap(&self) -> ReloadReport {
+    async fn load_and_swap(&self, cause: &'static str) -> ReloadReport {
+        let mut report = self.load_and_swap_inner().await;
+        report.cause = cause;
+        report.at = bot_core::message::now_millis();
+        *self.last.lock().expect("reload report lock poisoned") = Some(report.clone());
+        report
+    }
+
+    async fn load_and_swap_inner(&self) -> ReloadReport {
         let bot_dir = self.paths.bot_dir.clone();
         let validated = tokio::task::spawn_blocking(move || lepton_flows::validate(&bot_dir)).await;
         let report = match validated {
@@ -91,7 +100,7 @@ impl Reloader {
             Ok(Ok(prepared)) => {
                 warn_about_restart_settings(&self.engine.bot().settings, &prepared.bot.settings);
                 self.engine.replace_bot(prepared.bot, prepared.classifier, prepared.knowledge);
-                ReloadReport { reloaded: true, retrained: prepared.trained, reindexed: prepared.indexed, diagnostics, error: None }
+                ReloadReport { reloaded: true, retrained: prepared.trained, reindexed: prepared.indexed, diagnostics, ..ReloadReport::default() }
             }
             Ok(Err(error)) => ReloadReport { diagnostics, ..failed(format!("{error:#}")) },
             Err(error) => ReloadReport { diagnostics, ..failed(format!("loading the bot panicked: {error}")) },
@@ -133,5 +142,9 @@ impl BotReloader for Reloader {
             log_report("reload requested through the admin api", &report);
             report
         })
+    }
+
+    fn last_report(&self) -> Option<ReloadReport> {
+        self.last.lock().expect("reload report lock poisoned").clone()
     }
 }

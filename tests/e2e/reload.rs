@@ -90,8 +90,12 @@ async fn invalid_edit_changes_nothing() -> anyhow::Result<()> {
     edit(&flow, "prompt: ask_order_number", "prompt: no_such_response")?;
     let (status, report) = reload(&server).await?;
     let found = customer.say("100001").await?;
+    let last: Value = reqwest::get(format!("{}/api/v1/admin/reload", server.url)).await?.json().await?;
 
     assert_eq!(status, 422, "reload of an invalid bot: {report}");
+    assert_eq!(last["reloaded"], false, "last report: {last}");
+    assert_eq!(last["cause"], "api", "last report: {last}");
+    assert_eq!(last["diagnostics"], report["diagnostics"], "last report keeps the diagnostics");
     assert_eq!(report["reloaded"], false);
     let diagnostics = report["diagnostics"].to_string();
     assert!(diagnostics.contains("order_status.yml:"), "diagnostics name the file and line: {diagnostics}");
@@ -122,6 +126,8 @@ async fn watcher_picks_up_edit() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    let last: Value = reqwest::get(format!("{}/api/v1/admin/reload", server.url)).await?.json().await?;
+    assert_eq!(last["cause"], "watch", "last report: {last}");
     assert!(!before.join("\n").contains(marker), "the marker was there before the edit: {before:?}");
     assert!(after.join("\n").contains(marker), "the watcher did not reload within 20 s: {after:?}");
     Ok(())

@@ -17,6 +17,10 @@ use crate::state::WebState;
 /// What a reload did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReloadReport {
+    /// When the reload finished, in milliseconds since the Unix epoch.
+    pub at: bot_core::Timestamp,
+    /// What started it: `watch` (an edit of the folder) or `api` (this route).
+    pub cause: &'static str,
     /// True when the new bot was swapped in; false when the folder was invalid.
     pub reloaded: bool,
     /// True when the intent model was trained again because examples changed.
@@ -34,6 +38,17 @@ pub struct ReloadReport {
 /// running bot stays as it was otherwise. The binary implements it.
 pub trait BotReloader: Send + Sync {
     fn reload(&self) -> Pin<Box<dyn Future<Output = ReloadReport> + Send + '_>>;
+
+    /// Returns the report of the last reload, by the watcher or this API,
+    /// including a rejected edit's diagnostics; `None` before the first.
+    fn last_report(&self) -> Option<ReloadReport>;
+}
+
+/// `GET /api/v1/admin/reload`: the last reload's report, so that an operator
+/// (or a console) sees why an edit was rejected; 404 `no_reload` before the first.
+pub(crate) async fn last_reload(State(state): State<WebState>) -> Result<Json<ReloadReport>, WebError> {
+    let reloader = state.reloader().ok_or(WebError::ReloadUnavailable)?;
+    reloader.last_report().map(Json).ok_or(WebError::NoReloadYet)
 }
 
 /// `POST /api/v1/admin/reload`: 200 with the report when the bot was reloaded,

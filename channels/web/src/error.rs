@@ -89,6 +89,9 @@ pub enum WebError {
     #[error("this server cannot reload its bot: it was started without a bot folder to reload from")]
     ReloadUnavailable,
 
+    #[error("the bot has not been reloaded since the server started")]
+    NoReloadYet,
+
     #[error("{source}")]
     Engine {
         /// The conversation the failed call was about; `None` for calls about none.
@@ -136,7 +139,7 @@ impl WebError {
             | Self::OriginNotLoopback { .. }
             | Self::PeerAddressUnknown
             | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
-            Self::RouteNotFound { .. } | Self::ReloadUnavailable => StatusCode::NOT_FOUND,
+            Self::RouteNotFound { .. } | Self::ReloadUnavailable | Self::NoReloadYet => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManySockets | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine { source, .. } => engine_status(source),
@@ -162,6 +165,7 @@ impl WebError {
             Self::OriginNotAllowed { .. } | Self::OriginNotLoopback { .. } => "origin_not_allowed",
             Self::RouteNotFound { .. } => "not_found",
             Self::ReloadUnavailable => "reload_unavailable",
+            Self::NoReloadYet => "no_reload",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TooManySockets | Self::ShuttingDown => "unavailable",
             Self::Engine { source, .. } => engine_code(source),

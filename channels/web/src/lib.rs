@@ -40,6 +40,7 @@
 //! | `POST /api/v1/agent/conversations/{id}/close` | close the conversation |
 //! | `GET /api/v1/agent/conversations/{id}/events?after=SEQ` | the transcript, agent view |
 //! | `POST /api/v1/admin/reload` | load the bot folder again ([`WebState::with_reloader`]) |
+//! | `GET /api/v1/admin/reload` | the last reload's report, with a rejected edit's diagnostics |
 //!
 //! Every error is `{"error":{"code":"...","message":"..."}}` with a fitting status.
 
@@ -85,7 +86,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/agent/conversations/{id}/handback", post(agent::hand_back))
         .route("/api/v1/agent/conversations/{id}/close", post(agent::close))
         .route("/api/v1/agent/conversations/{id}/events", get(agent::events))
-        .route("/api/v1/admin/reload", post(admin::reload))
+        .route("/api/v1/admin/reload", post(admin::reload).get(admin::last_reload))
         .method_not_allowed_fallback(assets::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), auth::require_agent));
 
