@@ -1,4 +1,4 @@
-//! Which session store `lepton serve` opens: the `--store` option, else the
+//! The choice of the session store `lepton serve` opens: the `--store` option, else the
 //! environment (`LEPTON_SESSION_STORE`, `LEPTON_REDIS_URL`,
 //! `LEPTON_REDIS_KEY_PREFIX`, `LEPTON_REDIS_CLUSTER`), else the bot's
 //! `settings.session_store` and `settings.redis`, else the embedded store in

@@ -14,12 +14,12 @@ use serde::Serialize;
 use crate::error::WebError;
 use crate::state::WebState;
 
-/// What a reload did.
+/// The outcome of a reload.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReloadReport {
     /// When the reload finished, in milliseconds since the Unix epoch.
     pub at: bot_core::Timestamp,
-    /// What started it: `watch` (an edit of the folder) or `api` (this route).
+    /// The trigger: `watch` (an edit of the folder) or `api` (this route).
     pub cause: &'static str,
     /// True when the new bot was swapped in; false when the folder was invalid.
     pub reloaded: bool,
@@ -29,7 +29,7 @@ pub struct ReloadReport {
     pub reindexed: bool,
     /// Validation errors and warnings as `file:line:column: severity: message`.
     pub diagnostics: Vec<String>,
-    /// Why the reload failed, when it failed for another reason than invalid YAML.
+    /// The reason the reload failed, when it failed for another reason than invalid YAML.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -45,7 +45,7 @@ pub trait BotReloader: Send + Sync {
 }
 
 /// `GET /api/v1/admin/reload`: the last reload's report, so that an operator
-/// (or a console) sees why an edit was rejected; 404 `no_reload` before the first.
+/// (or a console) can read why an edit was rejected; 404 `no_reload` before the first.
 pub(crate) async fn last_reload(State(state): State<WebState>) -> Result<Json<ReloadReport>, WebError> {
     let reloader = state.reloader().ok_or(WebError::ReloadUnavailable)?;
     reloader.last_report().map(Json).ok_or(WebError::NoReloadYet)
