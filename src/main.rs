@@ -226,7 +226,13 @@ fn default_demo_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    install_tracing(cli.log_format);
+    // Commands that print a report keep the log to warnings, so that the
+    // engine's INFO lines do not mix with the report; LEPTON_LOG overrides it.
+    let default_level = match cli.command {
+        Command::Test { .. } | Command::Chat { .. } | Command::Validate { .. } | Command::Eval(..) => "warn",
+        _ => "info",
+    };
+    install_tracing(cli.log_format, default_level);
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -236,9 +242,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn install_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEPTON_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+fn install_tracing(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEPTON_LOG").unwrap_or_else(|_| default_level.into());
+    // Colour codes only for a terminal, not for a log file or a CI log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
