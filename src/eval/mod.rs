@@ -115,12 +115,14 @@ pub fn run_cross_validation(options: &CrossValidationOptions) -> anyhow::Result<
     let threshold = options.threshold.unwrap_or(settings.threshold);
     let margin = options.margin.unwrap_or(settings.margin);
     let examples = loaded.bot.training_examples();
+    // Create the output folder first, so that a wrong --out fails before minutes of training.
+    let out = options.out.clone().unwrap_or_else(|| crate::app::BotPaths::new(&options.bot_dir, None).data_dir.join("eval"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
 
     tracing::info!(examples = examples.len(), folds = options.folds, "cross-validating the intent model");
     let run = cross_validation::cross_validate(&examples, options.folds, &config)?;
     let report = CrossValidationReport::new(&loaded.bot.settings.name, &examples, &run, threshold, margin);
 
-    let out = options.out.clone().unwrap_or_else(|| crate::app::BotPaths::new(&options.bot_dir, None).data_dir.join("eval"));
     let index = page::write(&report, &out)?;
     Ok((report, index))
 }
