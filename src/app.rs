@@ -115,7 +115,10 @@ pub fn index(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_kn
 }
 
 /// Returns a fingerprint of the bot folder's sources (YAML, Markdown and JSON
-/// files, outside `.lepton`): their paths, sizes and modification times.
+/// files, outside `.lepton` and `tests/`): their paths and a hash of their
+/// contents, so that saving a file unchanged does not count as an edit. The
+/// hash is std's `DefaultHasher`, which is stable within one process only;
+/// fingerprints are compared within one server process.
 pub fn fingerprint(bot_dir: &Path) -> anyhow::Result<String> {
     let mut entries = Vec::new();
     collect_sources(bot_dir, bot_dir, &mut entries)?;
@@ -144,8 +147,10 @@ fn collect_sources(bot_dir: &Path, dir: &Path, entries: &mut Vec<String>) -> any
         }
         let is_source = matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "md" | "json"));
         if is_source {
-            let modified = metadata.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-            entries.push(format!("{}\t{}\t{}", path.display(), metadata.len(), modified));
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&bytes, &mut hasher);
+            entries.push(format!("{}\t{:016x}", path.display(), std::hash::Hasher::finish(&hasher)));
         }
     }
     Ok(())
@@ -156,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprint_ignores_conversation_tests() -> anyhow::Result<()> {
+    fn fingerprint_ignores_tests_and_resaves() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("lepton-fingerprint-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("tests"))?;
         std::fs::write(dir.join("bot.yml"), "settings:\n  languages: [en]\n")?;
@@ -165,11 +170,14 @@ mod tests {
 
         std::fs::write(dir.join("tests/a.yml"), "tests: []\n# edited\n")?;
         let after_test_edit = fingerprint(&dir)?;
+        std::fs::write(dir.join("bot.yml"), "settings:\n  languages: [en]\n")?;
+        let after_same_save = fingerprint(&dir)?;
         std::fs::write(dir.join("bot.yml"), "settings:\n  languages: [en, zh]\n")?;
         let after_bot_edit = fingerprint(&dir)?;
         std::fs::remove_dir_all(&dir)?;
 
         assert_eq!(before, after_test_edit, "editing a conversation test changed the fingerprint");
+        assert_eq!(before, after_same_save, "saving bot.yml unchanged changed the fingerprint");
         assert_ne!(before, after_bot_edit, "editing bot.yml left the fingerprint unchanged");
         Ok(())
     }
