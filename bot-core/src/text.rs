@@ -195,6 +195,131 @@ fn starts_with_word(text: &str, word: &str) -> bool {
     rest.chars().next().is_some_and(|c| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'') || "，。！？、；：,…~～".contains(c))
 }
 
+/// Removes control characters other than newline and tab and the
+/// bidirectional controls (see [`is_bidi_control`]) from a customer's message,
+/// then trims it. Returns `None` when nothing visible is left: text made only
+/// of whitespace and invisible characters (see [`is_invisible`]). Invisible
+/// characters inside visible text are kept, since emoji sequences need the
+/// zero-width joiner.
+pub fn clean_message(raw: &str) -> Option<String> {
+    let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
+    let text = cleaned.trim();
+    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+/// True for the bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+/// U+2066 to U+2069). They can make text display in reverse order in the agent
+/// console or the widget (`\u{202E}` shows "abc" as "cba"), so they are removed.
+///
+/// The marks U+200E, U+200F and U+061C are kept: they only set the direction of
+/// the neutral characters next to them, cannot reorder letters, and belong to
+/// correctly written Arabic and Hebrew text.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Returns true for a character with the Unicode property Default_Ignorable_Code_Point
+/// (ranges as of Unicode 16.0), which shows nothing on its own.
+///
+/// Examples are the zero-width space (U+200B), the zero-width non-joiner and joiner
+/// (U+200C, U+200D), the word joiner (U+2060) and the byte order mark (U+FEFF).
+/// Soft hyphens, variation selectors, Hangul fillers and tag characters count too.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Splits a reply for a platform's message length limit: into parts of at
+/// most `max` units, where `units` gives each character's size (1 for
+/// Discord's characters, UTF-16 code units for Telegram). Each part is cut at
+/// its last paragraph break, else line break, else sentence end, else space.
+/// A run with none of these is cut between characters.
+pub fn split_message(text: &str, max: usize, units: impl Fn(char) -> usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while rest.chars().map(&units).sum::<usize>() > max {
+        let window = &rest[..prefix_bytes(rest, max, &units)];
+        let (end, next) = cut_point(window);
+        parts.push(rest[..end].trim_end().to_owned());
+        rest = rest[next..].trim_start();
+    }
+    if !rest.is_empty() {
+        parts.push(rest.to_owned());
+    }
+    parts
+}
+
+/// Returns the byte length of the longest prefix of `text` within `max` units,
+/// and at least one character.
+fn prefix_bytes(text: &str, max: usize, units: impl Fn(char) -> usize) -> usize {
+    let mut total = 0;
+    for (byte, c) in text.char_indices() {
+        total += units(c);
+        if total > max {
+            return byte.max(c.len_utf8());
+        }
+    }
+    text.len()
+}
+
+/// Returns where the part ends and where the rest starts, in bytes of `window`.
+fn cut_point(window: &str) -> (usize, usize) {
+    if let Some(at) = window.rfind("\n\n").filter(|&at| at > 0) {
+        return (at, at + 2);
+    }
+    if let Some(at) = window.rfind('\n').filter(|&at| at > 0) {
+        return (at, at + 1);
+    }
+    if let Some(end) = last_sentence_end(window) {
+        return (end, end);
+    }
+    if let Some((at, c)) = window.char_indices().rev().find(|&(at, c)| at > 0 && c.is_whitespace()) {
+        return (at, at + c.len_utf8());
+    }
+    (window.len(), window.len())
+}
+
+/// Returns the byte position just after the last sentence end in `window`: `.`,
+/// `!` or `?` followed by a space, or a full-width `。`, `！`, `？` anywhere.
+fn last_sentence_end(window: &str) -> Option<usize> {
+    let mut last = None;
+    let mut chars = window.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let after = at + c.len_utf8();
+        let ends = match c {
+            '。' | '！' | '？' => true,
+            '.' | '!' | '?' => chars.peek().is_some_and(|&(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            last = Some(after);
+        }
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

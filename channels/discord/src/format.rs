@@ -24,66 +24,11 @@ pub const MAX_LABEL_CHARS: usize = 80;
 const BUTTONS_PER_ROW: usize = 5;
 const MAX_ROWS: usize = 5;
 
-/// Splits `text` into parts of at most `max_chars` characters, each cut at the
-/// last paragraph break, else line break, else sentence end, else space
-/// within the limit; a run with none of these is cut between characters.
+/// Splits `text` into parts of at most `max_chars` characters, as Discord
+/// counts them, cut at paragraph, line, sentence or word boundaries (see
+/// [`bot_core::text::split_message`]).
 pub fn split(text: &str, max_chars: usize) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut rest = text.trim();
-    while rest.chars().count() > max_chars {
-        let window = &rest[..prefix_bytes(rest, max_chars)];
-        let (end, next) = cut_point(window);
-        parts.push(rest[..end].trim_end().to_owned());
-        rest = rest[next..].trim_start();
-    }
-    if !rest.is_empty() {
-        parts.push(rest.to_owned());
-    }
-    parts
-}
-
-/// The byte length of the first `max_chars` characters of `text` (at least one character).
-fn prefix_bytes(text: &str, max_chars: usize) -> usize {
-    match text.char_indices().nth(max_chars.max(1)) {
-        Some((byte, _)) => byte,
-        None => text.len(),
-    }
-}
-
-/// Returns where the part ends and where the rest starts, in bytes of `window`.
-fn cut_point(window: &str) -> (usize, usize) {
-    if let Some(at) = window.rfind("\n\n").filter(|&at| at > 0) {
-        return (at, at + 2);
-    }
-    if let Some(at) = window.rfind('\n').filter(|&at| at > 0) {
-        return (at, at + 1);
-    }
-    if let Some(end) = last_sentence_end(window) {
-        return (end, end);
-    }
-    if let Some((at, c)) = window.char_indices().rev().find(|&(at, c)| at > 0 && c.is_whitespace()) {
-        return (at, at + c.len_utf8());
-    }
-    (window.len(), window.len())
-}
-
-/// The byte position just after the last sentence end in `window`: `.`, `!` or
-/// `?` followed by a space, or a full-width `。`, `！`, `？` anywhere.
-fn last_sentence_end(window: &str) -> Option<usize> {
-    let mut last = None;
-    let mut chars = window.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        let after = at + c.len_utf8();
-        let ends = match c {
-            '。' | '！' | '？' => true,
-            '.' | '!' | '?' => chars.peek().is_some_and(|&(_, next)| next.is_whitespace()),
-            _ => false,
-        };
-        if ends {
-            last = Some(after);
-        }
-    }
-    last
+    bot_core::text::split_message(text, max_chars, |_| 1)
 }
 
 /// Builds rows of up to five buttons; empty without quick replies.

@@ -10,7 +10,6 @@
 use bot_core::QuickReply;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
-use crate::text::utf16_len;
 
 /// Telegram's maximum message length, in UTF-16 code units after parsing entities.
 pub const MAX_MESSAGE_UNITS: usize = 4096;
@@ -18,70 +17,10 @@ pub const MAX_MESSAGE_UNITS: usize = 4096;
 /// Telegram's maximum size of a button's callback data, in bytes.
 pub const MAX_CALLBACK_DATA_BYTES: usize = 64;
 
-/// Splits `text` into parts of at most `max_units` UTF-16 code units, each cut
-/// at the last paragraph break, else line break, else sentence end, else
-/// space within the limit; a run with none of these is cut between characters.
+/// Splits `text` into parts of at most `max_units` UTF-16 code units, cut at
+/// paragraph, line, sentence or word boundaries (see [`bot_core::text::split_message`]).
 pub fn split(text: &str, max_units: usize) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut rest = text.trim();
-    while utf16_len(rest) > max_units {
-        let window = &rest[..prefix_bytes(rest, max_units)];
-        let (end, next) = cut_point(window);
-        parts.push(rest[..end].trim_end().to_owned());
-        rest = rest[next..].trim_start();
-    }
-    if !rest.is_empty() {
-        parts.push(rest.to_owned());
-    }
-    parts
-}
-
-/// The byte length of the longest prefix of `text` within `max_units` (at least one character).
-fn prefix_bytes(text: &str, max_units: usize) -> usize {
-    let mut units = 0;
-    for (byte, c) in text.char_indices() {
-        units += c.len_utf16();
-        if units > max_units {
-            return byte.max(c.len_utf8());
-        }
-    }
-    text.len()
-}
-
-/// Returns where the part ends and where the rest starts, in bytes of `window`.
-fn cut_point(window: &str) -> (usize, usize) {
-    if let Some(at) = window.rfind("\n\n").filter(|&at| at > 0) {
-        return (at, at + 2);
-    }
-    if let Some(at) = window.rfind('\n').filter(|&at| at > 0) {
-        return (at, at + 1);
-    }
-    if let Some(end) = last_sentence_end(window) {
-        return (end, end);
-    }
-    if let Some((at, c)) = window.char_indices().rev().find(|&(at, c)| at > 0 && c.is_whitespace()) {
-        return (at, at + c.len_utf8());
-    }
-    (window.len(), window.len())
-}
-
-/// The byte position just after the last sentence end in `window`: `.`, `!` or
-/// `?` followed by a space, or a full-width `。`, `！`, `？` anywhere.
-fn last_sentence_end(window: &str) -> Option<usize> {
-    let mut last = None;
-    let mut chars = window.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        let after = at + c.len_utf8();
-        let ends = match c {
-            '。' | '！' | '？' => true,
-            '.' | '!' | '?' => chars.peek().is_some_and(|&(_, next)| next.is_whitespace()),
-            _ => false,
-        };
-        if ends {
-            last = Some(after);
-        }
-    }
-    last
+    bot_core::text::split_message(text, max_units, char::len_utf16)
 }
 
 /// Renders text as Telegram HTML: escapes everything, and turns `**bold**`,
@@ -175,6 +114,7 @@ fn truncate_bytes(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::utf16_len;
 
     #[test]
     fn split_keeps_short_text_whole() {

@@ -1,28 +1,10 @@
 //! Cleaning of customer text and UTF-16 offsets, which Telegram uses for
 //! entities and for its message length limit.
 
-/// Removes control characters (except newline and tab) and bidirectional
-/// overrides, then trims. Returns `None` when nothing visible is left.
+/// Removes control and bidirectional characters and trims; `None` when
+/// nothing visible is left (see [`bot_core::text::clean_message`]).
 pub fn clean(raw: &str) -> Option<String> {
-    let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
-    let text = cleaned.trim();
-    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
-        return None;
-    }
-    Some(text.to_owned())
-}
-
-/// True for common characters that show nothing on their own: zero-width
-/// spaces and joiners, the byte order mark, soft hyphens, variation selectors,
-/// the Hangul filler and tag characters.
-// NOTE: a subset of Unicode's Default_Ignorable_Code_Point; the web channel
-// checks the full list, and one shared function in bot-core would serve both.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{AD}' | '\u{34F}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{E0000}'..='\u{E0FFF}'
-    )
+    bot_core::text::clean_message(raw)
 }
 
 /// Converts an offset in UTF-16 code units to a byte offset in `text`; `None`

@@ -148,67 +148,18 @@ pub fn locale(raw: Option<&str>) -> Result<Option<Lang>, WebError> {
     }
 }
 
-/// Cleans a message text for the engine: removes control characters other than
-/// newline and tab and the bidirectional controls (see [`is_bidi_control`]),
-/// trims surrounding whitespace, and checks it has a visible character and is
-/// not longer than `max_bytes`.
-///
-/// Text made only of whitespace and invisible characters (see [`is_invisible`])
-/// is empty. Invisible characters inside visible text are kept: emoji sequences
-/// need the zero-width joiner.
+/// Cleans a message text for the engine with [`bot_core::text::clean_message`]
+/// (control and bidirectional characters removed, trimmed) and checks that it
+/// has a visible character and is not longer than `max_bytes`.
 pub fn message_text(raw: &str, max_bytes: usize) -> Result<String, WebError> {
-    let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
-    let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
-    let text = cleaned.trim();
-
-    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
-        return Err(WebError::EmptyText);
-    }
+    let text = bot_core::text::clean_message(raw).ok_or(WebError::EmptyText)?;
     if text.len() > max_bytes {
         return Err(WebError::MessageTooLarge { bytes: text.len(), max: max_bytes });
     }
-    Ok(text.to_owned())
+    Ok(text)
 }
 
-/// True for the bidirectional embeddings, overrides and isolates (U+202A to U+202E,
-/// U+2066 to U+2069). They can make text display in reverse order in the agent
-/// console or the widget (`\u{202E}` shows "abc" as "cba"), so they are removed.
-///
-/// The marks U+200E, U+200F and U+061C are kept: they only set the direction of
-/// the neutral characters next to them, cannot reorder letters, and belong to
-/// correctly written Arabic and Hebrew text.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Returns true for a character with the Unicode property Default_Ignorable_Code_Point
-/// (ranges as of Unicode 16.0), which shows nothing on its own.
-///
-/// Examples are the zero-width space (U+200B), the zero-width non-joiner and joiner
-/// (U+200C, U+200D), the word joiner (U+2060) and the byte order mark (U+FEFF).
-/// Soft hyphens, variation selectors, Hangul fillers and tag characters count too.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{AD}'
-            | '\u{34F}'
-            | '\u{61C}'
-            | '\u{115F}'..='\u{1160}'
-            | '\u{17B4}'..='\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFF8}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}'
-    )
-}
+pub use bot_core::text::{is_bidi_control, is_invisible};
 
 fn is_valid_id(raw: &str, max_chars: usize) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
