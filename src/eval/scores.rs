@@ -1,11 +1,11 @@
 //! Scores of a cross-validation run: accuracy, per-intent precision, recall and
 //! F1, the confusion matrix and the confidence of every held-out prediction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use bot_core::{Classification, IntentId};
-use lepton_intents::eval::IntentScores;
+use lepton_intents::eval::{intent_scores, IntentScores};
 use serde::Serialize;
 
 use super::cross_validation::CrossValidation;
@@ -92,7 +92,7 @@ impl CrossValidationReport {
 
         let correct = predictions.iter().filter(|p| p.correct()).count();
         let accepted_correct = predictions.iter().filter(|p| p.correct() && p.accepted).count();
-        let per_intent = intent_scores(&predictions);
+        let per_intent = intent_scores(predictions.iter().map(|p| (&p.intent, p.predicted.as_ref())));
         let macro_f1 = mean(per_intent.iter().map(|s| s.f1));
         let confusion = confusion_matrix(&predictions);
         let confusions = confusion.off_diagonal();
@@ -171,35 +171,6 @@ fn confusion_matrix(predictions: &[PredictionRecord]) -> ConfusionMatrix {
         }
     }
     matrix
-}
-
-fn intent_scores(predictions: &[PredictionRecord]) -> Vec<IntentScores> {
-    #[derive(Default)]
-    struct Counts {
-        true_positives: usize,
-        false_positives: usize,
-        support: usize,
-    }
-
-    let mut counts: BTreeMap<&IntentId, Counts> = BTreeMap::new();
-    for prediction in predictions {
-        counts.entry(&prediction.intent).or_default().support += 1;
-        match &prediction.predicted {
-            Some(predicted) if predicted == &prediction.intent => counts.entry(predicted).or_default().true_positives += 1,
-            Some(predicted) => counts.entry(predicted).or_default().false_positives += 1,
-            None => {}
-        }
-    }
-
-    counts
-        .into_iter()
-        .map(|(intent, c)| {
-            let precision = ratio(c.true_positives, c.true_positives + c.false_positives);
-            let recall = ratio(c.true_positives, c.support);
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-            IntentScores { intent: intent.clone(), precision, recall, f1, support: c.support }
-        })
-        .collect()
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {

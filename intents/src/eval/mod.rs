@@ -6,4 +6,4 @@ mod dataset;
 mod report;
 
 pub use dataset::{Clinc150, Dataset, LabeledText, CLINC_OUT_OF_SCOPE};
-pub use report::{evaluate, run_eval, threshold_keeping, CalibratedThreshold, EvalConfig, EvalReport, IntentScores, OutOfScopeReport};
+pub use report::{evaluate, intent_scores, run_eval, threshold_keeping, CalibratedThreshold, EvalConfig, EvalReport, IntentScores, OutOfScopeReport};

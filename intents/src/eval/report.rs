@@ -114,7 +114,7 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
     let pairs: Vec<(&IntentId, &Prediction)> =
         test.examples.iter().zip(&predictions).filter_map(|(e, p)| e.intent.as_ref().map(|gold| (gold, p))).collect();
     let correct = pairs.iter().filter(|(gold, p)| p.top.as_ref() == Some(*gold)).count();
-    let per_intent = intent_scores(&pairs);
+    let per_intent = intent_scores(pairs.iter().map(|(gold, prediction)| (*gold, prediction.top.as_ref())));
     let macro_f1 = mean(per_intent.iter().map(|s| s.f1));
 
     let out_of_scope = (test.out_of_scope_count() > 0).then(|| {
@@ -185,7 +185,9 @@ fn calibrate(pairs: &[(&IntentId, &Prediction)], out_of_scope_confidences: &[f32
     }
 }
 
-fn intent_scores(pairs: &[(&IntentId, &Prediction)]) -> Vec<IntentScores> {
+/// Computes precision, recall and F1 per intent from (labelled intent,
+/// predicted intent) pairs; `None` is a prediction of no intent.
+pub fn intent_scores<'a>(pairs: impl IntoIterator<Item = (&'a IntentId, Option<&'a IntentId>)>) -> Vec<IntentScores> {
     #[derive(Default)]
     struct Counts {
         true_positives: usize,
@@ -194,9 +196,9 @@ fn intent_scores(pairs: &[(&IntentId, &Prediction)]) -> Vec<IntentScores> {
     }
 
     let mut counts: BTreeMap<&IntentId, Counts> = BTreeMap::new();
-    for &(gold, prediction) in pairs {
+    for (gold, predicted) in pairs {
         counts.entry(gold).or_default().support += 1;
-        match &prediction.top {
+        match predicted {
             Some(predicted) if predicted == gold => counts.entry(gold).or_default().true_positives += 1,
             Some(predicted) => counts.entry(predicted).or_default().false_positives += 1,
             None => {}
