@@ -63,7 +63,7 @@ impl ConnectionLike for RedisConnection {
 
 pub(crate) struct Connection {
     connection: RwLock<RedisConnection>,
-    /// What a replacement of a single server's connection manager needs.
+    /// The client and settings that a replacement of a single server's connection manager needs.
     single: Option<SingleServer>,
     health: Health,
     /// A guard around each attempt, in case a reconnect outlasts the client's own timeouts.

@@ -43,7 +43,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which gateway shards this process runs. Discord requires sharding from
+/// The gateway shards this process runs. Discord requires sharding from
 /// 2,500 guilds on, and one shard per 2,500 guilds at least.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sharding {

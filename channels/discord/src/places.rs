@@ -1,4 +1,4 @@
-//! Where events happen: the kind of each guild channel (a thread, and of
+//! The places events happen in: the kind of each guild channel (a thread, and of
 //! which channel, or not), looked up once with `GET /channels/{id}` and kept,
 //! and the thread each customer talks in when the bot opens threads.
 
@@ -18,7 +18,7 @@ pub(crate) struct Places {
     kinds: Mutex<HashMap<u64, ChannelKind>>,
     /// The thread of each (support channel, customer).
     // NOTE: kept in memory only, so after a restart a customer who writes in
-    // the support channel again gets a new thread; storing it in the session
+    // the support channel again gets a new thread. Storing it in the session
     // store would keep it.
     threads: Mutex<HashMap<(u64, u64), u64>>,
 }

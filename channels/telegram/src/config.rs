@@ -12,7 +12,7 @@ use crate::error::TelegramError;
 /// The environment variable that holds the bot token.
 pub const TOKEN_ENV: &str = "LEPTON_TELEGRAM_TOKEN";
 
-/// How the channel receives updates.
+/// The way the channel receives updates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
     /// `getUpdates` long polling; for development, needs no public address.
@@ -21,7 +21,7 @@ pub enum Mode {
     Webhook(WebhookConfig),
 }
 
-/// Where Telegram posts updates, and the secret it sends with each one.
+/// The address Telegram posts updates to, and the secret it sends with each one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookConfig {
     /// The public HTTPS base address of this server, such as `https://bot.example.com`.
