@@ -45,4 +45,4 @@ pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentI
 pub use knowledge::{Article, FaqEntry, KnowledgeAnswer, KnowledgeSearch};
 pub use message::{Author, Content, InboundMessage, QuickReply, Reply, Timestamp};
 pub use session::{DialogState, Session};
-pub use store::{Lease, LeaseHandle, MemoryStore, RemoteEvents, SessionStore, StoreError, TurnCommit, Versioned};
+pub use store::{Lease, LeaseHandle, MemoryStore, RemoteEvents, SessionStore, StoreError, TurnCommit, UnrecognisedMessage, Versioned};

@@ -431,7 +431,7 @@ mod shared_store {
 
     use async_trait::async_trait;
     use bot_core::store::{Lease, LeaseHandle, RemoteEvents, TurnCommit};
-    use bot_core::{ConversationId, Event, MemoryStore, SessionStore, StoreError, Timestamp, Versioned};
+    use bot_core::{ConversationId, Event, MemoryStore, SessionStore, StoreError, Timestamp, UnrecognisedMessage, Versioned};
     use tokio::sync::mpsc;
 
     #[derive(Default)]
@@ -480,6 +480,15 @@ mod shared_store {
         }
         async fn commit_turn(&self, turn: TurnCommit<'_>) -> Result<u64, StoreError> {
             self.memory.commit_turn(turn).await
+        }
+        async fn record_unrecognised(&self, message: &UnrecognisedMessage) -> Result<(), StoreError> {
+            self.memory.record_unrecognised(message).await
+        }
+        async fn unrecognised(&self, limit: usize) -> Result<Vec<UnrecognisedMessage>, StoreError> {
+            self.memory.unrecognised(limit).await
+        }
+        async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError> {
+            self.memory.dismiss_unrecognised(id, seq).await
         }
         async fn lease(&self, id: &ConversationId) -> Result<Lease, StoreError> {
             if self.refuse_leases.load(Ordering::SeqCst) {

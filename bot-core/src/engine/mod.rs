@@ -8,6 +8,7 @@ mod outage;
 mod relay;
 mod sync;
 mod turn;
+mod unrecognised;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -37,6 +37,8 @@ pub(crate) struct Turn<'a> {
     /// True while the message that started a flow may still fill that flow's
     /// first question ("where is my order 100001"); cleared at the first `ask`.
     pub prefill: bool,
+    /// True when the turn ended in the fallback, so the message joins the unrecognised list.
+    pub unrecognised: bool,
 }
 
 impl Engine {
@@ -67,6 +69,9 @@ impl Engine {
         let waiting_after = session.handoff.waiting_since();
         let waiting_changed = loaded.waiting_before != waiting_after;
         self.commit(session, loaded.version, &events, &runtime, waiting_changed, Origin::CustomerTurn).await?;
+        if turn.unrecognised {
+            self.record_unrecognised(session, &events[0]).await;
+        }
         Ok(TurnOutcome { events, duplicate: false })
     }
 
@@ -195,7 +200,7 @@ impl<'a> Turn<'a> {
         };
         session.next_seq += 1;
         let text = message.text_content().trim().to_owned();
-        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default(), prefill: false }
+        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default(), prefill: false, unrecognised: false }
     }
 
     /// Routes the message to a person, the waiting form or the classifier.
@@ -336,6 +341,7 @@ impl<'a> Turn<'a> {
 
     /// Sends the fallback response, or hands off after too many in a row.
     pub fn fall_back(&mut self) {
+        self.unrecognised = true;
         self.session.consecutive_fallbacks += 1;
         let limit = self.runtime.bot.settings.handoff.after_fallbacks;
         if limit > 0 && self.session.consecutive_fallbacks >= limit {
