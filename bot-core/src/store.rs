@@ -6,7 +6,7 @@
 //! writers that read the same version cannot both win. Every record expires
 //! `ttl` after its last write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::event::Event;
-use crate::ids::ConversationId;
+use crate::ids::{Channel, ConversationId, Lang};
 use crate::message::{now_millis, Timestamp};
 use crate::session::Session;
 
@@ -80,6 +80,17 @@ pub trait SessionStore: Send + Sync {
         None
     }
 
+    /// Adds a customer message the bot did not recognise to the list agents
+    /// review, keeping only the newest [`MAX_UNRECOGNISED`].
+    async fn record_unrecognised(&self, message: &UnrecognisedMessage) -> Result<(), StoreError>;
+
+    /// Lists up to `limit` unrecognised messages, newest first.
+    async fn unrecognised(&self, limit: usize) -> Result<Vec<UnrecognisedMessage>, StoreError>;
+
+    /// Removes the unrecognised message `seq` of conversation `id` from the list.
+    /// Returns false when the list does not contain it.
+    async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError>;
+
     /// Makes every write so far durable. Called on shutdown; stores that write
     /// through on every call need not override it.
     async fn flush(&self) -> Result<(), StoreError> {
@@ -98,6 +109,29 @@ pub struct TurnCommit<'a> {
     /// `Some(None)` removes it, `None` leaves the queue alone.
     pub waiting: Option<Option<Timestamp>>,
     pub ttl: Duration,
+}
+
+/// The number of unrecognised messages a store keeps; recording one more drops the oldest.
+pub const MAX_UNRECOGNISED: usize = 1000;
+
+/// A customer text message whose turn ended in the fallback: no intent matched
+/// and the knowledge base had no answer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnrecognisedMessage {
+    pub conversation_id: ConversationId,
+    /// The `seq` of the customer's event in the transcript.
+    pub seq: u64,
+    pub text: String,
+    pub lang: Lang,
+    pub channel: Channel,
+    pub at: Timestamp,
+}
+
+impl UnrecognisedMessage {
+    /// Tells whether this is message `seq` of conversation `id`.
+    pub fn is(&self, id: &ConversationId, seq: u64) -> bool {
+        self.seq == seq && &self.conversation_id == id
+    }
 }
 
 /// A conversation's lease, held until [`release`](Self::release) or drop.
@@ -166,6 +200,8 @@ struct MemoryInner {
     sessions: HashMap<ConversationId, (Versioned, Timestamp)>,
     transcripts: HashMap<ConversationId, (Vec<Event>, Timestamp)>,
     waiting: BTreeMap<ConversationId, Timestamp>,
+    /// Newest first.
+    unrecognised: VecDeque<UnrecognisedMessage>,
 }
 
 impl MemoryStore {
@@ -243,6 +279,26 @@ impl SessionStore for MemoryStore {
         let mut waiting: Vec<_> = inner.waiting.iter().map(|(id, since)| (id.clone(), *since)).collect();
         waiting.sort_by_key(|(id, since)| (*since, id.clone()));
         Ok(waiting)
+    }
+
+    async fn record_unrecognised(&self, message: &UnrecognisedMessage) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("memory store lock poisoned");
+        inner.unrecognised.retain(|kept| !kept.is(&message.conversation_id, message.seq));
+        inner.unrecognised.push_front(message.clone());
+        inner.unrecognised.truncate(MAX_UNRECOGNISED);
+        Ok(())
+    }
+
+    async fn unrecognised(&self, limit: usize) -> Result<Vec<UnrecognisedMessage>, StoreError> {
+        let inner = self.inner.lock().expect("memory store lock poisoned");
+        Ok(inner.unrecognised.iter().take(limit).cloned().collect())
+    }
+
+    async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock().expect("memory store lock poisoned");
+        let before = inner.unrecognised.len();
+        inner.unrecognised.retain(|kept| !kept.is(id, seq));
+        Ok(inner.unrecognised.len() < before)
     }
 }
 

@@ -39,6 +39,13 @@ impl Keys {
         format!("{}:waiting", self.prefix)
     }
 
+    /// Returns the key of the list of unrecognised customer messages, newest
+    /// first. Its scripts touch only this one key, so it needs no hash tag in
+    /// a Redis Cluster.
+    pub fn unrecognised(&self) -> String {
+        format!("{}:unrecognised", self.prefix)
+    }
+
     /// Returns the pub/sub channel of committed transcript events.
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)

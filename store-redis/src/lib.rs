@@ -35,8 +35,10 @@
 //!
 //! The braces are a Redis Cluster hash tag, so these keys share a slot (ids
 //! with braces use a digest, see `keys.rs`). `lepton:waiting` is the sorted set
-//! of waiting conversations scored by when they started waiting, and
-//! `lepton:events` the pub/sub channel of committed events.
+//! of waiting conversations scored by when they started waiting,
+//! `lepton:unrecognised` the list of the newest customer messages the bot did
+//! not recognise (JSON, newest first), and `lepton:events` the pub/sub channel
+//! of committed events.
 //!
 //! # Guarantees
 //!
@@ -84,6 +86,7 @@ mod record;
 mod remote;
 mod scripts;
 mod store;
+mod unrecognised;
 
 pub use config::{default_instance_id, redact_url, RedisConfig, RedisStoreError, ACCEPTED_URL_FORMS};
 pub use store::RedisStore;

@@ -126,11 +126,56 @@ end
 return 0
 ";
 
+/// Defines `remove_matching(key, prefix)`: removes the entries of the list `key`
+/// that start with `prefix` and returns how many it removed.
+const REMOVE_MATCHING_FUNCTION: &str = r"
+local function remove_matching(key, prefix)
+  local removed = 0
+  for _, entry in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if string.sub(entry, 1, #prefix) == prefix then
+      removed = removed + redis.call('LREM', key, 0, entry)
+    end
+  end
+  return removed
+end
+";
+
+/// Adds an unrecognised message to the head of the list `KEYS[1]`, replacing
+/// the entry of the same message, and keeps the newest `ARGV[3]`.
+///
+/// ARGV: the entry prefix that identifies the message, the entry, the maximum length.
+static RECORD_UNRECOGNISED_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{REMOVE_MATCHING_FUNCTION}{}",
+        r"
+remove_matching(KEYS[1], ARGV[1])
+redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+return 1
+"
+    )
+});
+
+/// Removes the entries of the list `KEYS[1]` that start with `ARGV[1]`; returns how many.
+static DISMISS_UNRECOGNISED_SOURCE: LazyLock<String> =
+    LazyLock::new(|| format!("{REMOVE_MATCHING_FUNCTION}{}", "\nreturn remove_matching(KEYS[1], ARGV[1])\n"));
+
 static COMMIT_TURN: LazyLock<Script> = LazyLock::new(|| Script::new(&COMMIT_TURN_SOURCE));
 static APPEND_EVENTS: LazyLock<Script> = LazyLock::new(|| Script::new(&APPEND_EVENTS_SOURCE));
 static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_LEASE_SOURCE));
 static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LEASE_SOURCE));
 static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LEASE_SOURCE));
+
+static RECORD_UNRECOGNISED: LazyLock<Script> = LazyLock::new(|| Script::new(&RECORD_UNRECOGNISED_SOURCE));
+static DISMISS_UNRECOGNISED: LazyLock<Script> = LazyLock::new(|| Script::new(&DISMISS_UNRECOGNISED_SOURCE));
+
+pub(crate) fn record_unrecognised() -> &'static Script {
+    &RECORD_UNRECOGNISED
+}
+
+pub(crate) fn dismiss_unrecognised() -> &'static Script {
+    &DISMISS_UNRECOGNISED
+}
 
 pub(crate) fn commit_turn() -> &'static Script {
     &COMMIT_TURN
@@ -181,6 +226,8 @@ mod tests {
             ("acquire_lease", ACQUIRE_LEASE_SOURCE),
             ("renew_lease", RENEW_LEASE_SOURCE),
             ("release_lease", RELEASE_LEASE_SOURCE),
+            ("record_unrecognised", RECORD_UNRECOGNISED_SOURCE.as_str()),
+            ("dismiss_unrecognised", DISMISS_UNRECOGNISED_SOURCE.as_str()),
         ];
         for (name, source) in sources {
             let keys = key_arguments(source);

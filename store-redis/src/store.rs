@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bot_core::{ConversationId, Event, Lease, RemoteEvents, Session, SessionStore, StoreError, Timestamp, TurnCommit, Versioned};
+use bot_core::{
+    ConversationId, Event, Lease, RemoteEvents, Session, SessionStore, StoreError, Timestamp, TurnCommit, UnrecognisedMessage, Versioned,
+};
 use redis::RedisResult;
 use tokio::sync::mpsc;
 
@@ -13,7 +15,7 @@ use crate::config::{RedisConfig, RedisStoreError};
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::keys::Keys;
-use crate::{lease, record, remote, scripts};
+use crate::{lease, record, remote, scripts, unrecognised};
 
 /// A [`SessionStore`] in Redis that several server processes share. See the
 /// crate documentation for the key layout and the guarantees.
@@ -235,6 +237,18 @@ impl SessionStore for RedisStore {
             self.set_waiting(id, None).await?;
         }
         Ok(version)
+    }
+
+    async fn record_unrecognised(&self, message: &UnrecognisedMessage) -> Result<(), StoreError> {
+        unrecognised::record(&self.inner, message).await
+    }
+
+    async fn unrecognised(&self, limit: usize) -> Result<Vec<UnrecognisedMessage>, StoreError> {
+        unrecognised::list(&self.inner, limit).await
+    }
+
+    async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError> {
+        unrecognised::dismiss(&self.inner, id, seq).await
     }
 
     async fn lease(&self, id: &ConversationId) -> Result<Lease, StoreError> {

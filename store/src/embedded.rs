@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bot_core::message::now_millis;
-use bot_core::{ConversationId, Event, Session, SessionStore, StoreError, Timestamp, TurnCommit, Versioned};
+use bot_core::{ConversationId, Event, Session, SessionStore, StoreError, Timestamp, TurnCommit, UnrecognisedMessage, Versioned};
 use redb::Database;
 
 use crate::error::EmbeddedStoreError;
@@ -16,6 +16,7 @@ use crate::ops::{self, EncodedTurn, Inner, OpError, SweepStats};
 use crate::record;
 use crate::sync::{Flusher, SyncPolicy};
 use crate::tables::{self, FormatCheck, FORMAT_VERSION};
+use crate::unrecognised;
 
 /// redb's page cache. Its default (1 GiB) lets a busy server's memory grow with
 /// the file; recent sessions fit in far less, and older pages are read from disk.
@@ -224,6 +225,21 @@ impl SessionStore for EmbeddedStore {
             expires_at: expiry(turn.ttl),
         };
         self.writer.commit(turn).await
+    }
+
+    async fn record_unrecognised(&self, message: &UnrecognisedMessage) -> Result<(), StoreError> {
+        let bytes = unrecognised::encode(message)?;
+        let message = message.clone();
+        self.write("record_unrecognised", move |inner| unrecognised::record(inner, &message, &bytes)).await
+    }
+
+    async fn unrecognised(&self, limit: usize) -> Result<Vec<UnrecognisedMessage>, StoreError> {
+        self.run("unrecognised", move |inner| unrecognised::list(inner, limit)).await
+    }
+
+    async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.write("dismiss_unrecognised", move |inner| unrecognised::dismiss(inner, &id, seq)).await
     }
 
     /// Makes every write so far durable with one fsync, or returns at once when

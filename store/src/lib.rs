@@ -59,8 +59,9 @@
 //! a JSON record of the store version, expiry and the session with its schema
 //! version), `transcript_events` (conversation id and sequence number to the
 //! event JSON), `transcripts` (expiry per transcript), `waiting`, two indexes by
-//! expiry that let the sweep find expired records without a full scan, and
-//! `meta` with the storage format version.
+//! expiry that let the sweep find expired records without a full scan,
+//! `unrecognised` with its index `unrecognised_index` (the newest customer
+//! messages the bot did not recognise), and `meta` with the storage format version.
 
 mod batch;
 mod embedded;
@@ -69,6 +70,7 @@ mod ops;
 mod record;
 mod sync;
 mod tables;
+mod unrecognised;
 
 pub use embedded::EmbeddedStore;
 pub use error::EmbeddedStoreError;

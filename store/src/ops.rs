@@ -35,7 +35,7 @@ impl Inner {
     }
 
     /// Starts a write transaction with the durability of the store's [`SyncPolicy`].
-    fn begin_write(&self) -> Result<WriteTransaction, OpError> {
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, OpError> {
         let mut txn = self.db.begin_write()?;
         if self.sync.deferred {
             txn.set_durability(Durability::None)?;
@@ -44,7 +44,7 @@ impl Inner {
     }
 
     /// Commits a transaction from [`begin_write`](Self::begin_write).
-    fn commit(&self, txn: WriteTransaction) -> Result<(), OpError> {
+    pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<(), OpError> {
         txn.commit()?;
         if self.sync.deferred {
             self.sync.mark_dirty();

@@ -33,6 +33,13 @@ pub(crate) const TRANSCRIPTS_BY_EXPIRY: TableDefinition<(Timestamp, &str), ()> =
 /// Conversation id → Unix milliseconds since which it has waited for an agent.
 pub(crate) const WAITING: TableDefinition<&str, Timestamp> = TableDefinition::new("waiting");
 
+/// Insertion number → unrecognised customer message JSON ([`bot_core::UnrecognisedMessage`]).
+/// The highest number is the newest message.
+pub(crate) const UNRECOGNISED: TableDefinition<u64, &[u8]> = TableDefinition::new("unrecognised");
+
+/// (conversation id, sequence number) → insertion number of its entry in [`UNRECOGNISED`].
+pub(crate) const UNRECOGNISED_INDEX: TableDefinition<(&str, u64), u64> = TableDefinition::new("unrecognised_index");
+
 /// The outcome of checking the format version of a file.
 pub(crate) enum FormatCheck {
     Supported,
@@ -58,5 +65,9 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<FormatCheck, redb:
     txn.open_table(TRANSCRIPTS)?;
     txn.open_table(TRANSCRIPTS_BY_EXPIRY)?;
     txn.open_table(WAITING)?;
+    // Added after format version 1 without a new version: opening an older
+    // file creates them empty, and older builds ignore them.
+    txn.open_table(UNRECOGNISED)?;
+    txn.open_table(UNRECOGNISED_INDEX)?;
     Ok(FormatCheck::Supported)
 }

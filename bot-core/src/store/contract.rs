@@ -7,7 +7,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{Channel, ConversationId, Lang};
 use crate::message::{now_millis, Reply};
 use crate::session::{DialogState, Session};
-use crate::store::{SessionStore, StoreError};
+use crate::store::{SessionStore, StoreError, UnrecognisedMessage, MAX_UNRECOGNISED};
 
 /// A contract violation: which check failed and how.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,7 @@ pub async fn run_all(store: &dyn SessionStore) -> Result<(), ContractFailure> {
     waiting_queue(store).await?;
     expiry(store).await?;
     unicode(store).await?;
+    unrecognised(store).await?;
     Ok(())
 }
 
@@ -156,4 +157,72 @@ async fn unicode(store: &dyn SessionStore) -> Result<(), ContractFailure> {
         Some(loaded) if loaded.session == session => Ok(()),
         other => Err(fail("unicode", format!("loaded {other:?}"))),
     }
+}
+
+fn unrecognised_message(id: &str, seq: u64, text: &str) -> UnrecognisedMessage {
+    UnrecognisedMessage {
+        conversation_id: ConversationId::new(id),
+        seq,
+        text: text.to_owned(),
+        lang: Lang::new("zh"),
+        channel: Channel::new("web"),
+        at: now_millis(),
+    }
+}
+
+fn listed_keys(listed: &[UnrecognisedMessage]) -> Vec<(String, u64)> {
+    listed.iter().map(|m| (m.conversation_id.to_string(), m.seq)).collect()
+}
+
+async fn unrecognised(store: &dyn SessionStore) -> Result<(), ContractFailure> {
+    let map = |e: StoreError| fail("unrecognised", e.to_string());
+    let listed = store.unrecognised(10).await.map_err(map)?;
+    if !listed.is_empty() {
+        return Err(fail("unrecognised", format!("an empty store listed {listed:?}")));
+    }
+
+    let first = unrecognised_message("contract-unrecognised-a", 1, "blorp \"quoted\" 🙂");
+    let second = unrecognised_message("contract-unrecognised-b", 3, "能不能开发票");
+    let third = unrecognised_message("contract-unrecognised-a", 5, "zzz");
+    for message in [&first, &second, &third] {
+        store.record_unrecognised(message).await.map_err(map)?;
+    }
+    let listed = store.unrecognised(10).await.map_err(map)?;
+    if listed != vec![third.clone(), second.clone(), first.clone()] {
+        return Err(fail("unrecognised", format!("listed {listed:?}, expected the three messages newest first")));
+    }
+    let limited = store.unrecognised(2).await.map_err(map)?;
+    if listed_keys(&limited) != listed_keys(&listed[..2]) {
+        return Err(fail("unrecognised", format!("limited to 2 listed {limited:?}")));
+    }
+
+    store.record_unrecognised(&first).await.map_err(map)?;
+    let listed = store.unrecognised(10).await.map_err(map)?;
+    if listed.len() != 3 || listed[0] != first {
+        return Err(fail("unrecognised", format!("recording a message again listed {listed:?}, expected it once and first")));
+    }
+
+    let dismissed = store.dismiss_unrecognised(&second.conversation_id, second.seq).await.map_err(map)?;
+    let again = store.dismiss_unrecognised(&second.conversation_id, second.seq).await.map_err(map)?;
+    let listed = store.unrecognised(10).await.map_err(map)?;
+    if !dismissed || again {
+        return Err(fail("unrecognised", format!("dismissing returned {dismissed}, then {again}; expected true, then false")));
+    }
+    if listed != vec![first.clone(), third.clone()] {
+        return Err(fail("unrecognised", format!("after dismissing listed {listed:?}")));
+    }
+
+    for seq in 0..MAX_UNRECOGNISED as u64 {
+        store.record_unrecognised(&unrecognised_message("contract-unrecognised-many", seq, "x")).await.map_err(map)?;
+    }
+    let listed = store.unrecognised(MAX_UNRECOGNISED + 10).await.map_err(map)?;
+    let newest = listed.first().map(|m| m.seq);
+    let oldest = listed.last().map(|m| m.seq);
+    if listed.len() != MAX_UNRECOGNISED || newest != Some(MAX_UNRECOGNISED as u64 - 1) || oldest != Some(0) {
+        return Err(fail(
+            "unrecognised",
+            format!("after {MAX_UNRECOGNISED} more messages listed {} from seq {newest:?} to {oldest:?}", listed.len()),
+        ));
+    }
+    Ok(())
 }
