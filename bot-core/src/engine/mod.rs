@@ -9,6 +9,7 @@ mod relay;
 mod sync;
 mod turn;
 mod unrecognised;
+mod unrecognised;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
