@@ -158,7 +158,7 @@ fn write_replies(out: &mut impl Write, outcome: &TurnOutcome, style: Style) -> a
 fn describe_turn(bot: &BotDefinition, outcome: &TurnOutcome, before: Option<&Session>, after: Option<&Session>) -> Vec<(&'static str, String)> {
     let understanding = outcome.events.iter().find_map(|event| match &event.kind {
         EventKind::Customer { understanding, .. } => understanding.clone(),
-        EventKind::Reply(_) => None,
+        EventKind::Reply(_) | EventKind::Note { .. } => None,
     });
     let understanding = understanding.unwrap_or_default();
 
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn handoff_names_reason() {
-        let state = HandoffState::WaitingForAgent { since: 0, reason: HandoffReason::RepeatedFallback, reminded_at: None };
+        let state = HandoffState::WaitingForAgent { since: 0, reason: HandoffReason::RepeatedFallback, reminded_at: None, no_agent_offered_at: None };
 
         assert_eq!(handoff(&state), "waiting for an agent (repeated_fallback)");
     }

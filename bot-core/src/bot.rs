@@ -125,11 +125,19 @@ impl Default for KnowledgeSettings {
 pub struct HandoffSettings {
     /// Consecutive fallbacks after which the bot hands off; 0 turns this off.
     pub after_fallbacks: u32,
+    /// Seconds a customer waits for an agent before the bot offers to take a
+    /// contact or continue later (response `handoff_no_agent`); 0 turns this off.
+    #[serde(default = "default_no_agent_after_seconds")]
+    pub no_agent_after_seconds: u64,
+}
+
+fn default_no_agent_after_seconds() -> u64 {
+    300
 }
 
 impl Default for HandoffSettings {
     fn default() -> Self {
-        Self { after_fallbacks: 2 }
+        Self { after_fallbacks: 2, no_agent_after_seconds: default_no_agent_after_seconds() }
     }
 }
 

@@ -1,12 +1,13 @@
-//! Transcript events. Every customer message and every reply becomes one event
-//! with a per-conversation sequence number that starts at 1 and has no gaps.
+//! Transcript events. Every customer message, every reply and every agent note
+//! becomes one event with a per-conversation sequence number that starts at 1
+//! and has no gaps.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::classify::ScoredIntent;
-use crate::ids::{Channel, ClientMessageId, ConversationId, IntentId, SenderId, SlotName};
+use crate::ids::{AgentId, Channel, ClientMessageId, ConversationId, IntentId, SenderId, SlotName};
 use crate::message::{Content, Reply, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,14 +34,21 @@ pub enum EventKind {
     },
     /// A message to the customer from the bot or an agent.
     Reply(Reply),
+    /// An agent's internal note, for agents only: customers never see it.
+    Note { agent: AgentId, text: String },
 }
 
 impl Event {
     pub fn reply(&self) -> Option<&Reply> {
         match &self.kind {
             EventKind::Reply(reply) => Some(reply),
-            EventKind::Customer { .. } => None,
+            EventKind::Customer { .. } | EventKind::Note { .. } => None,
         }
+    }
+
+    /// True when the customer may see the event: every event except notes.
+    pub fn is_customer_visible(&self) -> bool {
+        !matches!(self.kind, EventKind::Note { .. })
     }
 }
 

@@ -16,8 +16,19 @@ pub enum HandoffState {
         /// When the customer was last told that they still wait.
         #[serde(default)]
         reminded_at: Option<Timestamp>,
+        /// When the customer was offered to leave a contact because no agent
+        /// answered in time; at most once per waiting period.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_agent_offered_at: Option<Timestamp>,
     },
-    Agent { agent: AgentId, since: Timestamp },
+    Agent {
+        agent: AgentId,
+        since: Timestamp,
+        /// Why the bot handed off, kept from the waiting state; `None` when the
+        /// agent took the conversation from the bot or before this was stored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<HandoffReason>,
+    },
     Closed { at: Timestamp },
 }
 
@@ -32,6 +43,25 @@ impl HandoffState {
         match self {
             Self::WaitingForAgent { since, .. } => Some(*since),
             _ => None,
+        }
+    }
+
+    /// Returns when people took over the conversation: when it joined the queue
+    /// while it waits, or when its agent took it. The store's queue index holds
+    /// every conversation with people under this time.
+    pub fn human_since(&self) -> Option<Timestamp> {
+        match self {
+            Self::WaitingForAgent { since, .. } | Self::Agent { since, .. } => Some(*since),
+            Self::Bot | Self::Closed { .. } => None,
+        }
+    }
+
+    /// Returns the reason the bot handed off, while people handle the conversation.
+    pub fn reason(&self) -> Option<&HandoffReason> {
+        match self {
+            Self::WaitingForAgent { reason, .. } => Some(reason),
+            Self::Agent { reason, .. } => reason.as_ref(),
+            Self::Bot | Self::Closed { .. } => None,
         }
     }
 

@@ -38,7 +38,7 @@ pub use action::{HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use bot::BotDefinition;
 pub use classify::{Classification, Classifier, ScoredIntent};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineError, EngineParts, TurnOutcome};
+pub use engine::{Engine, EngineError, EngineParts, FeedEvent, HandoffEntry, TurnOutcome};
 pub use event::{Event, EventKind, Understanding};
 pub use handoff::{HandoffReason, HandoffState};
 pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentId, Lang, ResponseId, SenderId, SlotName, StepId};

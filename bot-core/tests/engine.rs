@@ -304,7 +304,7 @@ async fn waiting_customer_is_reminded_after_a_minute() -> anyhow::Result<()> {
     let stored = store.load(&id).await?.expect("session");
     let mut session = stored.session;
     let two_minutes_ago = bot_core::message::now_millis() - 120_000;
-    session.handoff = HandoffState::WaitingForAgent { since: two_minutes_ago, reason: bot_core::HandoffReason::RepeatedFallback, reminded_at: None };
+    session.handoff = HandoffState::WaitingForAgent { since: two_minutes_ago, reason: bot_core::HandoffReason::RepeatedFallback, reminded_at: None, no_agent_offered_at: None };
     store.save(&session, stored.version, std::time::Duration::from_secs(60)).await?;
 
     let reminded = say(&engine, "c1", "hello?").await?;

@@ -16,6 +16,7 @@ fn expected_session() -> Session {
         since: 1_767_225_600_000,
         reason: HandoffReason::RepeatedFallback,
         reminded_at: Some(1_767_225_660_000),
+        no_agent_offered_at: None,
     };
     session.turns = 6;
     session.next_seq = 14;

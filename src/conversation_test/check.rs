@@ -23,6 +23,7 @@ impl Turn {
             match event.kind {
                 EventKind::Customer { understanding, .. } => turn.understanding = understanding.unwrap_or_default(),
                 EventKind::Reply(reply) => turn.replies.push(reply),
+                EventKind::Note { .. } => {}
             }
         }
         turn
@@ -258,7 +259,7 @@ mod tests {
     #[test]
     fn handoff_reads_waiting_notice() -> anyhow::Result<()> {
         let mut reply = Reply::bot("A person will answer soon.");
-        let state = HandoffState::WaitingForAgent { since: 1, reason: HandoffReason::Requested, reminded_at: None };
+        let state = HandoffState::WaitingForAgent { since: 1, reason: HandoffReason::Requested, reminded_at: None, no_agent_offered_at: None };
         reply.handoff = Some(HandoffNotice { state, reason: Some(HandoffReason::Requested) });
         let turn = Turn { replies: vec![reply], understanding: Understanding::default() };
         assert_eq!(check(&expectation(Check::Handoff(true)), &turn), None);

@@ -1,6 +1,7 @@
-//! Agent operations on a conversation: claim it, reply, hand it back to the
-//! bot, close it. Each change is one compare-and-set on the session, so of
-//! two agents claiming at once exactly one wins, on one server or many.
+//! Agent operations on a conversation: claim it, reply, write an internal
+//! note, transfer it to another agent, hand it back to the bot, close it. Each
+//! change is one compare-and-set on the session, so of two agents claiming at
+//! once exactly one wins, on one server or many.
 
 use crate::event::{Event, EventKind};
 use crate::handoff::HandoffState;
@@ -12,21 +13,20 @@ use crate::store::StoreError;
 use super::{Engine, EngineError, Origin, Runtime, MAX_CONFLICT_RETRIES};
 
 /// A session being changed by an agent operation, with the events it adds.
-struct AgentChange<'a> {
-    runtime: &'a Runtime,
-    session: Session,
+pub(super) struct AgentChange<'a> {
+    pub runtime: &'a Runtime,
+    pub session: Session,
     events: Vec<Event>,
-    now: Timestamp,
+    pub now: Timestamp,
 }
 
 impl AgentChange<'_> {
-    fn push(&mut self, reply: Reply) {
-        let event = Event {
-            conversation_id: self.session.conversation_id.clone(),
-            seq: self.session.next_seq,
-            at: self.now,
-            kind: EventKind::Reply(reply),
-        };
+    pub fn push(&mut self, reply: Reply) {
+        self.push_kind(EventKind::Reply(reply));
+    }
+
+    fn push_kind(&mut self, kind: EventKind) {
+        let event = Event { conversation_id: self.session.conversation_id.clone(), seq: self.session.next_seq, at: self.now, kind };
         self.session.next_seq += 1;
         self.events.push(event);
     }
@@ -60,7 +60,8 @@ impl Engine {
                 }
                 HandoffState::WaitingForAgent { .. } | HandoffState::Bot => {}
             }
-            change.session.handoff = HandoffState::Agent { agent: agent.clone(), since: change.now };
+            let reason = change.session.handoff.reason().cloned();
+            change.session.handoff = HandoffState::Agent { agent: agent.clone(), since: change.now, reason };
             change.session.dialog = DialogState::Idle;
             change.notice("handoff_agent_joined", agent);
             tracing::info!("agent claimed the conversation");
@@ -81,6 +82,45 @@ impl Engine {
             })
             .await?;
         events.into_iter().next().ok_or_else(|| EngineError::NotFound { conversation_id: id.clone() })
+    }
+
+    /// Adds an agent's internal note to the transcript. Any agent may write one
+    /// in any handoff state; customers never see notes.
+    #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
+    pub async fn add_note(&self, id: &ConversationId, agent: &AgentId, text: &str) -> Result<Event, EngineError> {
+        let events = self
+            .change(id, |change| {
+                change.push_kind(EventKind::Note { agent: agent.clone(), text: text.to_owned() });
+                Ok(())
+            })
+            .await?;
+        events.into_iter().next().ok_or_else(|| EngineError::NotFound { conversation_id: id.clone() })
+    }
+
+    /// Moves a conversation that agent `from` owns to agent `to`, and tells the
+    /// customer who helps them now. With `force` (for admins), `from` need not
+    /// be the owner. Transferring to the current owner changes nothing.
+    #[tracing::instrument(skip_all, fields(conversation_id = %id, from = %from, to = %to, force))]
+    pub async fn transfer(&self, id: &ConversationId, from: &AgentId, to: &AgentId, force: bool) -> Result<Vec<Event>, EngineError> {
+        self.change(id, |change| {
+            // Nobody owns a conversation that is not with an agent, so `from`
+            // must claim it first, even with `force`.
+            let HandoffState::Agent { agent: owner, reason, .. } = &change.session.handoff else {
+                return Err(EngineError::NotOwner { conversation_id: id.clone(), agent: from.clone() });
+            };
+            if !force {
+                change.require_owner(from)?;
+            }
+            if owner == to {
+                return Ok(());
+            }
+            let reason = reason.clone();
+            change.session.handoff = HandoffState::Agent { agent: to.clone(), since: change.now, reason };
+            change.notice("handoff_transferred", to);
+            tracing::info!("agent transferred the conversation");
+            Ok(())
+        })
+        .await
     }
 
     /// Returns the conversation to the bot, which greets the customer back.
@@ -122,9 +162,19 @@ impl Engine {
         id: &ConversationId,
         apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
     ) -> Result<Vec<Event>, EngineError> {
+        self.change_from(id, Origin::Agent, apply).await
+    }
+
+    /// Does what [`change`](Self::change) does, for a change from `origin`.
+    pub(super) async fn change_from(
+        &self,
+        id: &ConversationId,
+        origin: Origin,
+        apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
+    ) -> Result<Vec<Event>, EngineError> {
         let _guard = self.lock_conversation(id).await?;
         let lease = self.inner.store.lease(id).await?;
-        let result = self.change_leased(id, apply).await;
+        let result = self.change_leased(id, origin, apply).await;
         lease.release().await;
         result
     }
@@ -132,6 +182,7 @@ impl Engine {
     async fn change_leased(
         &self,
         id: &ConversationId,
+        origin: Origin,
         apply: impl Fn(&mut AgentChange<'_>) -> Result<(), EngineError>,
     ) -> Result<Vec<Event>, EngineError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
@@ -139,16 +190,20 @@ impl Engine {
             let Some(stored) = self.inner.store.load(id).await? else {
                 return Err(EngineError::NotFound { conversation_id: id.clone() });
             };
-            let was_waiting = stored.session.handoff.waiting_since().is_some();
+            let queued_before = stored.session.handoff.human_since();
             let mut change = AgentChange { runtime: &runtime, session: stored.session, events: Vec::new(), now: self.now() };
             apply(&mut change)?;
             if change.events.is_empty() {
                 return Ok(Vec::new());
             }
 
-            let is_waiting = change.session.handoff.waiting_since().is_some();
+            // A conversation with people is written to the queue index on every
+            // agent operation, not only on a change, so that one an agent took
+            // before the index also held agent-owned conversations joins it.
+            let queued_after = change.session.handoff.human_since();
+            let queue_changed = queued_before != queued_after || queued_after.is_some();
             change.session.updated_at = change.now;
-            match self.commit(&change.session, stored.version, &change.events, &runtime, was_waiting != is_waiting, Origin::Agent).await {
+            match self.commit(&change.session, stored.version, &change.events, &runtime, queue_changed, origin).await {
                 Ok(()) => return Ok(change.events),
                 Err(EngineError::Store(StoreError::Conflict { .. })) => continue,
                 Err(error) => return Err(error),

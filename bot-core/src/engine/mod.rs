@@ -4,11 +4,12 @@
 mod agent;
 mod builtin;
 mod flow;
+mod handoffs;
 mod outage;
 mod relay;
 mod sync;
+mod timer;
 mod turn;
-mod unrecognised;
 mod unrecognised;
 
 use std::collections::HashMap;
@@ -31,11 +32,13 @@ use crate::session::Session;
 use crate::store::{SessionStore, StoreError, TurnCommit};
 
 pub use builtin::RESERVED as RESERVED_RESPONSES;
+pub use handoffs::HandoffEntry;
+pub use sync::FeedEvent;
 
 /// How many times a turn is retried when another writer changed the session.
 const MAX_CONFLICT_RETRIES: usize = 3;
 
-/// The age after which a waiting-queue entry without a waiting session is removed.
+/// The age after which a queue entry whose session no longer has people is removed.
 const STALE_QUEUE_ENTRY_MS: u64 = 60_000;
 
 /// The longest a turn or agent operation waits for the turns of the same
@@ -45,6 +48,9 @@ const LOCAL_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Events kept for a slow subscriber of [`Engine::subscribe_proactive`].
 const PROACTIVE_CAPACITY: usize = 1024;
+
+/// Events kept for a slow subscriber of [`Engine::subscribe_all`].
+const FEED_CAPACITY: usize = 4096;
 
 /// The parts an engine runs on.
 pub struct EngineParts {
@@ -135,6 +141,8 @@ struct Inner {
     locks: sync::ConversationLocks,
     hub: sync::EventHub,
     proactive: broadcast::Sender<Event>,
+    /// Every event this process commits or relays, for [`Engine::subscribe_all`].
+    feed: broadcast::Sender<FeedEvent>,
     outage: outage::OutageLog,
     /// Dropped with the engine, which stops the relay of other servers' events.
     _relay_stop: Option<oneshot::Sender<()>>,
@@ -156,6 +164,7 @@ impl Engine {
             locks: sync::ConversationLocks::default(),
             hub: sync::EventHub::default(),
             proactive: broadcast::channel(PROACTIVE_CAPACITY).0,
+            feed: broadcast::channel(FEED_CAPACITY).0,
             outage: outage::OutageLog::default(),
             _relay_stop: feed.is_some().then_some(relay_stop),
         };
@@ -284,12 +293,25 @@ impl Engine {
     }
 
     /// Subscribes to the events this server process commits outside a customer
-    /// turn: agent operations (claim, agent reply, hand back, close). Channels
-    /// that push messages to a platform (Telegram, Discord) send these, because
-    /// no [`handle`](Self::handle) call returns them. Each event reaches the
-    /// subscribers of exactly one process: the one that committed it.
+    /// turn: agent operations (claim, agent reply, transfer, hand back, close)
+    /// and the timer's offer to a customer no agent answered. Channels that
+    /// push messages to a platform (Telegram, Discord) send these, because no
+    /// [`handle`](Self::handle) call returns them. Agents' notes are left out.
+    /// Each event reaches the subscribers of exactly one process: the one that
+    /// committed it.
     pub fn subscribe_proactive(&self) -> broadcast::Receiver<Event> {
         self.inner.proactive.subscribe()
+    }
+
+    /// Subscribes to the events of every conversation: those this process
+    /// commits (turns, agent operations, notes, timers; `local` is true) and
+    /// those other processes sharing the store commit (`local` is false).
+    /// After a gap in the store's feed of other processes' events, only the
+    /// conversations someone [`subscribe`](Self::subscribe)s to are read back,
+    /// so a subscriber that must not miss a remote event reads the store again
+    /// when it sees a gap in a conversation's `seq`s.
+    pub fn subscribe_all(&self) -> broadcast::Receiver<FeedEvent> {
+        self.inner.feed.subscribe()
     }
 
     /// Reads up to `limit` transcript events with `seq > after_seq`.
@@ -307,30 +329,6 @@ impl Engine {
         Ok(self.inner.store.load(id).await?.map(|v| v.session))
     }
 
-    /// Lists the conversations waiting for an agent, longest-waiting first.
-    /// Queue entries whose session is gone, expired or no longer waiting are
-    /// skipped, and removed once they are a minute old: a younger entry may
-    /// belong to a turn that joined the queue and has not stored its session yet.
-    pub async fn waiting(&self) -> Result<Vec<WaitingConversation>, EngineError> {
-        let runtime = self.runtime();
-        let mut waiting = Vec::new();
-        for (id, since) in self.inner.store.waiting().await? {
-            let stored = self.inner.store.load(&id).await?;
-            let session = stored.map(|s| s.session).filter(|s| !self.expired(s, &runtime));
-            match session {
-                Some(Session { handoff: crate::handoff::HandoffState::WaitingForAgent { reason, .. }, channel, lang, .. }) => {
-                    waiting.push(WaitingConversation { conversation_id: id, channel, lang, since, reason });
-                }
-                _ if self.now().saturating_sub(since) >= STALE_QUEUE_ENTRY_MS => {
-                    tracing::debug!(conversation_id = %id, "removing a queue entry whose session is not waiting");
-                    self.inner.store.set_waiting(&id, None).await?;
-                }
-                _ => {}
-            }
-        }
-        Ok(waiting)
-    }
-
     /// True when the session's last change is older than the session TTL.
     fn expired(&self, session: &Session, runtime: &Runtime) -> bool {
         let ttl = u64::try_from(self.ttl(runtime).as_millis()).unwrap_or(u64::MAX);
@@ -338,15 +336,20 @@ impl Engine {
     }
 
     /// Saves a session and its new events, then publishes the events, to the
-    /// proactive subscribers too when an agent operation made them.
-    async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, waiting_changed: bool, origin: Origin) -> Result<(), EngineError> {
-        let waiting = waiting_changed.then(|| session.handoff.waiting_since());
+    /// proactive subscribers too when an agent operation or a timer made them.
+    /// When `queue_changed`, the session's entry in the store's queue index of
+    /// conversations with people is written too (see [`handoffs`](Self::handoffs)).
+    async fn commit(&self, session: &Session, version: u64, events: &[Event], runtime: &Runtime, queue_changed: bool, origin: Origin) -> Result<(), EngineError> {
+        let waiting = queue_changed.then(|| session.handoff.human_since());
         let turn = TurnCommit { session, expected: version, events, waiting, ttl: self.retention(runtime) };
         self.inner.store.commit_turn(turn).await?;
         self.inner.hub.publish(events);
-        if origin == Origin::Agent {
-            for event in events {
-                // An error only means that no receiver exists.
+        for event in events {
+            // An error only means that no receiver exists.
+            let _ = self.inner.feed.send(FeedEvent { event: event.clone(), local: true });
+        }
+        if origin != Origin::CustomerTurn {
+            for event in events.iter().filter(|event| event.is_customer_visible()) {
                 let _ = self.inner.proactive.send(event.clone());
             }
         }
@@ -359,4 +362,5 @@ impl Engine {
 enum Origin {
     CustomerTurn,
     Agent,
+    Timer,
 }

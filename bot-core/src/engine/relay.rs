@@ -5,9 +5,10 @@ use std::sync::Weak;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::event::Event;
 use crate::store::RemoteEvents;
 
-use super::Inner;
+use super::{FeedEvent, Inner};
 
 /// Events read back from the transcript per conversation after a gap in the feed.
 const CATCH_UP_LIMIT: usize = 500;
@@ -25,7 +26,7 @@ pub(super) async fn run(engine: Weak<Inner>, mut feed: mpsc::Receiver<RemoteEven
         };
         let Some(inner) = engine.upgrade() else { return };
         match item {
-            RemoteEvents::Committed(events) => inner.hub.publish(&events),
+            RemoteEvents::Committed(events) => publish_remote(&inner, &events),
             RemoteEvents::MaybeMissed => catch_up(&inner).await,
         }
     }
@@ -38,8 +39,18 @@ async fn catch_up(inner: &Inner) {
     tracing::debug!(conversations = watched.len(), "reading transcripts after a gap in the feed of other servers' events");
     for (id, last_seq) in watched {
         match inner.store.events(&id, last_seq, CATCH_UP_LIMIT).await {
-            Ok(events) => inner.hub.publish(&events),
+            Ok(events) => publish_remote(inner, &events),
             Err(error) => tracing::warn!(conversation_id = %id, %error, "cannot read the transcript after a gap in the event feed"),
         }
+    }
+}
+
+/// Passes other processes' events to this process's subscribers of the
+/// conversation and of the feed of every conversation.
+fn publish_remote(inner: &Inner, events: &[Event]) {
+    inner.hub.publish(events);
+    for event in events {
+        // An error only means that no receiver exists.
+        let _ = inner.feed.send(FeedEvent { event: event.clone(), local: false });
     }
 }

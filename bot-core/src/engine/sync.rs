@@ -1,5 +1,6 @@
 //! In-process coordination: one lock per conversation, so that its messages run
-//! one at a time in arrival order, and a broadcast hub for its new events.
+//! one at a time in arrival order, a broadcast hub for its new events, and the
+//! feed of every conversation's events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,15 @@ impl Drop for ConversationGuard<'_> {
             locks.remove(&self.id);
         }
     }
+}
+
+/// An event of any conversation, as [`Engine::subscribe_all`](super::Engine::subscribe_all) passes it on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedEvent {
+    pub event: Event,
+    /// True when this server process committed the event, false when another
+    /// process sharing the store did.
+    pub local: bool,
 }
 
 /// The hub drops senders nobody listens to once it holds this many, then again

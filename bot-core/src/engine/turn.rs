@@ -66,7 +66,7 @@ impl Engine {
 
         let events = turn.finish(message);
         let session = &turn.session;
-        let waiting_after = session.handoff.waiting_since();
+        let waiting_after = session.handoff.human_since();
         let waiting_changed = loaded.waiting_before != waiting_after;
         self.commit(session, loaded.version, &events, &runtime, waiting_changed, Origin::CustomerTurn).await?;
         if turn.unrecognised {
@@ -92,11 +92,11 @@ impl Engine {
                 let mut session = Session::new(id.clone(), message.channel.clone(), old.lang.clone(), self.now());
                 session.next_seq = old.next_seq;
                 session.recent_messages = old.recent_messages;
-                let waiting_before = old.handoff.waiting_since();
+                let waiting_before = old.handoff.human_since();
                 Ok(Loaded { session, version: stored.version, start: Start::Expired { in_progress }, waiting_before })
             }
             Ok(Some(stored)) => {
-                let waiting_before = stored.session.handoff.waiting_since();
+                let waiting_before = stored.session.handoff.human_since();
                 Ok(Loaded { session: stored.session, version: stored.version, start: Start::Stored, waiting_before })
             }
             Ok(None) => {
@@ -140,7 +140,8 @@ struct Loaded {
     /// The stored version to compare-and-set against (0: none stored).
     version: u64,
     start: Start,
-    /// When the stored session joined the waiting queue, if it waits there.
+    /// When the stored session joined the queue index of conversations with
+    /// people, if it is there.
     waiting_before: Option<Timestamp>,
 }
 
@@ -357,7 +358,7 @@ impl<'a> Turn<'a> {
         tracing::info!(?reason, "handing the conversation to an agent");
         self.session.dialog = DialogState::Idle;
         self.session.consecutive_fallbacks = 0;
-        self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone(), reminded_at: None };
+        self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone(), reminded_at: None, no_agent_offered_at: None };
         let mut reply = self.render("handoff_waiting", &[]);
         reply.handoff = Some(HandoffNotice { state: self.session.handoff.clone(), reason: Some(reason) });
         self.push_reply(reply);

@@ -6,6 +6,7 @@
 //! arrives by one path or the other. From then on it sends each event whose
 //! `seq` is greater than the last one sent. When the live receiver lags or
 //! skips a `seq`, the missing events are read back from the transcript.
+//! Agents' notes are passed over, so the client sees gaps in `seq` where they are.
 
 use std::time::Duration;
 
@@ -60,8 +61,11 @@ pub(crate) async fn customer_socket(
     let upgrade = upgrade.max_message_size(MAX_CLIENT_FRAME_BYTES).max_frame_size(MAX_CLIENT_FRAME_BYTES);
     Ok(upgrade.on_upgrade(move |socket| {
         async move {
+            // The console shows the customer as online while this guard lives.
+            let presence = state.console().presence().opened(&id);
             let end = EventStream::new(state, id, query.after, socket).run().await;
             end.log();
+            drop(presence);
             drop(permit);
         }
         .instrument(span)
@@ -205,7 +209,12 @@ impl EventStream {
     }
 
     async fn send_event(&mut self, event: &Event) -> Result<(), End> {
-        let json = match serde_json::to_string(&customer_view(event)) {
+        let Some(visible) = customer_view(event) else {
+            // A note: the customer never gets it, but the stream has passed it.
+            self.last_sent = event.seq;
+            return Ok(());
+        };
+        let json = match serde_json::to_string(&visible) {
             Ok(json) => json,
             Err(error) => {
                 // Events are plain data; failing to serialise one is a bug, not a reason to stall the socket.

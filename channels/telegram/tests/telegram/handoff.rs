@@ -69,6 +69,6 @@ async fn other_channels_not_sent() -> TestResult {
 fn client_message_id(event: &Event) -> Option<&str> {
     match &event.kind {
         EventKind::Customer { client_message_id, .. } => client_message_id.as_ref().map(|id| id.as_str()),
-        EventKind::Reply(_) => None,
+        EventKind::Reply(_) | EventKind::Note { .. } => None,
     }
 }

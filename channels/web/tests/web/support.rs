@@ -107,6 +107,11 @@ impl TestServer {
     }
 
     pub async fn start_with(config: WebConfig) -> Result<Self> {
+        Self::start_configured(config, |state| state).await
+    }
+
+    /// Starts a server whose state `configure` finishes (accounts, writers).
+    pub async fn start_configured(config: WebConfig, configure: impl FnOnce(WebState) -> WebState) -> Result<Self> {
         let parts = EngineParts {
             classifier: Arc::new(KeywordClassifier),
             knowledge: Arc::new(NoKnowledge),
@@ -114,7 +119,7 @@ impl TestServer {
             store: Arc::new(MemoryStore::new()),
         };
         let engine = Engine::new(Arc::new(test_bot()), parts);
-        let state = WebState::new(engine.clone(), config);
+        let state = configure(WebState::new(engine.clone(), config));
         let app = router(state.clone());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -228,12 +233,13 @@ pub fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|event| event.seq).collect()
 }
 
-/// Returns the text of a reply event, or of a customer's text message.
+/// Returns the text of a reply event, a customer's text message or a note.
 pub fn text_of(event: &Event) -> Option<&str> {
     match &event.kind {
         bot_core::EventKind::Reply(reply) => Some(&reply.text),
         bot_core::EventKind::Customer { content: bot_core::Content::Text(text), .. } => Some(text),
         bot_core::EventKind::Customer { .. } => None,
+        bot_core::EventKind::Note { text, .. } => Some(text),
     }
 }
 
