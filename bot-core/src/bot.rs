@@ -129,6 +129,9 @@ pub struct HandoffSettings {
     /// contact or continue later (response `handoff_no_agent`); 0 turns this off.
     #[serde(default = "default_no_agent_after_seconds")]
     pub no_agent_after_seconds: u64,
+    /// The helpdesk that conversations with people are forwarded to.
+    #[serde(default)]
+    pub adapter: HandoffAdapterSettings,
 }
 
 fn default_no_agent_after_seconds() -> u64 {
@@ -137,7 +140,33 @@ fn default_no_agent_after_seconds() -> u64 {
 
 impl Default for HandoffSettings {
     fn default() -> Self {
-        Self { after_fallbacks: 2, no_agent_after_seconds: default_no_agent_after_seconds() }
+        Self { after_fallbacks: 2, no_agent_after_seconds: default_no_agent_after_seconds(), adapter: HandoffAdapterSettings::default() }
+    }
+}
+
+/// Where conversations with people are forwarded (`settings.handoff.adapter`).
+/// The secrets each helpdesk needs come from the environment, never from here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HandoffAdapterSettings {
+    /// Only the built-in console; nothing is forwarded.
+    #[default]
+    Console,
+    /// A signed JSON POST to `url` for each event.
+    Webhook { url: String },
+    /// A Chatwoot inbox of type API, reached at `url` (the installation's base URL).
+    Chatwoot { url: String, account_id: u64, inbox_id: u64 },
+}
+
+impl HandoffAdapterSettings {
+    pub const NAMES: [&'static str; 3] = ["console", "webhook", "chatwoot"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Webhook { .. } => "webhook",
+            Self::Chatwoot { .. } => "chatwoot",
+        }
     }
 }
 
