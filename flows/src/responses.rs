@@ -10,10 +10,11 @@ use crate::sections::Definition;
 use crate::tree::Node;
 
 /// Placeholders the engine fills in for some reserved responses, besides slots and
-/// variables: `handoff_agent_joined` names the agent who joined.
+/// variables: `handoff_agent_joined` names the agent who joined, and
+/// `handoff_transferred` the agent who took the conversation over.
 // NOTE: mirrors the values bot-core's engine passes when it renders these responses
 // (engine/agent.rs); bot-core exports no list of them yet.
-const RESERVED_PLACEHOLDERS: [(&str, &[&str]); 1] = [("handoff_agent_joined", &["agent"])];
+const RESERVED_PLACEHOLDERS: [(&str, &[&str]); 2] = [("handoff_agent_joined", &["agent"]), ("handoff_transferred", &["agent"])];
 
 impl Converter<'_, '_> {
     pub fn convert_responses(&mut self) -> BTreeMap<ResponseId, Response> {
