@@ -26,6 +26,7 @@ mod cx;
 mod diagnostic;
 mod examples;
 mod flows;
+mod handoff_adapter;
 mod http;
 mod intents;
 mod knowledge;
