@@ -49,6 +49,7 @@ pub mod agent;
 mod assets;
 mod auth;
 pub mod config;
+pub mod console;
 pub mod customer;
 pub mod error;
 pub mod input;
@@ -64,6 +65,7 @@ use axum::Router;
 pub use admin::{BotReloader, ReloadReport};
 pub use assets::{DEMO_HTML, WIDGET_JS};
 pub use config::{AllowedOrigins, WebConfig};
+pub use console::{ExampleAdded, ExampleError, ExampleWriter};
 pub use customer::CHANNEL;
 pub use error::WebError;
 pub use state::WebState;
@@ -99,6 +101,7 @@ pub fn router(state: WebState) -> Router {
         .method_not_allowed_fallback(assets::method_not_allowed)
         .merge(customer)
         .merge(agent)
+        .merge(console::routes())
         .fallback(assets::not_found)
         .layer(body_limit)
         .with_state(state)

@@ -8,6 +8,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::admin::BotReloader;
 use crate::config::WebConfig;
+use crate::console::{AccountBook, ConsoleState, ExampleWriter};
 
 /// The engine, the settings and the bookkeeping of open WebSockets. Cheap to clone.
 #[derive(Clone)]
@@ -22,6 +23,7 @@ struct Inner {
     sockets: Arc<Semaphore>,
     closing: watch::Sender<bool>,
     reloader: Option<Arc<dyn BotReloader>>,
+    console: ConsoleState,
 }
 
 impl WebState {
@@ -29,7 +31,8 @@ impl WebState {
         let agent_token_digest = config.agent_token.as_deref().map(digest);
         let sockets = Arc::new(Semaphore::new(config.max_sockets));
         let (closing, _) = watch::channel(false);
-        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing, reloader: None }) }
+        let console = ConsoleState::new(AccountBook::new(None));
+        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing, reloader: None, console }) }
     }
 
     /// Serves `POST /api/v1/admin/reload` with `reloader`. Call it before the state is cloned.
@@ -40,6 +43,36 @@ impl WebState {
         let inner = Arc::get_mut(&mut self.inner).expect("WebState::with_reloader called after the state was cloned");
         inner.reloader = Some(reloader);
         self
+    }
+
+    /// Signs console agents in with the accounts in `path` (written by `lepton
+    /// agent add`), read again whenever the file changes. Without it nobody can
+    /// sign in to the console. Call it before the state is cloned.
+    ///
+    /// # Panics
+    /// When the state has been cloned already.
+    pub fn with_accounts(mut self, path: std::path::PathBuf) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("WebState::with_accounts called after the state was cloned");
+        inner.console = ConsoleState::new(AccountBook::new(Some(path)));
+        self
+    }
+
+    /// Lets console agents add intent examples through `writer`. Call it before the state is cloned.
+    ///
+    /// # Panics
+    /// When the state has been cloned already.
+    pub fn with_example_writer(mut self, writer: Arc<dyn ExampleWriter>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("WebState::with_example_writer called after the state was cloned");
+        inner.console.set_example_writer(writer);
+        self
+    }
+
+    pub(crate) fn console(&self) -> &ConsoleState {
+        &self.inner.console
+    }
+
+    pub(crate) fn example_writer(&self) -> Option<&Arc<dyn ExampleWriter>> {
+        self.inner.console.example_writer()
     }
 
     pub(crate) fn reloader(&self) -> Option<&Arc<dyn BotReloader>> {

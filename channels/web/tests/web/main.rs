@@ -4,6 +4,7 @@
 mod agent;
 mod assets;
 mod browser;
+mod console;
 mod customer;
 mod loopback;
 mod socket;
