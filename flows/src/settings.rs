@@ -13,6 +13,10 @@ use crate::tree::{Loc, Node};
 const SETTINGS_FIELDS: [&str; 9] =
     ["name", "languages", "classifier", "knowledge", "handoff", "session", "session_store", "redis", "variables"];
 
+/// The longest wait for an agent before the no-agent offer: 30 days, longer
+/// than any sensible session TTL, so a larger value is a typo.
+const MAX_NO_AGENT_AFTER_SECONDS: u64 = 30 * 24 * 60 * 60;
+
 /// The folder of articles when `settings.knowledge.articles` is not given.
 pub(crate) const DEFAULT_ARTICLES_FOLDER: &str = "articles";
 
@@ -154,11 +158,15 @@ impl Converter<'_, '_> {
 
     fn read_handoff(&mut self, node: &Node, owner: Loc) -> HandoffSettings {
         let mut handoff = HandoffSettings::default();
-        let allowed = [&["after_fallbacks"][..], &ADAPTER_FIELDS[..]].concat();
+        let allowed = [&["after_fallbacks", "no_agent_after_seconds"][..], &ADAPTER_FIELDS[..]].concat();
         let Some(fields) = self.cx.fields(node, owner, "settings.handoff", &allowed) else { return handoff };
         let limit = u64::from(u32::MAX);
         if let Some(value) = fields.get("after_fallbacks").and_then(|n| self.cx.integer(n, "handoff.after_fallbacks", 0, limit)) {
             handoff.after_fallbacks = value as u32;
+        }
+        let no_agent = fields.get("no_agent_after_seconds");
+        if let Some(value) = no_agent.and_then(|n| self.cx.integer(n, "handoff.no_agent_after_seconds", 0, MAX_NO_AGENT_AFTER_SECONDS)) {
+            handoff.no_agent_after_seconds = value;
         }
         handoff.adapter = self.read_handoff_adapter(&fields);
         handoff

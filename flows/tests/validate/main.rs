@@ -497,6 +497,55 @@ fn agent_placeholder_only_in_agent_joined() -> Result<()> {
 }
 
 #[test]
+fn agent_placeholder_in_transfer_notice() -> Result<()> {
+    let responses = "responses:\n  handoff_transferred:\n    en: [\"{agent} takes over\"]\n";
+    let bot = TempBot::new(&[("bot.yml", SETTINGS), ("responses.yml", responses)])?;
+    let report = validate(&bot.dir);
+    assert!(report.diagnostics.is_empty(), "{report}");
+    Ok(())
+}
+
+fn handoff_settings(handoff: &str) -> String {
+    format!("settings:\n  languages: [en]\n  handoff:\n{handoff}")
+}
+
+#[test]
+fn no_agent_offer_defaults_to_300_seconds() -> Result<()> {
+    let bot = TempBot::new(&[("bot.yml", &handoff_settings("    after_fallbacks: 2\n"))])?;
+    let loaded = load_bot(&bot.dir).map_err(|error| anyhow!("{error}"))?;
+    assert_eq!(loaded.bot.settings.handoff.no_agent_after_seconds, 300);
+    Ok(())
+}
+
+#[test]
+fn no_agent_offer_seconds_are_read() -> Result<()> {
+    for (value, expected) in [("0", 0), ("45", 45)] {
+        let bot = TempBot::new(&[("bot.yml", &handoff_settings(&format!("    no_agent_after_seconds: {value}\n")))])?;
+        let loaded = load_bot(&bot.dir).map_err(|error| anyhow!("{error}"))?;
+        assert_eq!(loaded.bot.settings.handoff.no_agent_after_seconds, expected, "value {value}");
+    }
+    Ok(())
+}
+
+#[test]
+fn negative_no_agent_offer_seconds_are_rejected() -> Result<()> {
+    let bot = TempBot::new(&[("bot.yml", &handoff_settings("    no_agent_after_seconds: -5\n"))])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("bot.yml"), 4, 29)?;
+    assert!(diagnostic.message.contains("handoff.no_agent_after_seconds must be a whole number"), "{diagnostic}");
+    Ok(())
+}
+
+#[test]
+fn misspelt_no_agent_offer_key_gets_suggestion() -> Result<()> {
+    let bot = TempBot::new(&[("bot.yml", &handoff_settings("    no_agent_after_second: 60\n"))])?;
+    let report = validate(&bot.dir);
+    let diagnostic = at(&report, &bot.dir.join("bot.yml"), 4, 5)?;
+    assert!(diagnostic.message.contains("did you mean `no_agent_after_seconds`?"), "{diagnostic}");
+    Ok(())
+}
+
+#[test]
 fn intent_name_with_leading_underscore_is_reserved() -> Result<()> {
     let intents = "intents:\n  _knowledge:\n    examples: { en: [a, b, c, d, e] }\n    response: fallback\n";
     let bot = TempBot::new(&[("bot.yml", SETTINGS), ("intents.yml", intents)])?;
