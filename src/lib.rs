@@ -15,6 +15,8 @@
 //!     host: "127.0.0.1".to_owned(),
 //!     port: 8080,
 //!     agent_token: None,
+//!     accounts: "demo/.lepton/agents.json".into(),
+//!     demo_account: false,
 //!     demo_orders: true,
 //!     watch: true,
 //!     telegram: None,
@@ -24,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod agent_cmd;
 pub mod app;
 mod channels;
 pub mod chat;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use lepton::agent_cmd::AgentCommand;
 use lepton::app::{self, BotPaths};
 use lepton::server::{self, ServeOptions};
 use lepton::store_config::StoreOption;
@@ -54,6 +55,9 @@ enum Command {
         /// Session store: `embedded`, `memory`, `redis`, a redis:// URL, or an embedded store file path [default: from the environment and the bot settings, else DATA_DIR/sessions.redb].
         #[arg(long)]
         store: Option<String>,
+        /// The console's accounts file; created with an admin `demo` when missing [default: DATA_DIR/agents.json].
+        #[arg(long, env = "LEPTON_AGENTS_FILE")]
+        agents: Option<PathBuf>,
         #[command(flatten)]
         telegram: TelegramArgs,
         #[command(flatten)]
@@ -80,6 +84,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Add, list and remove the agents who sign in to the support console at /console.
+    Agent(AgentArgs),
     /// Run the conversation tests in DIR/tests against the bot and report each failure.
     Test {
         dir: PathBuf,
@@ -148,6 +154,47 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct AgentArgs {
+    #[command(subcommand)]
+    command: AgentSubcommand,
+    /// The bot folder whose data folder holds the accounts file.
+    #[arg(long, global = true, default_value = ".")]
+    bot: PathBuf,
+    /// The bot's data folder [default: BOT/.lepton].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// The accounts file [default: DATA_DIR/agents.json].
+    #[arg(long, global = true, env = "LEPTON_AGENTS_FILE")]
+    agents: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AgentSubcommand {
+    /// Add an agent; asks for the password twice on a terminal, else reads it
+    /// from the first line of standard input.
+    Add {
+        name: String,
+        /// Let the agent reload the bot and transfer other agents' conversations.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input even on a terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the agents and their roles.
+    List,
+    /// Remove an agent; their console sessions end.
+    Remove { name: String },
+    /// Change an agent's password; their console sessions end.
+    Passwd {
+        name: String,
+        /// Read the password from standard input even on a terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
     /// The bot folder.
     dir: PathBuf,
@@ -166,6 +213,9 @@ struct ServeArgs {
     /// that much). 0 keeps every write durable before it returns.
     #[arg(long, default_value_t = 0)]
     store_flush_ms: u64,
+    /// The console's accounts file, written by `lepton agent add` [default: DATA_DIR/agents.json].
+    #[arg(long, env = "LEPTON_AGENTS_FILE")]
+    agents: Option<PathBuf>,
     /// Bearer token the agent API requires; without it, only loopback clients may use the agent API.
     #[arg(long, env = "LEPTON_AGENT_TOKEN", hide_env_values = true)]
     agent_token: Option<String>,
@@ -255,12 +305,24 @@ fn install_tracing(format: LogFormat, default_level: &str) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { port, host, bot, data_dir, store, telegram, discord } => {
+        Command::Demo { port, host, bot, data_dir, store, agents, telegram, discord } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir, store, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram, discord };
-            serve(args)
+            let args = ServeArgs { dir, port, host, data_dir, store, agents, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram, discord };
+            serve(args, true)
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, false),
+        Command::Agent(args) => {
+            let paths = BotPaths::new(&args.bot, args.data_dir.as_deref());
+            let file = lepton::agent_cmd::accounts_file(args.agents.as_deref(), &paths);
+            let command = match args.command {
+                AgentSubcommand::Add { name, admin, password_stdin } => AgentCommand::Add { name, admin, password_stdin },
+                AgentSubcommand::List => AgentCommand::List,
+                AgentSubcommand::Remove { name } => AgentCommand::Remove { name },
+                AgentSubcommand::Passwd { name, password_stdin } => AgentCommand::Passwd { name, password_stdin },
+            };
+            lepton::agent_cmd::run(&command, &file)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { dir, no_model, data_dir } => validate(&dir, &lepton::diagnostics::ValidateOptions { model: !no_model, data_dir }),
         Command::Chat { dir, data_dir } => {
             lepton::chat::run(&BotPaths::new(&dir, data_dir.as_deref()))?;
@@ -324,10 +386,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Runs `lepton serve`, or `lepton demo` when `demo` is true.
+fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
     let telegram = telegram_config(&args.telegram)?;
     let discord = discord_config(&args.discord)?;
     let paths = BotPaths::new(&args.dir, args.data_dir.as_deref());
+    let accounts = lepton::agent_cmd::accounts_file(args.agents.as_deref(), &paths);
     let store = args.store.as_deref().map(StoreOption::parse).transpose()?.unwrap_or_default();
     let options = ServeOptions {
         paths,
@@ -336,6 +400,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store,
         store_flush_interval: (args.store_flush_ms > 0).then(|| std::time::Duration::from_millis(args.store_flush_ms)),
         agent_token: args.agent_token,
+        accounts,
+        demo_account: demo,
         demo_orders: args.demo_orders,
         watch: !args.no_watch,
         telegram,

@@ -2,6 +2,7 @@
 //! driven over HTTP and WebSocket as a customer and an agent would.
 
 mod bad_input;
+mod console;
 mod conversation_test;
 mod conversations;
 mod diagnostics;

@@ -134,7 +134,8 @@ impl ConsoleError {
         match self {
             Self::Accounts(error) => tracing::error!(status, code, %error, "console accounts unavailable"),
             Self::Example(error @ ExampleError::Io { .. }) => tracing::error!(status, code, %error, "adding an example failed"),
-            Self::InvalidCredentials | Self::RateLimited { .. } | Self::CsrfInvalid | Self::CrossOrigin { .. } => {
+            // A failed sign-in is logged once, with the name, by the sign-in route.
+            Self::RateLimited { .. } | Self::CsrfInvalid | Self::CrossOrigin { .. } => {
                 tracing::warn!(status, code, "console request rejected");
             }
             _ => tracing::debug!(status, code, error = %self, "console request refused"),
