@@ -17,15 +17,16 @@ pub enum HandoffState {
         #[serde(default)]
         reminded_at: Option<Timestamp>,
         /// When the customer was offered to leave a contact because no agent
-        /// answered in time; at most once per waiting period.
+        /// replied in time; set at most once per waiting period.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_agent_offered_at: Option<Timestamp>,
     },
     Agent {
         agent: AgentId,
         since: Timestamp,
-        /// Why the bot handed off, kept from the waiting state; `None` when the
-        /// agent took the conversation from the bot or before this was stored.
+        /// The reason the bot handed off, kept from the waiting state. `None`
+        /// when the agent took the conversation from the bot, or in sessions
+        /// stored before agent states kept it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<HandoffReason>,
     },
@@ -47,7 +48,7 @@ impl HandoffState {
     }
 
     /// Returns when people took over the conversation: when it joined the queue
-    /// while it waits, or when its agent took it. The store's queue index holds
+    /// while it waits, or when its agent took it. The store's queue index contains
     /// every conversation with people under this time.
     pub fn human_since(&self) -> Option<Timestamp> {
         match self {

@@ -553,6 +553,7 @@ async fn remote_events_reach_subscribers() -> anyhow::Result<()> {
     let store = Arc::new(SharedStore { feed: std::sync::Mutex::new(Some(receiver)), ..Default::default() });
     let engine = engine_with(store.clone());
     let mut events = engine.subscribe(&"c1".into());
+    let mut feed_of_all = engine.subscribe_all();
     // Another server ran a turn: its events are in the store and on the feed.
     let other = engine_with(Arc::new(MemoryStore::new()));
     let outcome = other.handle(InboundMessage::text("c1", "test", "hello")).await?;
@@ -565,6 +566,10 @@ async fn remote_events_reach_subscribers() -> anyhow::Result<()> {
 
     assert_eq!(first, outcome.events[0]);
     assert_eq!(caught_up, outcome.events[1], "the gap was read back from the transcript");
+    let relayed = feed_of_all.try_recv()?;
+    assert_eq!(relayed, bot_core::FeedEvent { event: outcome.events[0].clone(), local: false });
+    let read_back = feed_of_all.try_recv()?;
+    assert_eq!(read_back, bot_core::FeedEvent { event: outcome.events[1].clone(), local: false });
     Ok(())
 }
 

@@ -22,7 +22,7 @@ impl Classifier for NoIntents {
     }
 }
 
-/// An engine whose customers wait `no_agent_after_seconds` for the offer, on a
+/// Builds an engine whose customers wait `no_agent_after_seconds` for the offer, on a
 /// clock that moves only when the test moves it.
 fn engine_with(no_agent_after_seconds: u64) -> (Engine, Arc<ManualClock>) {
     let mut bot = BotDefinition::default();

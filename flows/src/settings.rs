@@ -13,7 +13,7 @@ use crate::tree::{Loc, Node};
 const SETTINGS_FIELDS: [&str; 9] =
     ["name", "languages", "classifier", "knowledge", "handoff", "session", "session_store", "redis", "variables"];
 
-/// The longest wait for an agent before the no-agent offer: 30 days, longer
+/// The maximum of `handoff.no_agent_after_seconds`: 30 days. That is longer
 /// than any sensible session TTL, so a larger value is a typo.
 const MAX_NO_AGENT_AFTER_SECONDS: u64 = 30 * 24 * 60 * 60;
 

@@ -93,3 +93,25 @@ async fn websocket_reconnect_replays_missed_events() -> anyhow::Result<()> {
     assert_eq!(first["seq"], 3, "expected the replay to start after seq 2, got {first}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_customer_gets_no_agent_offer() -> anyhow::Result<()> {
+    let root = crate::harness::temp_dir("no-agent-offer");
+    let (bot, data) = (root.join("bot"), root.join("data"));
+    crate::harness::copy_dir(&crate::harness::demo_dir(), &bot)?;
+    crate::harness::copy_dir(&crate::harness::shared_data_dir()?, &data)?;
+    let settings = std::fs::read_to_string(bot.join("bot.yml"))?;
+    anyhow::ensure!(settings.contains("    after_fallbacks: 2\n"), "the demo's bot.yml changed: {settings}");
+    std::fs::write(bot.join("bot.yml"), settings.replacen("    after_fallbacks: 2\n", "    after_fallbacks: 2\n    no_agent_after_seconds: 1\n", 1))?;
+    let server = Server::start_bot(&bot, &data, &["--no-watch", "--store", "memory"], &[])?;
+    let conversation = "no-agent";
+    let mut customer = Customer::new(&server, conversation);
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url(conversation, 0)).await?;
+
+    customer.send("我要转人工客服").await?;
+    // The server checks every 5 s, so the offer comes within about 6 s.
+    let offer = next_matching(&mut socket, |e| e["kind"]["text"].as_str().is_some_and(|text| text.contains("客服暂时都在忙"))).await?;
+
+    assert_eq!(offer["kind"]["author"]["type"], "bot");
+    Ok(())
+}

@@ -97,8 +97,8 @@ impl Engine {
         events.into_iter().next().ok_or_else(|| EngineError::NotFound { conversation_id: id.clone() })
     }
 
-    /// Moves a conversation that agent `from` owns to agent `to`, and tells the
-    /// customer who helps them now. With `force` (for admins), `from` need not
+    /// Moves a conversation that agent `from` owns to agent `to`, and sends the
+    /// customer the `handoff_transferred` notice naming `to`. With `force` (for admins), `from` need not
     /// be the owner. Transferring to the current owner changes nothing.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, from = %from, to = %to, force))]
     pub async fn transfer(&self, id: &ConversationId, from: &AgentId, to: &AgentId, force: bool) -> Result<Vec<Event>, EngineError> {

@@ -1,6 +1,6 @@
 //! The conversations with people: waiting for an agent or handled by one.
 //!
-//! The store's queue index (`SessionStore::waiting`) holds every conversation
+//! The store's queue index (`SessionStore::waiting`) contains every conversation
 //! whose handoff state is waiting or agent, under the time people took it over
 //! ([`HandoffState::human_since`]). The engine writes an entry when a turn or an
 //! agent operation moves a conversation to or between those states, and
@@ -14,14 +14,14 @@ use crate::session::Session;
 
 use super::{Engine, EngineError, WaitingConversation, STALE_QUEUE_ENTRY_MS};
 
-/// The longest preview of the customer's last message, in characters.
+/// The maximum length of the preview of the customer's last message, in characters.
 const PREVIEW_CHARS: usize = 200;
 
 /// Transcript events read per page while looking for the customer's last message.
 const TAIL_PAGE: u64 = 50;
 
-/// The most transcript events read back per conversation to find the
-/// customer's last message; an older one is left out of the entry.
+/// The maximum number of transcript events read back per conversation to find
+/// the customer's last message. An older message is left out of the entry.
 const TAIL_MAX: u64 = 200;
 
 /// A conversation with people, as [`Engine::handoffs`] lists it.
@@ -32,8 +32,8 @@ pub struct HandoffEntry {
     pub lang: Lang,
     /// `WaitingForAgent` or `Agent`.
     pub state: HandoffState,
-    /// Why the bot handed off; `None` when an agent took the conversation from
-    /// the bot directly.
+    /// The reason the bot handed off, or `None` when an agent took the
+    /// conversation from the bot directly.
     pub reason: Option<HandoffReason>,
     /// When the conversation joined the queue (waiting) or its agent took it.
     pub since: Timestamp,
@@ -69,7 +69,7 @@ impl Engine {
 
     /// Lists the conversations waiting for an agent, longest-waiting first.
     /// Queue entries whose session is gone, expired or back with the bot are
-    /// skipped, and removed once they are a minute old: a younger entry may
+    /// skipped, and removed once they are a minute old. A younger entry may
     /// belong to a turn that joined the queue and has not stored its session
     /// yet. Conversations an agent handles are skipped and stay in the index.
     pub async fn waiting(&self) -> Result<Vec<WaitingConversation>, EngineError> {

@@ -294,7 +294,7 @@ impl Engine {
 
     /// Subscribes to the events this server process commits outside a customer
     /// turn: agent operations (claim, agent reply, transfer, hand back, close)
-    /// and the timer's offer to a customer no agent answered. Channels that
+    /// and the timer's offer to a customer no agent replied to. Channels that
     /// push messages to a platform (Telegram, Discord) send these, because no
     /// [`handle`](Self::handle) call returns them. Agents' notes are left out.
     /// Each event reaches the subscribers of exactly one process: the one that
@@ -307,8 +307,8 @@ impl Engine {
     /// commits (turns, agent operations, notes, timers; `local` is true) and
     /// those other processes sharing the store commit (`local` is false).
     /// After a gap in the store's feed of other processes' events, only the
-    /// conversations someone [`subscribe`](Self::subscribe)s to are read back,
-    /// so a subscriber that must not miss a remote event reads the store again
+    /// conversations someone [`subscribe`](Self::subscribe)s to are read back.
+    /// So a subscriber that must not miss a remote event reads the store again
     /// when it sees a gap in a conversation's `seq`s.
     pub fn subscribe_all(&self) -> broadcast::Receiver<FeedEvent> {
         self.inner.feed.subscribe()

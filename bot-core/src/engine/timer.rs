@@ -1,6 +1,7 @@
 //! The no-agent offer: a customer who has waited for an agent longer than
-//! `settings.handoff.no_agent_after_seconds` is told that every agent is busy
-//! and offered to leave a contact or come back later, once per waiting period.
+//! `settings.handoff.no_agent_after_seconds` gets a reply saying that every
+//! agent is busy, offering to leave a contact or come back later, once per
+//! waiting period.
 //!
 //! Every server process may run the timer. The offer is set in the waiting
 //! state under the conversation's lease and stored with compare-and-set, so of
@@ -65,7 +66,7 @@ impl Engine {
         let mut offered = 0;
         for (id, queued_at) in self.inner.store.waiting().await? {
             // The index's time is when people took the conversation over, so
-            // younger entries cannot be due; older ones are checked on the
+            // younger entries cannot be due. Older ones are checked on the
             // session before the lease is taken.
             if now.saturating_sub(queued_at) < after_ms || !self.no_agent_offer_due(&id, after_ms).await? {
                 continue;
@@ -108,7 +109,7 @@ impl Engine {
             })
             .await?;
         if !events.is_empty() {
-            tracing::info!("no agent answered in time; offered the customer to leave a contact");
+            tracing::info!("no agent replied in time; offered the customer to leave a contact");
         }
         Ok(!events.is_empty())
     }

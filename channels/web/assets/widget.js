@@ -437,7 +437,7 @@
 
   var events = []; // received events, sorted by seq
   var seen = {}; // seq -> true
-  var lastSeq = 0; // every event with seq <= lastSeq has been received
+  var lastSeq = 0; // every event with seq <= lastSeq that the customer may see has been received
   var handoffStatus = { state: 'bot', agent: null };
   var queue = []; // unconfirmed sends, oldest first
   var posting = false;
@@ -855,6 +855,13 @@
         return;
       }
       accept(event);
+      // The socket sends every event the customer may see in seq order, so
+      // everything before this one has arrived. Agents' internal notes are
+      // never sent, which leaves gaps in seq that would otherwise hold lastSeq
+      // back and make each reconnect replay more.
+      if (event && typeof event.seq === 'number' && event.seq > lastSeq) {
+        lastSeq = event.seq;
+      }
     };
     current.onclose = function () {
       if (socket !== current) {

@@ -8,7 +8,7 @@
 
 use bot_core::{Event, EventKind};
 
-/// The event as the customer may see it, or `None` for an agent's note.
+/// Returns the event as the customer may see it, or `None` for an agent's note.
 pub fn customer_view(event: &Event) -> Option<Event> {
     if !event.is_customer_visible() {
         return None;
@@ -20,7 +20,7 @@ pub fn customer_view(event: &Event) -> Option<Event> {
     Some(event)
 }
 
-/// The events as the customer may see them: notes left out, the rest in order.
+/// Returns the events as the customer may see them: notes left out, the rest in order.
 pub fn customer_views(events: &[Event]) -> Vec<Event> {
     events.iter().filter_map(customer_view).collect()
 }

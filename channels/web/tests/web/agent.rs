@@ -257,3 +257,30 @@ async fn reload_without_reloader_is_not_found() -> Result<()> {
     assert_eq!(body["error"]["code"], "reload_unavailable");
     Ok(())
 }
+
+#[tokio::test]
+async fn notes_never_reach_the_customer() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("agent-note");
+    let handed_off = hand_off(&server, &id).await?;
+    let mut socket = server.connect(&id, 0).await?;
+    next_events(&mut socket, handed_off.len()).await?;
+    let alice = bot_core::AgentId::new("alice");
+    server.engine.claim(&id.as_str().into(), &alice).await?;
+    let joined = next_events(&mut socket, 1).await?;
+
+    let note = server.engine.add_note(&id.as_str().into(), &alice, "refund approved by Bob").await?;
+    let reply = server.engine.agent_reply(&id.as_str().into(), &alice, "Your refund is on its way.").await?;
+    let live = next_events(&mut socket, 1).await?;
+    let mut replayed = server.connect(&id, joined[0].seq).await?;
+    let after_reconnect = next_events(&mut replayed, 1).await?;
+    let (status, transcript) = read_json(reqwest::get(server.url(&format!("/api/v1/conversations/{id}/events"))).await?).await?;
+
+    assert_eq!(live, [reply.clone()], "the socket skips the note and goes on");
+    assert_eq!(after_reconnect, [reply], "a replay skips the note too");
+    assert_eq!(status, 200);
+    let seqs: Vec<u64> = events_of(&transcript)?.iter().map(|event| event.seq).collect();
+    assert!(!seqs.contains(&note.seq), "the transcript route returned the note: {seqs:?}");
+    assert_eq!(seqs.last(), Some(&(note.seq + 1)), "events after the note are returned: {seqs:?}");
+    Ok(())
+}
