@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,11 @@ pub struct ServeOptions {
     /// For the embedded store: make writes durable this long after they return instead of before.
     pub store_flush_interval: Option<Duration>,
     pub agent_token: Option<String>,
+    /// The console's accounts file (`lepton agent add` writes it).
+    pub accounts: PathBuf,
+    /// For `lepton demo`: create the accounts file with an admin `demo` and a
+    /// random password when it is missing, and print them.
+    pub demo_account: bool,
     /// Serve the demo orders endpoint from `orders.json` in the bot folder.
     pub demo_orders: bool,
     /// Reload the bot when its files change.
@@ -66,7 +72,8 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
     let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
     let web_config = lepton_web::WebConfig { agent_token: options.agent_token.clone(), ..Default::default() };
-    let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone());
+    let demo_password = console_accounts(&options)?;
+    let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone()).with_accounts(options.accounts.clone());
     let mut router = lepton_web::router(state.clone());
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
@@ -82,6 +89,10 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let ready_ms = started.elapsed().as_millis() as u64;
     tracing::info!(address = %local, ready_ms, bot = %prepared.bot.settings.name, "server ready");
     println!("Lepton is ready at {server_url}/ (bot: {})", prepared.bot.settings.name);
+    if let Some(password) = demo_password {
+        // On standard output only, once: the log may be kept where others read it.
+        println!("Support console: {server_url}/console (name: demo, password: {password})");
+    }
 
     let served = serve_http(listener, router, state, shutdown, &stop).await;
 
@@ -95,6 +106,24 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     flushed?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Prepares the console's accounts: for the demo, creates the file with an
+/// admin `demo` when it is missing and returns the password; otherwise says
+/// in the log how to add an agent when there is none.
+fn console_accounts(options: &ServeOptions) -> anyhow::Result<Option<String>> {
+    if options.demo_account {
+        return crate::agent_cmd::ensure_demo_account(&options.accounts);
+    }
+    let accounts = lepton_web::console::Accounts::load(&options.accounts)?;
+    if accounts.is_none_or(|accounts| accounts.is_empty()) {
+        tracing::info!(
+            file = %options.accounts.display(),
+            "the support console at /console has no agent accounts yet; add one with `lepton agent add NAME --agents {}`",
+            options.accounts.display()
+        );
+    }
+    Ok(None)
 }
 
 /// Serves HTTP until `shutdown` completes or `stop` turns `true`, then sets
