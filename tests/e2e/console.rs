@@ -32,7 +32,7 @@ fn agent_command(file: &std::path::Path, args: &[&str], stdin: &str) -> anyhow::
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_added_agent_signs_in_to_serve_and_claims() -> anyhow::Result<()> {
+async fn added_agent_signs_in_and_claims() -> anyhow::Result<()> {
     let file = temp_dir("console").join("agents.json");
     agent_command(&file, &["add", "alice", "--admin"], &format!("{PASSWORD}\n"))?;
     let listed = agent_command(&file, &["list"], "")?;
@@ -67,7 +67,7 @@ async fn an_added_agent_signs_in_to_serve_and_claims() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_removed_agent_cannot_sign_in() -> anyhow::Result<()> {
+async fn removed_agent_cannot_sign_in() -> anyhow::Result<()> {
     let file = temp_dir("console-remove").join("agents.json");
     agent_command(&file, &["add", "bob"], &format!("{PASSWORD}\n"))?;
     let store = temp_dir("console-remove-store").join("sessions.redb");

@@ -41,6 +41,7 @@
 //! | `GET /api/v1/agent/conversations/{id}/events?after=SEQ` | the transcript, agent view |
 //! | `POST /api/v1/admin/reload` | load the bot folder again ([`WebState::with_reloader`]) |
 //! | `GET /api/v1/admin/reload` | the last reload's report, with a rejected edit's diagnostics |
+//! | `GET /console` | the support console ([`console`]); its API under `/console/api` is in `docs/console-api.md` |
 //!
 //! Every error is `{"error":{"code":"...","message":"..."}}` with a fitting status.
 

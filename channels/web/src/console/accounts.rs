@@ -23,13 +23,13 @@ use serde::{Deserialize, Serialize};
 /// The accounts file format this code writes and reads.
 const FORMAT_VERSION: u32 = 1;
 
-/// The longest agent name, in characters.
+/// The maximum length of an agent name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
 /// The shortest password `lepton agent add` accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// The longest password, in bytes; argon2 would hash more, but nobody types it.
+/// The maximum length of a password, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// What an agent may do in the console.

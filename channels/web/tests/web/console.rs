@@ -159,7 +159,7 @@ fn api_routes() -> Vec<(Method, &'static str, Option<Value>)> {
 }
 
 #[tokio::test]
-async fn console_rejects_every_api_route_without_a_session() -> Result<()> {
+async fn api_routes_need_a_session() -> Result<()> {
     let console = Console::start().await?;
 
     for (method, path, body) in api_routes() {
@@ -171,7 +171,7 @@ async fn console_rejects_every_api_route_without_a_session() -> Result<()> {
 }
 
 #[tokio::test]
-async fn console_page_and_assets_are_served_with_the_policy() -> Result<()> {
+async fn page_and_assets_have_policy() -> Result<()> {
     let console = Console::start().await?;
 
     let page = console.server.http.get(console.url("/console")).send().await?;
@@ -190,7 +190,7 @@ async fn console_page_and_assets_are_served_with_the_policy() -> Result<()> {
 }
 
 #[tokio::test]
-async fn sign_in_sets_a_strict_http_only_cookie() -> Result<()> {
+async fn sign_in_sets_strict_cookie() -> Result<()> {
     let console = Console::start().await?;
 
     let plain = console.sign_in_raw(ALICE, PASSWORD).await?;
@@ -211,7 +211,7 @@ async fn sign_in_sets_a_strict_http_only_cookie() -> Result<()> {
 }
 
 #[tokio::test]
-async fn me_answers_for_the_session_and_sign_out_clears_the_cookie() -> Result<()> {
+async fn me_and_sign_out_use_cookie() -> Result<()> {
     let console = Console::start().await?;
     let root = console.sign_in(ROOT).await?;
 
@@ -235,7 +235,7 @@ async fn me_answers_for_the_session_and_sign_out_clears_the_cookie() -> Result<(
 }
 
 #[tokio::test]
-async fn sign_in_rejects_wrong_passwords_and_unknown_names_alike() -> Result<()> {
+async fn sign_in_rejects_credentials_alike() -> Result<()> {
     let console = Console::start().await?;
 
     let (wrong_status, wrong) = read_json(console.sign_in_raw(ALICE, "not the password").await?).await?;
@@ -249,7 +249,7 @@ async fn sign_in_rejects_wrong_passwords_and_unknown_names_alike() -> Result<()>
 }
 
 #[tokio::test]
-async fn sign_in_is_rate_limited_after_five_failures() -> Result<()> {
+async fn sign_in_limited_after_failures() -> Result<()> {
     let console = Console::start().await?;
 
     for attempt in 0..5 {
@@ -267,7 +267,7 @@ async fn sign_in_is_rate_limited_after_five_failures() -> Result<()> {
 }
 
 #[tokio::test]
-async fn state_changes_need_the_csrf_token() -> Result<()> {
+async fn changes_need_csrf_token() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let id = console.waiting_conversation("csrf").await?;
@@ -289,7 +289,7 @@ async fn state_changes_need_the_csrf_token() -> Result<()> {
 }
 
 #[tokio::test]
-async fn state_changes_from_another_origin_are_rejected() -> Result<()> {
+async fn changes_from_other_origin_rejected() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let id = console.waiting_conversation("origin").await?;
@@ -311,7 +311,7 @@ async fn state_changes_from_another_origin_are_rejected() -> Result<()> {
 }
 
 #[tokio::test]
-async fn agents_get_forbidden_on_admin_routes() -> Result<()> {
+async fn admin_routes_forbid_agents() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let root = console.sign_in(ROOT).await?;
@@ -330,7 +330,7 @@ async fn agents_get_forbidden_on_admin_routes() -> Result<()> {
 }
 
 #[tokio::test]
-async fn cookies_signed_elsewhere_tampered_or_expired_are_rejected() -> Result<()> {
+async fn foreign_tampered_expired_cookies_rejected() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let accounts = Accounts::load(&console.accounts)?.ok_or_else(|| anyhow!("no accounts file"))?;
@@ -357,7 +357,7 @@ async fn cookies_signed_elsewhere_tampered_or_expired_are_rejected() -> Result<(
 }
 
 #[tokio::test]
-async fn a_new_password_ends_existing_sessions() -> Result<()> {
+async fn new_password_ends_sessions() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
 
@@ -371,7 +371,7 @@ async fn a_new_password_ends_existing_sessions() -> Result<()> {
 }
 
 #[tokio::test]
-async fn two_agents_claiming_at_once_one_wins_and_the_other_sees_who() -> Result<()> {
+async fn concurrent_claims_have_one_winner() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let bob = console.sign_in(BOB).await?;
@@ -391,7 +391,7 @@ async fn two_agents_claiming_at_once_one_wins_and_the_other_sees_who() -> Result
 }
 
 #[tokio::test]
-async fn agent_replies_notes_transfers_hands_back_and_closes() -> Result<()> {
+async fn agent_operations_change_conversation() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let bob = console.sign_in(BOB).await?;
@@ -437,7 +437,7 @@ async fn agent_replies_notes_transfers_hands_back_and_closes() -> Result<()> {
 }
 
 #[tokio::test]
-async fn admins_may_transfer_conversations_they_do_not_own() -> Result<()> {
+async fn admins_transfer_others_conversations() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let bob = console.sign_in(BOB).await?;
@@ -455,7 +455,7 @@ async fn admins_may_transfer_conversations_they_do_not_own() -> Result<()> {
 }
 
 #[tokio::test]
-async fn notes_never_reach_the_customer_api() -> Result<()> {
+async fn notes_hidden_from_customer_api() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let id = console.waiting_conversation("notes").await?;
@@ -473,7 +473,7 @@ async fn notes_never_reach_the_customer_api() -> Result<()> {
 }
 
 #[tokio::test]
-async fn canned_replies_and_intents_come_from_the_bot() -> Result<()> {
+async fn pick_lists_come_from_bot() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
 
@@ -509,7 +509,7 @@ async fn next_frame_of(socket: &mut Socket, kind: &str) -> Result<Value> {
 }
 
 #[tokio::test]
-async fn console_socket_pushes_the_queue_when_a_customer_hands_off() -> Result<()> {
+async fn socket_pushes_queue_on_handoff() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let mut socket = console.connect(&alice).await?;
@@ -531,7 +531,7 @@ async fn console_socket_pushes_the_queue_when_a_customer_hands_off() -> Result<(
 }
 
 #[tokio::test]
-async fn console_socket_sends_events_of_watched_conversations() -> Result<()> {
+async fn socket_sends_watched_events() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let id = console.waiting_conversation("watch").await?;
@@ -555,7 +555,7 @@ async fn console_socket_sends_events_of_watched_conversations() -> Result<()> {
 }
 
 #[tokio::test]
-async fn console_socket_shows_customer_presence() -> Result<()> {
+async fn socket_sends_customer_presence() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
     let id = console.waiting_conversation("presence").await?;
