@@ -30,6 +30,7 @@ mod handoff_adapter;
 mod http;
 mod intents;
 mod knowledge;
+mod learn;
 mod load;
 mod loops;
 mod reach;
@@ -51,6 +52,7 @@ pub use conversation_tests::{
 };
 pub use diagnostic::{Diagnostic, Report, Severity, MAX_SNIPPET_CHARS};
 pub use examples::{ExamplePlace, ExamplePlaces};
+pub use learn::{append_example, AppendError, AppendedExample, NewExample, LEARNED_FILE, LEARNED_FLOW, MAX_EXAMPLE_CHARS, MAX_INTENT_NAME_CHARS};
 pub use source::MAX_FILE_BYTES;
 pub use tree::MAX_NODES;
 pub use intents::MIN_EXAMPLES;

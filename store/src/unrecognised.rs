@@ -1,7 +1,7 @@
 //! The list of unrecognised customer messages as redb transactions.
 //!
 //! Entries are keyed by an insertion number that only grows, so the newest entry
-//! has the highest key; an index by conversation and sequence number finds an
+//! has the highest key. An index by conversation and sequence number finds an
 //! entry to replace or dismiss without a scan.
 
 use bot_core::store::MAX_UNRECOGNISED;
