@@ -78,6 +78,9 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
     }
+    if let Some(callback) = start_helpdesk(&engine, &prepared.bot.settings.handoff.adapter)? {
+        router = router.merge(callback);
+    }
     // `true` once the server should stop: on `shutdown`, or when a channel fails.
     let (stop, _) = watch::channel(false);
     let (router, channels) = Channels::start(&engine, options.telegram.clone(), options.discord.clone(), router, &stop).await?;
@@ -124,6 +127,17 @@ fn console_accounts(options: &ServeOptions) -> anyhow::Result<Option<String>> {
         );
     }
     Ok(None)
+}
+
+/// Starts forwarding conversations with people to the helpdesk that the bot's
+/// settings name, and returns its callback routes; `None` for the console alone.
+/// The choice is read once: changing it takes a restart, not a reload.
+fn start_helpdesk(engine: &Engine, settings: &bot_core::bot::HandoffAdapterSettings) -> anyhow::Result<Option<Router>> {
+    let Some(helpdesk) = lepton_handoff::from_settings(settings, &|name| std::env::var(name).ok())? else { return Ok(None) };
+    tracing::info!(adapter = settings.name(), callback = helpdesk.callback_path(), "forwarding handed-off conversations to the helpdesk");
+    let config = bot_core::handoff_adapter::DispatcherConfig::default();
+    drop(bot_core::handoff_adapter::spawn_dispatcher(engine.clone(), helpdesk.adapter.clone(), config));
+    Ok(Some(helpdesk.router(engine.clone())))
 }
 
 /// Serves HTTP until `shutdown` completes or `stop` turns `true`, then sets

@@ -1,8 +1,9 @@
 //! Forwarding conversations with people to an outside helpdesk.
 //!
-//! A [`HandoffAdapter`] hears when a conversation joins the queue for a person
-//! (with the transcript so far and the bot's context), every later event of it
-//! while people handle it, and when it goes back to the bot or is closed. The
+//! A [`HandoffAdapter`] is called when a conversation joins the queue for a
+//! person, with the transcript so far and the bot's context. It is called again
+//! for every later event while people handle the conversation, and when the
+//! conversation goes back to the bot or is closed. The
 //! [`dispatch`] task feeds an adapter from [`Engine::subscribe_all`](crate::Engine::subscribe_all).
 //! The helpdesk answers through the engine's agent operations (claim, reply,
 //! hand back, close), which adapters call from their own callback routes.
@@ -47,7 +48,7 @@ pub struct HandoffStarted {
     pub intents: Vec<IntentId>,
 }
 
-/// How a conversation left the people who handled it.
+/// The way a conversation left the people who handled it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandoffEnd {
@@ -69,7 +70,7 @@ pub struct HandoffEnded {
 /// An adapter call that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
-    /// The helpdesk could not be reached or answered with a server error; the
+    /// The helpdesk could not be reached or returned a server error, so the
     /// dispatcher calls again a bounded number of times.
     #[error("helpdesk call `{operation}` failed and may succeed if retried")]
     Transient {
@@ -101,7 +102,7 @@ impl AdapterError {
 /// helpdesk) are passed too, and the adapter skips them to avoid echoes.
 #[async_trait]
 pub trait HandoffAdapter: Send + Sync {
-    /// A short name for logs: `webhook`, `chatwoot`.
+    /// Returns a short name for logs: `webhook`, `chatwoot`.
     fn name(&self) -> &'static str;
 
     /// Called once when the conversation joins the queue for a person.

@@ -2,12 +2,13 @@
 //!
 //! It forwards only the events this server process committed, so that with
 //! several servers sharing a store each event reaches the helpdesk once. Events
-//! of one conversation go to one lane, a task that calls the adapter in order;
-//! lanes run concurrently, so a slow helpdesk call holds up only the
+//! of one conversation go to one lane, a task that calls the adapter in order.
+//! Lanes run concurrently, so a slow helpdesk call holds up only the
 //! conversations hashed to its lane. Turns never wait for the dispatcher: the
 //! feed is a broadcast channel, and a full lane drops the event with a warning.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -21,9 +22,9 @@ use super::{AdapterError, HandoffAdapter, HandoffEnd, HandoffEnded, HandoffStart
 use crate::engine::{Engine, EngineError, FeedEvent};
 use crate::event::{Event, EventKind};
 use crate::handoff::HandoffState;
-use crate::ids::IntentId;
+use crate::ids::{ConversationId, IntentId};
 
-/// How the dispatcher retries and buffers.
+/// Retry and buffer settings of the dispatcher.
 #[derive(Clone, Debug)]
 pub struct DispatcherConfig {
     /// Calls per event, the first included, while the adapter reports a transient error.
@@ -34,7 +35,7 @@ pub struct DispatcherConfig {
     pub lanes: usize,
     /// Events buffered per lane before new ones are dropped.
     pub lane_capacity: usize,
-    /// The most transcript events sent when a handoff starts.
+    /// The maximum number of transcript events sent when a handoff starts.
     pub transcript_limit: usize,
 }
 
@@ -86,8 +87,9 @@ fn lane_of(event: &Event, lanes: usize) -> usize {
 }
 
 async fn run_lane(engine: Engine, adapter: Arc<dyn HandoffAdapter>, mut events: mpsc::Receiver<Event>, config: DispatcherConfig) {
+    let mut lane = Lane { engine, limit: config.transcript_limit, started: HashMap::new() };
     while let Some(event) = events.recv().await {
-        match delivery_for(&engine, &event, config.transcript_limit).await {
+        match lane.delivery_for(&event).await {
             Ok(Some(delivery)) => deliver(adapter.as_ref(), &delivery, &event, &config).await,
             Ok(None) => {}
             Err(error) => {
@@ -97,7 +99,20 @@ async fn run_lane(engine: Engine, adapter: Arc<dyn HandoffAdapter>, mut events: 
     }
 }
 
-/// What the adapter hears about one event.
+/// The number of handoff starts a lane keeps; when full, it clears them all.
+const MAX_STARTED: usize = 100_000;
+
+/// One lane's view of its conversations.
+struct Lane {
+    engine: Engine,
+    limit: usize,
+    /// The `seq` of the start notice of each conversation with people whose
+    /// start this lane forwarded. A conversation handed off before this process
+    /// started, or on another server, is not here and is decided from its session.
+    started: HashMap<ConversationId, u64>,
+}
+
+/// The adapter call that one event leads to.
 #[derive(Debug)]
 enum Delivery {
     Started(HandoffStarted),
@@ -105,30 +120,45 @@ enum Delivery {
     Ended(HandoffEnded),
 }
 
-/// Decides what, if anything, the adapter hears about `event`.
-async fn delivery_for(engine: &Engine, event: &Event, transcript_limit: usize) -> Result<Option<Delivery>, EngineError> {
-    let notice = event.reply().and_then(|reply| reply.handoff.as_ref());
-    if let Some(notice) = notice {
-        match (&notice.state, &notice.reason) {
-            (HandoffState::WaitingForAgent { since, .. }, Some(reason)) => {
-                let started = handoff_started(engine, event, *since, reason.clone(), transcript_limit).await?;
-                return Ok(started.map(Delivery::Started));
+impl Lane {
+    /// Decides what, if anything, the adapter hears about `event`.
+    async fn delivery_for(&mut self, event: &Event) -> Result<Option<Delivery>, EngineError> {
+        let id = &event.conversation_id;
+        let notice = event.reply().and_then(|reply| reply.handoff.as_ref());
+        if let Some(notice) = notice {
+            match (&notice.state, &notice.reason) {
+                (HandoffState::WaitingForAgent { since, .. }, Some(reason)) => {
+                    if self.started.len() >= MAX_STARTED {
+                        self.started.clear();
+                    }
+                    self.started.insert(id.clone(), event.seq);
+                    let started = handoff_started(&self.engine, event, *since, reason.clone(), self.limit).await?;
+                    return Ok(started.map(Delivery::Started));
+                }
+                (HandoffState::Bot, _) => {
+                    self.started.remove(id);
+                    return Ok(Some(ended(event, HandoffEnd::HandedBack)));
+                }
+                (HandoffState::Closed { .. }, _) => {
+                    self.started.remove(id);
+                    return Ok(Some(ended(event, HandoffEnd::Closed)));
+                }
+                _ => return Ok(Some(Delivery::Event)),
             }
-            (HandoffState::Bot, _) => return Ok(Some(ended(event, HandoffEnd::HandedBack))),
-            (HandoffState::Closed { .. }, _) => return Ok(Some(ended(event, HandoffEnd::Closed))),
-            _ => return Ok(Some(Delivery::Event)),
         }
-    }
 
-    let Some(session) = engine.session(&event.conversation_id).await? else { return Ok(None) };
-    if !session.handoff.is_human() {
-        return Ok(None);
+        // Events before the start notice are part of the start's transcript.
+        if let Some(start) = self.started.get(id) {
+            return Ok((event.seq > *start).then_some(Delivery::Event));
+        }
+        let Some(session) = self.engine.session(id).await? else { return Ok(None) };
+        let forward = match session.handoff {
+            HandoffState::WaitingForAgent { since, .. } => event.at > since || !precedes_handoff(&self.engine, event).await?,
+            HandoffState::Agent { .. } => true,
+            HandoffState::Bot | HandoffState::Closed { .. } => false,
+        };
+        Ok(forward.then_some(Delivery::Event))
     }
-    if matches!(event.kind, EventKind::Customer { .. }) && started_handoff(engine, event).await? {
-        // The message that made the bot hand off is part of the start's transcript.
-        return Ok(None);
-    }
-    Ok(Some(Delivery::Event))
 }
 
 fn ended(event: &Event, end: HandoffEnd) -> Delivery {
@@ -177,21 +207,17 @@ async fn handoff_started(
     }))
 }
 
-/// True when the turn of `customer` (a customer event) ended with the bot handing off.
-async fn started_handoff(engine: &Engine, customer: &Event) -> Result<bool, EngineError> {
-    /// Replies one turn can add after the customer's message, at most, in practice.
-    const TURN_EVENTS: usize = 16;
-    let following = engine.events(&customer.conversation_id, customer.seq, TURN_EVENTS).await?;
-    for event in following {
-        if matches!(event.kind, EventKind::Customer { .. }) {
-            break;
-        }
-        let notice = event.reply().and_then(|reply| reply.handoff.as_ref());
-        if notice.is_some_and(|notice| matches!(notice.state, HandoffState::WaitingForAgent { .. }) && notice.reason.is_some()) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// True when a handoff start notice follows `event` closely: the event was
+/// committed no later than the start and belongs to its transcript.
+async fn precedes_handoff(engine: &Engine, event: &Event) -> Result<bool, EngineError> {
+    /// Events a turn or two add after one event, at most, in practice.
+    const FOLLOWING: usize = 32;
+    let following = engine.events(&event.conversation_id, event.seq, FOLLOWING).await?;
+    let is_start = |later: &Event| {
+        let notice = later.reply().and_then(|reply| reply.handoff.as_ref());
+        notice.is_some_and(|notice| matches!(notice.state, HandoffState::WaitingForAgent { .. }) && notice.reason.is_some())
+    };
+    Ok(following.iter().any(is_start))
 }
 
 /// Calls the adapter, retrying transient failures with a doubling delay.
