@@ -48,8 +48,8 @@ impl HandoffState {
     }
 
     /// Returns when people took over the conversation: when it joined the queue
-    /// while it waits, or when its agent took it. The store's queue index contains
-    /// every conversation with people under this time.
+    /// while it waits, or when its agent took it. `None` while the bot or
+    /// nobody handles it.
     pub fn human_since(&self) -> Option<Timestamp> {
         match self {
             Self::WaitingForAgent { since, .. } | Self::Agent { since, .. } => Some(*since),

@@ -238,6 +238,21 @@ async fn handoffs_lists_waiting_and_claimed() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn handoffs_lists_conversation_taken_from_bot() -> anyhow::Result<()> {
+    let engine = engine();
+    engine.handle(InboundMessage::text("c1", "test", "blah")).await?;
+    let id = ConversationId::new("c1");
+
+    engine.claim(&id, &alice()).await?;
+    let entries = engine.handoffs().await?;
+
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].conversation_id, id);
+    assert_eq!(entries[0].reason, None, "the bot did not hand off");
+    Ok(())
+}
+
+#[tokio::test]
 async fn handoffs_drops_handed_back_and_closed() -> anyhow::Result<()> {
     let engine = engine();
     let handed_back = hand_off(&engine, "c1").await?;

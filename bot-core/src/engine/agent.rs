@@ -197,11 +197,14 @@ impl Engine {
                 return Ok(Vec::new());
             }
 
-            // A conversation with people is written to the queue index on every
-            // agent operation, not only on a change, so that one an agent took
-            // before the index also held agent-owned conversations joins it.
+            // The index entry is written only when the conversation joins or
+            // leaves it: a store may remove the entry when the commit fails
+            // after writing it, which must not drop a conversation that was
+            // listed before (a claim keeps the waiting time as the entry's time).
+            // NOTE: conversations an agent claimed before the index also held
+            // agent-owned ones stay unlisted until they leave people and return.
             let queued_after = change.session.handoff.human_since();
-            let queue_changed = queued_before != queued_after || queued_after.is_some();
+            let queue_changed = queued_before.is_some() != queued_after.is_some();
             change.session.updated_at = change.now;
             match self.commit(&change.session, stored.version, &change.events, &runtime, queue_changed, origin).await {
                 Ok(()) => return Ok(change.events),

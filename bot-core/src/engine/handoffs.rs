@@ -1,10 +1,11 @@
 //! The conversations with people: waiting for an agent or handled by one.
 //!
 //! The store's queue index (`SessionStore::waiting`) contains every conversation
-//! whose handoff state is waiting or agent, under the time people took it over
-//! ([`HandoffState::human_since`]). The engine writes an entry when a turn or an
-//! agent operation moves a conversation to or between those states, and
-//! removes it when the conversation goes back to the bot or is closed.
+//! whose handoff state is waiting or agent, under the time it joined: when the
+//! bot handed off, or when an agent took it from the bot. The engine writes an
+//! entry when a turn or an agent operation moves a conversation from the bot
+//! to people, and removes it when the conversation goes back to the bot or is
+//! closed. A claim leaves the entry as it is.
 
 use crate::event::{Event, EventKind};
 use crate::handoff::{HandoffReason, HandoffState};
@@ -45,7 +46,8 @@ pub struct HandoffEntry {
 
 impl Engine {
     /// Lists every conversation with people, waiting or handled by an agent,
-    /// in the order of the store's queue index (oldest first). Entries whose
+    /// in the order of the store's queue index (oldest first). An entry's
+    /// `since` comes from its session's state. Entries whose
     /// session is gone, expired or back with the bot are skipped, and removed
     /// from the index as in [`waiting`](Self::waiting).
     pub async fn handoffs(&self) -> Result<Vec<HandoffEntry>, EngineError> {

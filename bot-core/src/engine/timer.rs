@@ -65,9 +65,9 @@ impl Engine {
         let now = self.now();
         let mut offered = 0;
         for (id, queued_at) in self.inner.store.waiting().await? {
-            // The index's time is when people took the conversation over, so
-            // younger entries cannot be due. Older ones are checked on the
-            // session before the lease is taken.
+            // The index's time is when the conversation joined people, which
+            // is no later than its waiting time, so younger entries cannot be
+            // due. Older ones are checked on the session before the lease is taken.
             if now.saturating_sub(queued_at) < after_ms || !self.no_agent_offer_due(&id, after_ms).await? {
                 continue;
             }
