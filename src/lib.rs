@@ -35,6 +35,7 @@ pub mod demo_orders;
 pub mod diagnostics;
 pub mod eval;
 pub mod http_client;
+pub mod learn;
 pub mod reload;
 pub mod server;
 pub mod store_config;

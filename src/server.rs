@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::app::{self, BotPaths};
 use crate::channels::Channels;
+use crate::learn::FolderExampleWriter;
 use crate::reload::Reloader;
 use crate::store_config::{self, StoreOption};
 
@@ -74,6 +75,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let web_config = lepton_web::WebConfig { agent_token: options.agent_token.clone(), ..Default::default() };
     let demo_password = console_accounts(&options)?;
     let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone()).with_accounts(options.accounts.clone());
+    let state = state.with_example_writer(Arc::new(FolderExampleWriter::new(options.paths.bot_dir.clone(), reloader.clone())));
     let mut router = lepton_web::router(state.clone());
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));

@@ -9,6 +9,7 @@ mod diagnostics;
 mod discord;
 mod handoff;
 mod harness;
+mod learning;
 mod load;
 mod redis;
 mod reload;
