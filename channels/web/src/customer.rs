@@ -101,7 +101,27 @@ pub(crate) async fn customer_events(
     input::web_conversation(&id)?;
     let limit = query.checked_limit()?;
 
-    let events = state.engine().events(&id, query.after, limit).await;
+    let events = visible_events(state.engine(), &id, query.after, limit).await;
     let events = events.map_err(|error| WebError::engine(&id, error))?;
-    Ok(Json(EventsResponse { conversation_id: id, events: customer_views(&events) }))
+    Ok(Json(EventsResponse { conversation_id: id, events }))
+}
+
+/// Reads up to `limit` events the customer may see with `seq > after`. Agents'
+/// notes are left out, and reading goes on past them, so a page shorter than
+/// `limit` means the transcript has no more events for the customer.
+async fn visible_events(engine: &bot_core::Engine, id: &ConversationId, after: u64, limit: usize) -> Result<Vec<Event>, bot_core::EngineError> {
+    let mut visible = Vec::new();
+    let mut after = after;
+    loop {
+        let page = engine.events(id, after, limit).await?;
+        let more = page.len() == limit;
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        visible.extend(customer_views(&page));
+        if !more || visible.len() >= limit {
+            visible.truncate(limit);
+            return Ok(visible);
+        }
+    }
 }

@@ -284,3 +284,24 @@ async fn notes_never_reach_the_customer() -> Result<()> {
     assert_eq!(seqs.last(), Some(&(note.seq + 1)), "events after the note are returned: {seqs:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn transcript_page_reads_past_notes() -> Result<()> {
+    let server = TestServer::start().await?;
+    let id = conversation("agent-note-page");
+    let handed_off = hand_off(&server, &id).await?;
+    let alice = bot_core::AgentId::new("alice");
+    server.engine.claim(&id.as_str().into(), &alice).await?;
+    for i in 0..3 {
+        server.engine.add_note(&id.as_str().into(), &alice, &format!("note {i}")).await?;
+    }
+    let reply = server.engine.agent_reply(&id.as_str().into(), &alice, "Back with an answer.").await?;
+    let after = handed_off.last().map_or(0, |event| event.seq) + 1;
+
+    let path = format!("/api/v1/conversations/{id}/events?after={after}&limit=2");
+    let (status, body) = read_json(reqwest::get(server.url(&path)).await?).await?;
+
+    assert_eq!(status, 200);
+    assert_eq!(events_of(&body)?, [reply], "the page skips the three notes and ends at the reply");
+    Ok(())
+}
