@@ -468,3 +468,15 @@ async fn handoff_timer_offers_and_stops() -> anyhow::Result<()> {
     assert_eq!(offer.conversation_id, id);
     Ok(())
 }
+
+#[test]
+fn handoff_state_keeps_new_fields_in_json() -> anyhow::Result<()> {
+    let agent = HandoffState::Agent { agent: alice(), since: 5, reason: Some(HandoffReason::FormExhausted) };
+    let waiting = HandoffState::WaitingForAgent { since: 5, reason: HandoffReason::Requested, reminded_at: None, no_agent_offered_at: Some(9) };
+    let older_agent: HandoffState = serde_json::from_str(r#"{"state":"agent","agent":"alice","since":5}"#)?;
+
+    assert_eq!(serde_json::from_str::<HandoffState>(&serde_json::to_string(&agent)?)?, agent);
+    assert_eq!(serde_json::from_str::<HandoffState>(&serde_json::to_string(&waiting)?)?, waiting);
+    assert_eq!(older_agent, HandoffState::Agent { agent: alice(), since: 5, reason: None }, "agent states stored before the reason decode");
+    Ok(())
+}
