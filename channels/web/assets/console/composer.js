@@ -18,14 +18,19 @@ async function cannedReplies(lang) {
 }
 
 export class Composer {
-  /** `send(mode, text)` posts the text and resolves when the server accepted it. */
-  constructor(send, showError) {
+  /**
+   * `send(target, mode, text)` posts the text and resolves when the server
+   * accepted it; `failed(target, text, error)` keeps the text of a failed send.
+   */
+  constructor(send, failed, showError) {
     this.sendText = send;
+    this.failed = failed;
     this.showError = showError;
+    this.target = null;
     this.mode = 'reply';
     this.canReply = false;
     this.lang = 'en';
-    this.busy = false;
+    this.queue = Promise.resolve();
 
     this.input = el('textarea', { className: 'composer-input', rows: 3, on: { keydown: (event) => this.onKey(event) } });
     this.replyTab = el('button', { type: 'button', className: 'mode mode-reply', on: { click: () => this.setMode('reply') } });
@@ -82,7 +87,7 @@ export class Composer {
     const blocked = !note && !this.canReply;
     this.hint.textContent = blocked ? t('composer.claimFirst') : '';
     this.input.disabled = blocked;
-    this.sendButton.disabled = blocked || this.busy;
+    this.sendButton.disabled = blocked;
     this.cannedButton.disabled = blocked;
     if (!this.cannedPanel.hidden) {
       this.renderCanned();
@@ -102,25 +107,34 @@ export class Composer {
     this.submit();
   }
 
-  async submit() {
+  /**
+   * Sends the text in the box to the current target (conversation). The box
+   * empties at once so the agent can type on, and sends go out one after
+   * another in order.
+   */
+  submit() {
     const text = this.input.value.trim();
-    if (!text || this.busy || this.input.disabled) {
+    if (!text || this.input.disabled) {
       return;
     }
-    this.busy = true;
-    this.sendButton.disabled = true;
-    try {
-      await this.sendText(this.mode, text);
-      if (this.input.value.trim() === text) {
-        this.input.value = '';
+    const target = this.target;
+    const mode = this.mode;
+    this.input.value = '';
+    this.hideCanned();
+    this.queue = this.queue.then(async () => {
+      try {
+        await this.sendText(target, mode, text);
+      } catch (error) {
+        this.failed(target, text, error);
       }
-    } catch (error) {
-      this.showError(error);
-    } finally {
-      this.busy = false;
-      this.relabel();
-      this.input.focus();
-    }
+    });
+    return this.queue;
+  }
+
+  /** Puts the text of a failed send back in front of whatever was typed since. */
+  restore(text) {
+    const typed = this.input.value;
+    this.input.value = typed ? `${text}\n${typed}` : text;
   }
 
   get draft() {

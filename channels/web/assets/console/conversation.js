@@ -8,7 +8,7 @@ import { el, replaceChildren } from './dom.js';
 import { formatTime, t } from './i18n.js';
 import { channelName, presenceText, reasonText } from './queue.js';
 
-/** How close to the bottom (px) the transcript must be to follow new messages. */
+/** Maximum distance from the bottom, in px, at which the transcript follows new messages. */
 const FOLLOW_SLACK_PX = 80;
 
 export class ConversationView {
@@ -27,7 +27,8 @@ export class ConversationView {
     this.reloadTimer = null;
     this.drafts = new Map();
     this.composer = new Composer(
-      (mode, text) => this.send(mode, text),
+      (target, mode, text) => this.send(target, mode, text),
+      (target, text, error) => this.sendFailed(target, text, error),
       (error) => this.showError(error),
     );
     this.renderEmpty();
@@ -39,6 +40,7 @@ export class ConversationView {
       this.drafts.set(this.id, this.composer.draft);
     }
     this.id = id;
+    this.composer.target = id;
     this.detail = null;
     this.events = [];
     this.seqs = new Set();
@@ -96,7 +98,7 @@ export class ConversationView {
     return true;
   }
 
-  /** Adds an event from the WebSocket or an API answer; state changes reload the conversation. */
+  /** Adds an event from the WebSocket or an API response; state changes reload the conversation. */
   onEvent(event) {
     if (!this.detail || event.conversation_id !== this.id) {
       return;
@@ -112,12 +114,25 @@ export class ConversationView {
     if (this.transcript) {
       if (event.seq > last) {
         this.transcript.appendChild(this.renderEvent(event));
+        this.rerenderAnswered(event);
       } else {
         this.renderTranscript();
       }
       if (follow) {
         this.scrollToBottom();
       }
+    }
+  }
+
+  /** Renders again the customer message that a bot reply follows, so that its reading shows. */
+  rerenderAnswered(reply) {
+    const previous = this.events.find((other) => other.seq === reply.seq - 1);
+    if (!isBotReply(reply) || !previous || (previous.kind || {}).type !== 'customer') {
+      return;
+    }
+    const node = this.transcript.querySelector(`[data-seq="${previous.seq}"]`);
+    if (node) {
+      node.replaceWith(this.renderEvent(previous));
     }
   }
 
@@ -303,8 +318,8 @@ export class ConversationView {
     const isText = content.type === 'text';
     const text = isText ? content.value : t('message.nonText', { kind: (content.value && content.value.kind) || '?' });
     const node = message('customer', event, t('author.customer'), text);
-    if (customer.understanding) {
-      node.appendChild(renderUnderstanding(customer.understanding));
+    if (this.wasRead(event, customer.understanding)) {
+      node.appendChild(renderUnderstanding(customer.understanding, this.slotsBefore(event.seq)));
     }
     if (isText) {
       node.appendChild(
@@ -327,6 +342,34 @@ export class ConversationView {
     return node;
   }
 
+  /**
+   * Tells whether the bot read a customer message. Messages sent while an
+   * agent handles the conversation carry an empty reading; an empty reading
+   * followed by a bot reply is a real fallback.
+   */
+  wasRead(event, understanding) {
+    if (!understanding) {
+      return false;
+    }
+    if (understanding.intent || understanding.knowledge_source || (understanding.ranking || []).length) {
+      return true;
+    }
+    const next = this.events.find((other) => other.seq === event.seq + 1);
+    return !!next && isBotReply(next);
+  }
+
+  /** Returns the slots after the last customer message before `seq`, to show only what changed. */
+  slotsBefore(seq) {
+    for (let index = this.events.length - 1; index >= 0; index--) {
+      const event = this.events[index];
+      const kind = event.kind || {};
+      if (event.seq < seq && kind.type === 'customer' && kind.understanding) {
+        return kind.understanding.slots || {};
+      }
+    }
+    return {};
+  }
+
   renderDetails() {
     if (!this.details) {
       return;
@@ -340,7 +383,7 @@ export class ConversationView {
       [t('conversation.presence'), presenceText(detail.presence, detail.last_customer_at) || '—'],
     ];
     if (state.reason) {
-      rows.push(['', reasonText(state.reason)]);
+      rows.push([t('conversation.reason'), reasonText(state.reason)]);
     }
     const list = el('dl', {}, rows.map(([name, value]) => [el('dt', { text: name }), el('dd', { text: value })]));
     const slots = Object.entries(detail.slots || {});
@@ -402,9 +445,10 @@ export class ConversationView {
     }
   }
 
-  async send(mode, text) {
-    const id = this.id;
-    this.setAlert('');
+  async send(id, mode, text) {
+    if (id === this.id) {
+      this.setAlert('');
+    }
     const suffix = mode === 'note' ? '/notes' : '/messages';
     const answer = await api.post(conversationPath(id, suffix), { text });
     if (answer && answer.event && id === this.id) {
@@ -412,6 +456,22 @@ export class ConversationView {
       this.scrollToBottom();
     }
   }
+
+  /** Keeps a failed send's text: back in the box, or in the draft of the conversation it was for. */
+  sendFailed(id, text, error) {
+    if (id === this.id) {
+      this.composer.restore(text);
+      this.showError(error);
+      return;
+    }
+    const draft = this.drafts.get(id);
+    this.drafts.set(id, draft ? `${text}\n${draft}` : text);
+  }
+}
+
+function isBotReply(event) {
+  const kind = event.kind || {};
+  return kind.type === 'reply' && (!kind.author || kind.author.type === 'bot');
 }
 
 function stateText(state) {
@@ -436,19 +496,26 @@ function message(role, event, label, text) {
   );
 }
 
-function renderUnderstanding(understanding) {
+/** Shows the bot's reading of a customer message: the intent acted on, other candidates, slots that changed, the knowledge source. */
+function renderUnderstanding(understanding, slotsBefore) {
   const parts = [];
-  const top = (understanding.ranking || [])[0];
+  const ranking = understanding.ranking || [];
+  const acted = ranking.find((scored) => scored.intent === understanding.intent);
   const intentValue = understanding.intent
-    ? `${understanding.intent}${top && top.intent === understanding.intent ? ` ${percent(top)}` : ''}`
+    ? `${understanding.intent}${acted ? ` ${percent(acted)}` : ''}`
     : t('context.noIntent');
   parts.push(contextItem(t('context.intent'), intentValue, understanding.intent ? 'matched' : 'fallback'));
 
-  const ranking = (understanding.ranking || []).slice(0, 3).map((scored) => `${scored.intent} ${percent(scored)}`);
-  if (ranking.length) {
-    parts.push(contextItem(t('context.ranking'), ranking.join(' · ')));
+  const others = ranking
+    .filter((scored) => scored.intent !== understanding.intent)
+    .slice(0, 3)
+    .map((scored) => `${scored.intent} ${percent(scored)}`);
+  if (others.length) {
+    parts.push(contextItem(t('context.ranking'), others.join(' · ')));
   }
-  const slots = Object.entries(understanding.slots || {}).map(([name, value]) => `${name}=${value}`);
+  const slots = Object.entries(understanding.slots || {})
+    .filter(([name, value]) => slotsBefore[name] !== value)
+    .map(([name, value]) => `${name}=${value}`);
   if (slots.length) {
     parts.push(contextItem(t('context.slots'), slots.join(', ')));
   }

@@ -36,7 +36,7 @@ export function el(tag, options = {}, ...children) {
 
 /** Appends nodes and strings (as text nodes), skipping null, undefined and false. */
 export function append(parent, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) {
       continue;
     }

@@ -1,6 +1,8 @@
 // The console's WebSocket: queue snapshots, events of watched conversations
 // and customer presence. It reconnects with exponential backoff and re-sends
-// its watch after every reconnect.
+// its watch after every reconnect. A browser that goes offline may keep a dead
+// socket open for minutes, so going offline drops the socket at once and
+// coming back online (or back to the tab) reconnects without waiting.
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
@@ -23,16 +25,41 @@ export class LiveSocket {
 
   start() {
     this.stopped = false;
+    this.onOffline = () => this.drop();
+    this.onOnline = () => this.retryNow();
+    this.onVisible = () => {
+      if (document.visibilityState === 'visible') {
+        this.retryNow();
+      }
+    };
+    addEventListener('offline', this.onOffline);
+    addEventListener('online', this.onOnline);
+    document.addEventListener('visibilitychange', this.onVisible);
     this.connect();
   }
 
   stop() {
     this.stopped = true;
+    removeEventListener('offline', this.onOffline);
+    removeEventListener('online', this.onOnline);
+    document.removeEventListener('visibilitychange', this.onVisible);
     clearTimeout(this.timer);
     if (this.socket) {
       this.socket.close(1000);
       this.socket = null;
     }
+  }
+
+  /** Closes the current socket as dead and schedules a reconnect. */
+  drop() {
+    const socket = this.socket;
+    if (this.stopped || !socket) {
+      return;
+    }
+    this.socket = null;
+    socket.close();
+    this.handlers.onClose();
+    this.scheduleReconnect();
   }
 
   /** Reconnects at once instead of waiting for the backoff timer. */

@@ -123,7 +123,7 @@ export class QueueView {
       el('span', { className: 'meta-presence', text: presenceText(presence, item.last_customer_at) }),
     );
 
-    const classes = ['queue-item', `presence-${presence}`];
+    const classes = ['queue-item', `customer-${presence}`];
     if (item.conversation_id === this.selected) {
       classes.push('selected');
     }

@@ -2,15 +2,10 @@
 //
 // Usage: node widget.mjs BASE_URL AGENT_TOKEN [SCREENSHOT.png]
 //
-// Chromium is controlled over the DevTools protocol on a pipe
-// (--remote-debugging-pipe: commands go to fd 3 and replies come from fd 4, as
-// JSON messages that each end with a NUL byte), so no extra npm package is needed. Exits 0 when
+// Chromium is controlled over the DevTools protocol (see cdp.mjs). Exits 0 when
 // every check passes and 1 with the failed check otherwise.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { check, runScenario, sleep, STEP_TIMEOUT_MS } from './cdp.mjs';
 
 const [base, agentToken, screenshotPath] = process.argv.slice(2);
 if (!base || !agentToken) {
@@ -18,78 +13,10 @@ if (!base || !agentToken) {
   process.exit(2);
 }
 
-const CHROMIUM = process.env.CHROMIUM || 'chromium';
-const STEP_TIMEOUT_MS = 10000;
+let page;
 
-const profile = mkdtempSync(join(tmpdir(), 'lepton-widget-'));
-const browser = spawn(
-  CHROMIUM,
-  [
-    '--headless=new',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--no-first-run',
-    '--remote-debugging-pipe',
-    `--user-data-dir=${profile}`,
-    '--lang=en-US',
-    'about:blank',
-  ],
-  { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
-);
-let browserLog = '';
-browser.stderr.on('data', (chunk) => {
-  browserLog += chunk;
-});
-
-// ---- DevTools protocol over the pipe ----
-
-let nextId = 1;
-const waiting = new Map();
-let buffer = Buffer.alloc(0);
-
-browser.stdio[4].on('data', (chunk) => {
-  buffer = Buffer.concat([buffer, chunk]);
-  let end;
-  while ((end = buffer.indexOf(0)) !== -1) {
-    const message = JSON.parse(buffer.subarray(0, end).toString('utf8'));
-    buffer = buffer.subarray(end + 1);
-    const pending = waiting.get(message.id);
-    if (pending) {
-      waiting.delete(message.id);
-      if (message.error) {
-        pending.reject(new Error(`${pending.method}: ${message.error.message}`));
-      } else {
-        pending.resolve(message.result);
-      }
-    }
-  }
-});
-
-function command(method, params = {}, sessionId = undefined) {
-  const id = nextId++;
-  const message = { id, method, params };
-  if (sessionId) {
-    message.sessionId = sessionId;
-  }
-  browser.stdio[3].write(JSON.stringify(message) + '\0');
-  return new Promise((resolve, reject) => {
-    waiting.set(id, { resolve, reject, method });
-  });
-}
-
-let session;
-
-async function evaluate(expression) {
-  const result = await command(
-    'Runtime.evaluate',
-    { expression, awaitPromise: true, returnByValue: true },
-    session,
-  );
-  if (result.exceptionDetails) {
-    const detail = result.exceptionDetails.exception;
-    throw new Error(detail && detail.description ? detail.description : result.exceptionDetails.text);
-  }
-  return result.result.value;
+function evaluate(expression) {
+  return page.evaluate(expression);
 }
 
 // ---- helpers that run in the page ----
@@ -125,23 +52,8 @@ const PAGE_HELPERS = `
 `;
 
 async function loadPage(url) {
-  await command('Page.navigate', { url }, session);
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    try {
-      const ready = await evaluate(
-        "document.readyState === 'complete' && !!document.querySelector('[data-lepton-widget]')",
-      );
-      if (ready) {
-        await evaluate(PAGE_HELPERS);
-        return;
-      }
-    } catch (e) {
-      // The page is between documents while it navigates.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`page ${url} did not load the widget`);
+  await page.load(url, "document.querySelector('[data-lepton-widget]')");
+  await evaluate(PAGE_HELPERS);
 }
 
 async function agent(path, body) {
@@ -157,20 +69,10 @@ async function agent(path, body) {
   return json;
 }
 
-function check(condition, description) {
-  if (!condition) {
-    throw new Error(`check failed: ${description}`);
-  }
-  console.log(`ok - ${description}`);
-}
-
 // ---- the scenario ----
 
-async function scenario() {
-  await command('Target.setDiscoverTargets', { discover: true });
-  const { targetId } = await command('Target.createTarget', { url: 'about:blank' });
-  ({ sessionId: session } = await command('Target.attachToTarget', { targetId, flatten: true }));
-  await command('Page.enable', {}, session);
+async function scenario(browser) {
+  page = await browser.newPage();
   await loadPage(`${base}/`);
 
   // Page CSS does not reach into the widget, and the widget adds no page-level CSS.
@@ -211,15 +113,15 @@ async function scenario() {
   check(escaped, 'markup in a message is shown as text');
 
   // Offline: the send fails and is retried, the WebSocket drops and reconnects.
-  await command('Network.enable', {}, session);
+  await page.command('Network.enable', {});
   const offline = { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 };
-  await command('Network.emulateNetworkConditions', offline, session);
+  await page.command('Network.emulateNetworkConditions', offline);
   await evaluate(`__w.type('where is my order'); true`);
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await sleep(1500);
   check((await evaluate(`__w.texts('.pending .state')`)).includes('Sending…'), 'offline send stays pending');
-  await command('Network.emulateNetworkConditions', { ...offline, offline: false }, session);
+  await page.command('Network.emulateNetworkConditions', { ...offline, offline: false });
   await evaluate(`__w.until(() => __w.texts('.reply .bubble').filter((t) => t === 'Your order is on its way.').length === 2, 'reply after reconnect')`);
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await sleep(500);
   const afterRetry = await evaluate(`__w.texts('.customer .bubble')`);
   check(afterRetry.length === 4 && afterRetry[3] === 'where is my order', 'retried send shows once after going online');
 
@@ -249,7 +151,7 @@ async function scenario() {
   await loadPage(`${base}/`);
   await evaluate(`__w.q('.launcher').click(); true`);
   await evaluate(`__w.until(() => __w.all('.log .bubble').length >= ${before.length}, 'history after reload')`);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300);
   const after = await evaluate(`__w.texts('.log .bubble')`);
   check(JSON.stringify(after) === JSON.stringify(before), 'reload replays the same history without duplicates');
   check((await evaluate(`__w.q('.title').textContent`)) === '在线客服', 'language choice survives reload');
@@ -257,8 +159,7 @@ async function scenario() {
   await unusableStoredIds();
 
   if (screenshotPath) {
-    const { data } = await command('Page.captureScreenshot', { format: 'png' }, session);
-    writeFileSync(screenshotPath, Buffer.from(data, 'base64'));
+    await page.screenshot(screenshotPath);
   }
 }
 
@@ -311,7 +212,7 @@ async function unusableStoredIds() {
   await loadWithStoredId('web:' + 'a'.repeat(200), true);
   check(/^web:[0-9a-f]{32}$/.test(await evaluate(STORED_ID)), 'an over-long stored id is replaced on load');
   check((await evaluate(`__w.texts('.notice')`)).includes(NEW_CONVERSATION_ZH), 'the customer is told a new chat started');
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await sleep(1000);
   check((await evaluate(`__w.q('.status').textContent`)) === '智能助手', 'status is not stuck on reconnecting');
   await evaluate(`__w.type('hello'); true`);
   await evaluate(`__w.until(() => __w.all('.reply .bubble').length === 1, 'reply in the new conversation')`);
@@ -345,7 +246,7 @@ async function pageLanguageButton() {
 // On a 390 px wide phone the open panel fills the screen and its close button is on screen.
 async function smallScreen() {
   const phone = { width: 390, height: 844, deviceScaleFactor: 2, mobile: true };
-  await command('Emulation.setDeviceMetricsOverride', phone, session);
+  await page.command('Emulation.setDeviceMetricsOverride', phone);
   const layout = await evaluate(`(() => {
     const panel = __w.q('.panel').getBoundingClientRect();
     const close = __w.q('header .close');
@@ -359,27 +260,7 @@ async function smallScreen() {
   await evaluate(`__w.q('header .close').click(); true`);
   const closed = await evaluate(`__w.q('.panel').hidden && __w.q('.launcher').getBoundingClientRect().width > 0`);
   check(closed, 'close button hides the panel and shows the launcher');
-  await command('Emulation.clearDeviceMetricsOverride', {}, session);
+  await page.command('Emulation.clearDeviceMetricsOverride', {});
 }
 
-let exitCode = 0;
-try {
-  await scenario();
-  console.log('all widget checks passed');
-} catch (error) {
-  console.error(String(error && error.stack ? error.stack : error));
-  if (browserLog) {
-    console.error('chromium stderr (last 2000 characters):\n' + browserLog.slice(-2000));
-  }
-  exitCode = 1;
-} finally {
-  const exited = new Promise((resolve) => browser.once('exit', resolve));
-  browser.kill();
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-  try {
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-  } catch (error) {
-    console.error(`could not remove the browser profile ${profile}: ${error.message}`);
-  }
-}
-process.exit(exitCode);
+await runScenario('widget', { lang: 'en-US', profilePrefix: 'lepton-widget-' }, scenario);
