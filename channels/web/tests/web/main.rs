@@ -5,6 +5,7 @@ mod agent;
 mod assets;
 mod browser;
 mod console;
+mod console_browser;
 mod customer;
 mod loopback;
 mod socket;
