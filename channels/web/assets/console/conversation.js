@@ -11,6 +11,9 @@ import { channelName, presenceText, reasonText } from './queue.js';
 /** Maximum distance from the bottom, in px, at which the transcript follows new messages. */
 const FOLLOW_SLACK_PX = 80;
 
+/** Other candidate intents below this confidence (they would show as 0%) are left out. */
+const MIN_SHOWN_CONFIDENCE = 0.005;
+
 export class ConversationView {
   /**
    * `context`: me() → {name, role}, live (LiveSocket), teach(message) opens the
@@ -507,7 +510,7 @@ function renderUnderstanding(understanding, slotsBefore) {
   parts.push(contextItem(t('context.intent'), intentValue, understanding.intent ? 'matched' : 'fallback'));
 
   const others = ranking
-    .filter((scored) => scored.intent !== understanding.intent)
+    .filter((scored) => scored.intent !== understanding.intent && confidence(scored) >= MIN_SHOWN_CONFIDENCE)
     .slice(0, 3)
     .map((scored) => `${scored.intent} ${percent(scored)}`);
   if (others.length) {
@@ -534,7 +537,10 @@ function contextItem(name, value, kind = '') {
   );
 }
 
+function confidence(scored) {
+  return scored.confidence ?? scored.score ?? 0;
+}
+
 function percent(scored) {
-  const value = scored.confidence ?? scored.score ?? 0;
-  return `${Math.round(value * 100)}%`;
+  return `${Math.round(confidence(scored) * 100)}%`;
 }

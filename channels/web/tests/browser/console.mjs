@@ -530,7 +530,8 @@ async function demoScreenshots(browser) {
   await customer.waitFor(`${WIDGET}.querySelector('.status').textContent === 'Waiting for an agent…'`, 'the handoff');
   const mainId = await customer.evaluate(`localStorage.getItem('lepton.conversation')`);
 
-  await restCustomer(randomId(), 'zh', ['快递盒都压扁了，里面东西也摔坏了，怎么搞的']);
+  const complaintId = randomId();
+  await restCustomer(complaintId, 'zh', ['你好', '快递盒都压扁了，里面东西也摔坏了，怎么搞的']);
   await restCustomer(randomId(), 'en', ['order status', 'abc', '12345', 'no idea']);
   await sleep(1500);
   await restCustomer(randomId(), 'zh', ['转人工']);
@@ -570,6 +571,7 @@ async function demoScreenshots(browser) {
     select.dispatchEvent(new Event('change'));
     return true;
   })()`);
+  await openConversation(page, 'waiting', complaintId);
   await sleep(500);
   await page.screenshot(join(config.screenshots, 'console-zh.png'));
   await page.evaluate(`(() => {
