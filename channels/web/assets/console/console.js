@@ -153,15 +153,16 @@ function buildShell() {
   const queueRoot = el('div', { className: 'queue-sections' });
   const viewRoot = el('main', { className: 'view' });
   const banner = el('div', { className: 'banner', role: 'status', hidden: true });
+  const notice = el('div', { className: 'notice-bar', role: 'status', hidden: true });
   const header = el('header', { className: 'topbar' });
-  replaceChildren(app, header, banner, el('div', { className: 'layout' }, el('aside', { className: 'queue' }, queueRoot), viewRoot));
+  replaceChildren(app, header, banner, notice, el('div', { className: 'layout' }, el('aside', { className: 'queue' }, queueRoot), viewRoot));
   document.body.className = 'signed-in';
 
   const conversationRoot = el('div', { className: 'conversation-root' });
   const unrecognisedRoot = el('div', { className: 'unrecognised-root', hidden: true });
   viewRoot.append(conversationRoot, unrecognisedRoot);
 
-  shell = { header, banner, viewRoot, conversationRoot, unrecognisedRoot, bannerState: { state: 'connecting' } };
+  shell = { header, banner, notice, viewRoot, conversationRoot, unrecognisedRoot, bannerState: { state: 'connecting' } };
   shell.queue = new QueueView(queueRoot, (id) => {
     location.hash = `#/c/${encodeURIComponent(id)}`;
   });
@@ -197,6 +198,7 @@ function renderHeader() {
     el('span', { className: 'brand', text: t('app.title') }),
     nav,
     el('span', { className: 'spacer' }),
+    agent.role === 'admin' ? el('button', { type: 'button', className: 'reload-bot', text: t('reload.button'), on: { click: reloadBot } }) : null,
     languageSelect(),
     el('span', { className: 'me' }, el('strong', { text: agent.name }), ` · ${t(`role.${agent.role}`)}`),
     el('button', { type: 'button', className: 'sign-out', text: t('signOut'), on: { click: signOut } }),
@@ -221,6 +223,47 @@ function renderBanner() {
     t('conn.lost', { seconds }),
     el('button', { type: 'button', className: 'link retry', text: t('conn.retry'), on: { click: () => live && live.retryNow() } }),
   );
+}
+
+/** Shows a message under the header until dismissed. */
+function showNotice(text, isError) {
+  const notice = shell.notice;
+  notice.classList.toggle('error', isError);
+  replaceChildren(
+    notice,
+    el('span', { className: 'notice-text', text }),
+    el('button', { type: 'button', className: 'link dismiss-notice', text: t('notice.dismiss'), on: { click: () => { notice.hidden = true; } } }),
+  );
+  notice.hidden = false;
+}
+
+/** Reloads the bot folder (admins only) and shows the outcome. */
+async function reloadBot(event) {
+  const button = event.currentTarget;
+  button.disabled = true;
+  button.textContent = t('reload.busy');
+  try {
+    const report = await api.post('/admin/reload');
+    const lines = [t('reload.done')];
+    if (report.retrained) {
+      lines.push(t('reload.retrained'));
+    }
+    if (report.reindexed) {
+      lines.push(t('reload.reindexed'));
+    }
+    showNotice(lines.join(' '), false);
+  } catch (error) {
+    const report = error.body || {};
+    if (error.status === 422 && Array.isArray(report.diagnostics)) {
+      const detail = report.error || report.diagnostics.join('\n');
+      showNotice(t('reload.failed', { detail }), true);
+    } else {
+      showNotice(error instanceof ApiError ? error.describe() : String(error), true);
+    }
+  } finally {
+    button.disabled = false;
+    button.textContent = t('reload.button');
+  }
 }
 
 async function loadAgents() {

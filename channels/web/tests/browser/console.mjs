@@ -178,6 +178,7 @@ async function scenario(browser) {
   await bobPage.command('Emulation.setDeviceMetricsOverride', DESKTOP);
   await openConsole(bobPage);
   await signIn(bobPage, bob);
+  check(!(await bobPage.evaluate(`!!document.querySelector('.reload-bot')`)), 'agents without the admin role get no reload button');
   await twoAgentsClaim(alicePage, bobPage, customer, id);
   await chineseUi(alicePage, browser);
 
@@ -222,6 +223,12 @@ async function signInAndOut(page) {
 
   await openConsole(page);
   check(!!(await page.evaluate(`!!document.querySelector('.topbar')`)), 'a reload keeps the agent signed in');
+
+  // The test server has no bot folder, so the admin's reload fails and says why.
+  await click(page, '.reload-bot');
+  const notice = await page.waitFor(`!document.querySelector('.notice-bar').hidden && document.querySelector('.notice-text').textContent`, 'the reload notice');
+  check(notice === 'This server cannot reload the bot: it was started without a bot folder.', `an admin's reload shows the outcome: ${notice}`);
+  await click(page, '.dismiss-notice');
 }
 
 async function customerAsksForPerson(page) {
