@@ -31,6 +31,7 @@ pub mod handoff_adapter;
 pub mod ids;
 pub mod knowledge;
 pub mod message;
+pub mod observe;
 pub mod session;
 pub mod store;
 pub mod text;
@@ -46,5 +47,6 @@ pub use handoff_adapter::{AdapterError, HandoffAdapter, HandoffEnd, HandoffEnded
 pub use ids::{AgentId, Channel, ClientMessageId, ConversationId, FlowId, IntentId, Lang, ResponseId, SenderId, SlotName, StepId};
 pub use knowledge::{Article, FaqEntry, KnowledgeAnswer, KnowledgeSearch};
 pub use message::{Author, Content, InboundMessage, QuickReply, Reply, Timestamp};
+pub use observe::{Observer, TurnKind, TurnReport};
 pub use session::{DialogState, Session};
 pub use store::{Lease, LeaseHandle, MemoryStore, RemoteEvents, SessionStore, StoreError, TurnCommit, UnrecognisedMessage, Versioned};

@@ -91,6 +91,13 @@ pub trait SessionStore: Send + Sync {
     /// Returns false when the list does not contain it.
     async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError>;
 
+    /// Checks that the store answers, for readiness probes. It must be cheap
+    /// (a Redis `PING`); callers bound it with a timeout. Stores in this
+    /// process's memory or files are always reachable, which this default says.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Makes every write so far durable. Called on shutdown; stores that write
     /// through on every call need not override it.
     async fn flush(&self) -> Result<(), StoreError> {

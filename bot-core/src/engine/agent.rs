@@ -8,6 +8,7 @@ use crate::handoff::HandoffState;
 use crate::ids::{AgentId, ConversationId};
 use crate::message::{Author, HandoffNotice, Reply, Timestamp};
 use crate::session::{DialogState, Session};
+use crate::observe::Observer;
 use crate::store::StoreError;
 
 use super::{Engine, EngineError, Origin, Runtime, MAX_CONFLICT_RETRIES};
@@ -49,25 +50,24 @@ impl Engine {
     /// Assigns a waiting conversation (or one the bot handles) to `agent`.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
     pub async fn claim(&self, id: &ConversationId, agent: &AgentId) -> Result<Vec<Event>, EngineError> {
-        self.change(id, |change| {
-            match &change.session.handoff {
-                HandoffState::Agent { agent: owner, .. } if owner == agent => return Ok(()),
-                HandoffState::Agent { agent: owner, .. } => {
-                    return Err(EngineError::AlreadyClaimed { conversation_id: id.clone(), by: owner.clone() });
-                }
-                HandoffState::Closed { .. } => {
-                    return Err(EngineError::NotWaiting { conversation_id: id.clone(), state: "closed" });
-                }
-                HandoffState::WaitingForAgent { .. } | HandoffState::Bot => {}
-            }
-            let reason = change.session.handoff.reason().cloned();
-            change.session.handoff = HandoffState::Agent { agent: agent.clone(), since: change.now, reason };
-            change.session.dialog = DialogState::Idle;
-            change.notice("handoff_agent_joined", agent);
-            tracing::info!("agent claimed the conversation");
-            Ok(())
-        })
-        .await
+        // The wait of the attempt that was stored, for the observers. The
+        // closure may run again after a conflict, so each run overwrites it.
+        let queued = std::sync::Mutex::new(None);
+        let events = self
+            .change(id, |change| {
+                let waited = match &change.session.handoff {
+                    HandoffState::WaitingForAgent { since, .. } => Some((change.session.channel.clone(), change.now.saturating_sub(*since))),
+                    _ => None,
+                };
+                *queued.lock().expect("claim wait lock poisoned") = waited;
+                claim_change(change, id, agent)
+            })
+            .await?;
+        let waited = queued.into_inner().expect("claim wait lock poisoned");
+        if let Some((channel, waited_ms)) = waited.filter(|_| !events.is_empty()) {
+            self.observers().agent_claimed(&channel, std::time::Duration::from_millis(waited_ms));
+        }
+        Ok(events)
     }
 
     /// Sends an agent's message to the customer; the agent must own the conversation.
@@ -214,4 +214,24 @@ impl Engine {
         }
         Err(EngineError::Contended { conversation_id: id.clone() })
     }
+}
+
+/// Assigns the conversation to `agent` unless another agent has it or it is closed.
+fn claim_change(change: &mut AgentChange<'_>, id: &ConversationId, agent: &AgentId) -> Result<(), EngineError> {
+    match &change.session.handoff {
+        HandoffState::Agent { agent: owner, .. } if owner == agent => return Ok(()),
+        HandoffState::Agent { agent: owner, .. } => {
+            return Err(EngineError::AlreadyClaimed { conversation_id: id.clone(), by: owner.clone() });
+        }
+        HandoffState::Closed { .. } => {
+            return Err(EngineError::NotWaiting { conversation_id: id.clone(), state: "closed" });
+        }
+        HandoffState::WaitingForAgent { .. } | HandoffState::Bot => {}
+    }
+    let reason = change.session.handoff.reason().cloned();
+    change.session.handoff = HandoffState::Agent { agent: agent.clone(), since: change.now, reason };
+    change.session.dialog = DialogState::Idle;
+    change.notice("handoff_agent_joined", agent);
+    tracing::info!("agent claimed the conversation");
+    Ok(())
 }

@@ -28,6 +28,7 @@ use crate::handoff::HandoffReason;
 use crate::ids::{AgentId, Channel, ConversationId, Lang, SlotName};
 use crate::knowledge::KnowledgeSearch;
 use crate::message::{InboundMessage, Reply, Timestamp};
+use crate::observe::{Observer, Observers, RecentStats, StatsSnapshot, TurnKind, TurnReport};
 use crate::session::Session;
 use crate::store::{SessionStore, StoreError, TurnCommit};
 
@@ -68,6 +69,10 @@ pub struct TurnOutcome {
     /// True when the message was a retry of one already processed; `events` are
     /// then the original ones.
     pub duplicate: bool,
+    /// How the turn ended.
+    pub kind: TurnKind,
+    /// The intent the turn acted on, if any.
+    pub intent: Option<crate::ids::IntentId>,
 }
 
 /// A conversation in the queue for an agent.
@@ -144,6 +149,9 @@ struct Inner {
     /// Every event this process commits or relays, for [`Engine::subscribe_all`].
     feed: broadcast::Sender<FeedEvent>,
     outage: outage::OutageLog,
+    observers: Observers,
+    /// Turn counts of the last hours, also registered in `observers`.
+    recent: Arc<RecentStats>,
     /// Dropped with the engine, which stops the relay of other servers' events.
     _relay_stop: Option<oneshot::Sender<()>>,
 }
@@ -156,6 +164,9 @@ impl Engine {
         let runtime = Runtime::new(bot, parts.classifier, parts.knowledge);
         let feed = parts.store.remote_events();
         let (relay_stop, stopped) = oneshot::channel();
+        let observers = Observers::default();
+        let recent = Arc::new(RecentStats::default());
+        observers.add(recent.clone());
         let inner = Inner {
             runtime: RwLock::new(Arc::new(runtime)),
             http: parts.http,
@@ -166,6 +177,8 @@ impl Engine {
             proactive: broadcast::channel(PROACTIVE_CAPACITY).0,
             feed: broadcast::channel(FEED_CAPACITY).0,
             outage: outage::OutageLog::default(),
+            observers,
+            recent,
             _relay_stop: feed.is_some().then_some(relay_stop),
         };
         let inner = Arc::new(inner);
@@ -188,6 +201,31 @@ impl Engine {
             panic!("Engine::with_clock called twice");
         }
         self
+    }
+
+    /// Registers an observer of turns, classifications, searches and the
+    /// other events of [`Observer`]; it receives them from now on.
+    pub fn add_observer(&self, observer: Arc<dyn Observer>) {
+        self.inner.observers.add(observer);
+    }
+
+    /// Returns the registered observers, for the channels and the console to
+    /// report sends, rate limits, sign-ins and reloads to.
+    pub fn observers(&self) -> &Observers {
+        &self.inner.observers
+    }
+
+    /// Returns this process's turn counts of the last hours, up to now.
+    pub fn recent_stats(&self, top_intents: usize) -> StatsSnapshot {
+        self.inner.recent.snapshot(self.now(), top_intents)
+    }
+
+    /// Reports whether the session store answers, within `timeout`.
+    pub async fn ping_store(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, self.inner.store.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable { reason: format!("no answer to a ping within {} ms", timeout.as_millis()) }),
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -227,14 +265,22 @@ impl Engine {
     /// Runs one customer message and returns the events it produced. Messages of
     /// one conversation run one at a time in arrival order; different
     /// conversations run in parallel.
-    #[tracing::instrument(skip_all, fields(conversation_id = %message.conversation_id, channel = %message.channel))]
+    #[tracing::instrument(skip_all, fields(conversation_id = %message.conversation_id, channel = %message.channel, turn = tracing::field::Empty))]
     pub async fn handle(&self, message: InboundMessage) -> Result<TurnOutcome, EngineError> {
+        let started = std::time::Instant::now();
         let result = self.handle_ordered(&message).await;
         match &result {
             Err(EngineError::Store(error @ StoreError::Unavailable { .. })) => self.inner.outage.turn_failed(error),
             Err(_) => {}
             Ok(_) => self.inner.outage.turn_succeeded(),
         }
+
+        let (kind, intent) = match &result {
+            Ok(outcome) => (outcome.kind, outcome.intent.as_ref()),
+            Err(_) => (TurnKind::Error, None),
+        };
+        let report = TurnReport { conversation_id: &message.conversation_id, channel: &message.channel, kind, intent, elapsed: started.elapsed(), at: self.now() };
+        self.inner.observers.turn_finished(&report);
         result
     }
 

@@ -6,6 +6,7 @@ use crate::event::{Event, EventKind, Understanding};
 use crate::handoff::{HandoffReason, HandoffState};
 use crate::ids::{ConversationId, IntentId, Lang};
 use crate::message::{Content, HandoffNotice, InboundMessage, Reply, Timestamp};
+use crate::observe::{Observer, TurnKind};
 use crate::session::{DialogState, ProcessedMessage, Session};
 use crate::store::StoreError;
 use crate::text::{detect_lang, is_payload, parse_slot_value};
@@ -39,6 +40,10 @@ pub(crate) struct Turn<'a> {
     pub prefill: bool,
     /// True when the turn ended in the fallback, so the message joins the unrecognised list.
     pub unrecognised: bool,
+    /// How the turn ended so far; see [`Turn::mark`].
+    pub kind: TurnKind,
+    /// The intent the turn acted on.
+    pub intent: Option<IntentId>,
 }
 
 impl Engine {
@@ -52,11 +57,12 @@ impl Engine {
                 tracing::debug!(client_message_id = %id, "duplicate message; returning the original events");
                 let count = (processed.last_seq + 1 - processed.first_seq) as usize;
                 let events = self.inner.store.events(&message.conversation_id, processed.first_seq - 1, count).await?;
-                return Ok(TurnOutcome { events, duplicate: true });
+                return Ok(TurnOutcome { events, duplicate: true, kind: TurnKind::Duplicate, intent: None });
             }
         }
 
         let mut turn = Turn::start(self, &runtime, session, message);
+        tracing::Span::current().record("turn", turn.session.turns);
         match loaded.start {
             Start::Reset => turn.say("session_reset"),
             Start::Expired { in_progress: true } => turn.say("session_expired"),
@@ -72,7 +78,7 @@ impl Engine {
         if turn.unrecognised {
             self.record_unrecognised(session, &events[0]).await;
         }
-        Ok(TurnOutcome { events, duplicate: false })
+        Ok(TurnOutcome { events, duplicate: false, kind: turn.kind, intent: turn.intent.take() })
     }
 
     /// Loads the session, or starts one. A session the store cannot decode is
@@ -201,7 +207,39 @@ impl<'a> Turn<'a> {
         };
         session.next_seq += 1;
         let text = message.text_content().trim().to_owned();
-        Self { runtime, engine, session, events: vec![customer], now, text, understanding: Understanding::default(), prefill: false, unrecognised: false }
+        Self {
+            runtime,
+            engine,
+            session,
+            events: vec![customer],
+            now,
+            text,
+            understanding: Understanding::default(),
+            prefill: false,
+            unrecognised: false,
+            kind: TurnKind::Other,
+            intent: None,
+        }
+    }
+
+    /// Records how the turn ended, keeping the kind that says most when a
+    /// turn has several: a handoff over a fallback (the fallback that hands
+    /// off), a fallback over a knowledge answer, and so on.
+    fn mark(&mut self, kind: TurnKind) {
+        fn rank(kind: TurnKind) -> u8 {
+            match kind {
+                TurnKind::Other | TurnKind::Duplicate | TurnKind::Error => 0,
+                TurnKind::Human => 1,
+                TurnKind::Form => 2,
+                TurnKind::Intent => 3,
+                TurnKind::Knowledge => 4,
+                TurnKind::Fallback => 5,
+                TurnKind::Handoff => 6,
+            }
+        }
+        if rank(kind) > rank(self.kind) {
+            self.kind = kind;
+        }
     }
 
     /// Routes the message to a person, the waiting form or the classifier.
@@ -217,10 +255,12 @@ impl<'a> Turn<'a> {
                     }
                     self.say("handoff_waiting");
                 }
+                self.mark(TurnKind::Human);
                 return;
             }
             HandoffState::Agent { .. } => {
                 tracing::debug!("an agent handles this conversation; the bot stays silent");
+                self.mark(TurnKind::Human);
                 return;
             }
             HandoffState::Closed { .. } => self.session.handoff = HandoffState::Bot,
@@ -258,7 +298,10 @@ impl<'a> Turn<'a> {
             }
         }
 
+        let started = std::time::Instant::now();
         let classification = self.runtime.classifier.classify(&self.text);
+        let top_confidence = classification.top().map(|scored| scored.confidence);
+        self.engine.observers().classified(started.elapsed(), top_confidence);
         let settings = &bot.settings.classifier;
         let decided = classification.decide(settings.threshold, settings.margin).map(|s| s.intent.clone());
         let decided = decided.filter(|id| bot.intents.contains_key(id) || id.as_str() == KNOWLEDGE_INTENT);
@@ -285,6 +328,7 @@ impl<'a> Turn<'a> {
     }
 
     pub async fn run_intent(&mut self, intent: &IntentId) {
+        self.intent = Some(intent.clone());
         if intent.as_str() == KNOWLEDGE_INTENT {
             if self.answer_confirmed_question() {
                 self.session.consecutive_fallbacks = 0;
@@ -296,6 +340,7 @@ impl<'a> Turn<'a> {
         let Some(definition) = self.runtime.bot.intents.get(intent) else {
             return;
         };
+        self.mark(TurnKind::Intent);
         match definition.action.clone() {
             IntentAction::Respond(response) => self.say(response.as_str()),
             IntentAction::Flow(flow) => {
@@ -326,8 +371,12 @@ impl<'a> Turn<'a> {
         if query.trim().is_empty() || is_payload(&query) {
             return false;
         }
-        match self.runtime.knowledge.search(&query, &self.session.lang, min_score) {
+        let started = std::time::Instant::now();
+        let found = self.runtime.knowledge.search(&query, &self.session.lang, min_score);
+        self.engine.observers().knowledge_searched(started.elapsed(), matches!(found, Ok(Some(_))));
+        match found {
             Ok(Some(answer)) => {
+                self.mark(TurnKind::Knowledge);
                 self.understanding.knowledge_source = Some(answer.source.clone());
                 self.push_reply(Reply::bot(answer.answer));
                 true
@@ -343,6 +392,7 @@ impl<'a> Turn<'a> {
     /// Sends the fallback response, or hands off after too many in a row.
     pub fn fall_back(&mut self) {
         self.unrecognised = true;
+        self.mark(TurnKind::Fallback);
         self.session.consecutive_fallbacks += 1;
         let limit = self.runtime.bot.settings.handoff.after_fallbacks;
         if limit > 0 && self.session.consecutive_fallbacks >= limit {
@@ -356,6 +406,7 @@ impl<'a> Turn<'a> {
     /// the waiting notice.
     pub fn hand_off(&mut self, reason: HandoffReason) {
         tracing::info!(?reason, "handing the conversation to an agent");
+        self.mark(TurnKind::Handoff);
         self.session.dialog = DialogState::Idle;
         self.session.consecutive_fallbacks = 0;
         self.session.handoff = HandoffState::WaitingForAgent { since: self.now, reason: reason.clone(), reminded_at: None, no_agent_offered_at: None };
@@ -404,6 +455,7 @@ impl<'a> Turn<'a> {
 
     /// Tries the customer's answer on the slot a form waits for.
     async fn continue_form(&mut self, flow: crate::ids::FlowId, step: usize, attempts: u32) {
+        self.mark(TurnKind::Form);
         let Some(ask) = super::flow::ask_step(self.runtime, &flow, step) else {
             tracing::warn!(%flow, step, "the form's step no longer exists; leaving the form");
             self.session.dialog = DialogState::Idle;
@@ -455,6 +507,8 @@ impl<'a> Turn<'a> {
 
     async fn interrupt_form(&mut self, intent: &IntentId, flow: &crate::ids::FlowId, step: usize) {
         self.session.consecutive_fallbacks = 0;
+        self.intent = Some(intent.clone());
+        self.mark(TurnKind::Intent);
         let action = self.runtime.bot.intents[intent].action.clone();
         match action {
             IntentAction::Respond(response) => {
