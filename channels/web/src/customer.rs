@@ -6,6 +6,7 @@ use bot_core::{ConversationId, Event, InboundMessage};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
+use crate::client_ip::ClientAddress;
 use crate::error::WebError;
 use crate::input::{self, ConversationPath, JsonBody, QueryParams};
 use crate::state::WebState;
@@ -42,11 +43,13 @@ pub struct SendMessageResponse {
 #[instrument(skip_all, fields(conversation_id = %path.0))]
 pub(crate) async fn send_message(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     path: ConversationPath,
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Json<SendMessageResponse>, WebError> {
     let ConversationPath(id) = path;
     input::web_conversation(&id)?;
+    state.check_rate(address, Some(&id))?;
     let client_message_id = input::client_message_id(body.client_message_id.as_deref())?;
     let locale = input::locale(body.locale.as_deref())?;
     let text = input::message_text(&body.text, state.config().max_message_bytes)?;

@@ -8,9 +8,31 @@
 use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use axum::Json;
 use bot_core::{ConversationId, EngineError, StoreError};
 use serde::Serialize;
+
+use crate::rate_limit::retry_after_seconds;
+
+/// The limit a [`WebError::RateLimited`] request ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Too many requests for one conversation.
+    Conversation,
+    /// Too many requests from one client address.
+    Address,
+}
+
+impl RateLimitScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Conversation => "conversation",
+            Self::Address => "address",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -80,6 +102,9 @@ pub enum WebError {
     #[error("method {method} is not allowed for {path}")]
     MethodNotAllowed { method: String, path: String },
 
+    #[error("too many requests for this {}: try again in {} seconds", scope.as_str(), retry_after_seconds(*retry_after))]
+    RateLimited { scope: RateLimitScope, retry_after: Duration },
+
     #[error("too many open chat connections: try again in a minute")]
     TooManySockets,
 
@@ -141,6 +166,7 @@ impl WebError {
             | Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::RouteNotFound { .. } | Self::ReloadUnavailable | Self::NoReloadYet => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManySockets | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine { source, .. } => engine_status(source),
         }
@@ -167,6 +193,7 @@ impl WebError {
             Self::ReloadUnavailable => "reload_unavailable",
             Self::NoReloadYet => "no_reload",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::TooManySockets | Self::ShuttingDown => "unavailable",
             Self::Engine { source, .. } => engine_code(source),
         }
@@ -178,6 +205,16 @@ impl WebError {
         match self {
             Self::Engine { source, .. } => engine_message(source),
             other => other.to_string(),
+        }
+    }
+
+    /// Returns how long the client should wait before sending the request
+    /// again, for the `Retry-After` header.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Engine { source, .. } if engine_status(source) == StatusCode::SERVICE_UNAVAILABLE => Some(Duration::from_secs(1)),
+            _ => None,
         }
     }
 
@@ -216,6 +253,10 @@ impl WebError {
             Self::TooManySockets | Self::ShuttingDown => {
                 tracing::warn!(status, code, "websocket rejected");
             }
+            // DEBUG, because a flood would otherwise flood the log as well.
+            Self::RateLimited { scope, retry_after } => {
+                tracing::debug!(status, code, scope = scope.as_str(), retry_after_ms = retry_after.as_millis() as u64, "request rejected by a rate limit");
+            }
             _ => tracing::debug!(status, code, error = %self, "bad request"),
         }
     }
@@ -230,8 +271,8 @@ impl IntoResponse for WebError {
         if matches!(self, Self::Unauthorized) {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, Self::Engine { .. }) && self.status() == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(wait) = self.retry_after() {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
         }
         response
     }

@@ -22,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::client_ip::ClientAddress;
 use crate::error::WebError;
 use crate::input::{self, ConversationPath, QueryParams};
 use crate::state::WebState;
@@ -46,12 +47,14 @@ pub struct SocketQuery {
 
 pub(crate) async fn customer_socket(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     ConversationPath(id): ConversationPath,
     QueryParams(query): QueryParams<SocketQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, WebError> {
     input::web_conversation(&id)?;
     let upgrade = upgrade.map_err(|rejection| WebError::NotWebSocket { detail: rejection.body_text().to_lowercase() })?;
+    state.check_rate(address, None)?;
     if *state.closing().borrow() {
         return Err(WebError::ShuttingDown);
     }

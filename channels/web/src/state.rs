@@ -1,5 +1,7 @@
 //! The state every handler shares.
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bot_core::Engine;
@@ -7,8 +9,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Semaphore};
 
 use crate::admin::BotReloader;
+use crate::client_ip::{self, rate_key};
 use crate::config::WebConfig;
 use crate::console::{AccountBook, ConsoleState, ExampleWriter};
+use crate::error::{RateLimitScope, WebError};
+use crate::rate_limit::RateLimiter;
 
 /// The engine, the settings and the bookkeeping of open WebSockets. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +29,16 @@ struct Inner {
     closing: watch::Sender<bool>,
     reloader: Option<Arc<dyn BotReloader>>,
     console: ConsoleState,
+    limits: Limits,
+}
+
+/// The customer API's rate limiters, built from [`WebConfig::rate_limits`].
+struct Limits {
+    conversations: Option<RateLimiter<bot_core::ConversationId>>,
+    addresses: Option<RateLimiter<IpAddr>>,
+    /// Set once a request from an untrusted peer carried `X-Forwarded-For`, so
+    /// that the hint to configure trusted proxies is logged once.
+    forwarded_for_seen: AtomicBool,
 }
 
 impl WebState {
@@ -32,7 +47,13 @@ impl WebState {
         let sockets = Arc::new(Semaphore::new(config.max_sockets));
         let (closing, _) = watch::channel(false);
         let console = ConsoleState::new(AccountBook::new(None));
-        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing, reloader: None, console }) }
+        let rates = &config.rate_limits;
+        let limits = Limits {
+            conversations: rates.per_conversation.map(|rate| RateLimiter::new(rate, rates.max_keys)),
+            addresses: rates.per_address.map(|rate| RateLimiter::new(rate, rates.max_keys)),
+            forwarded_for_seen: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(Inner { engine, config, agent_token_digest, sockets, closing, reloader: None, console, limits }) }
     }
 
     /// Serves `POST /api/v1/admin/reload` with `reloader`. Call it before the state is cloned.
@@ -100,6 +121,35 @@ impl WebState {
 
     pub(crate) fn sockets(&self) -> &Arc<Semaphore> {
         &self.inner.sockets
+    }
+
+    /// Takes a token from the client address's bucket and, for a message, from
+    /// the conversation's; either one empty rejects the request with 429.
+    /// WebSocket upgrades (`conversation` is `None`) count per address only,
+    /// so that a reconnecting widget does not use up its conversation's messages.
+    pub(crate) fn check_rate(&self, address: Option<IpAddr>, conversation: Option<&bot_core::ConversationId>) -> Result<(), WebError> {
+        let limits = &self.inner.limits;
+        if let (Some(limiter), Some(address)) = (&limits.addresses, address) {
+            limiter.check(&rate_key(address)).map_err(|wait| WebError::RateLimited { scope: RateLimitScope::Address, retry_after: wait })?;
+        }
+        if let (Some(limiter), Some(conversation)) = (&limits.conversations, conversation) {
+            limiter.check(conversation).map_err(|wait| WebError::RateLimited { scope: RateLimitScope::Conversation, retry_after: wait })?;
+        }
+        Ok(())
+    }
+
+    /// Returns the client address of a request from `peer`, using
+    /// `X-Forwarded-For` only when `peer` is a trusted proxy.
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        let trusted = &self.inner.config.trusted_proxies;
+        let untrusted_forward = headers.contains_key("x-forwarded-for") && !trusted.contains(peer);
+        if untrusted_forward && !self.inner.limits.forwarded_for_seen.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %peer,
+                "a request carries X-Forwarded-For from a peer that is not a trusted proxy, so rate limits count the peer's address; list the reverse proxy with --trusted-proxies if it is one"
+            );
+        }
+        client_ip::client_ip(peer, headers, trusted)
     }
 
     /// SHA-256 of the configured agent token, compared in constant time so that

@@ -7,6 +7,7 @@ mod browser;
 mod console;
 mod console_browser;
 mod customer;
+mod limits;
 mod loopback;
 mod socket;
 mod support;

@@ -106,6 +106,13 @@ impl TestServer {
         Self::start_with(config).await
     }
 
+    /// Starts a server with an agent token and no per-conversation rate limit.
+    pub async fn start_without_conversation_limit() -> Result<Self> {
+        let mut config = WebConfig { agent_token: Some(AGENT_TOKEN.to_owned()), ..WebConfig::default() };
+        config.rate_limits.per_conversation = None;
+        Self::start_with(config).await
+    }
+
     pub async fn start_with(config: WebConfig) -> Result<Self> {
         Self::start_configured(config, |state| state).await
     }
