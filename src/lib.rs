@@ -29,6 +29,7 @@
 pub mod agent_cmd;
 pub mod app;
 mod channels;
+pub mod config;
 pub mod chat;
 pub mod conversation_test;
 pub mod demo_orders;

@@ -1,0 +1,235 @@
+//! The server's configuration file (TOML), its environment overrides and
+//! `lepton config check|show`.
+//!
+//! Every key has a default, so a server runs without a file. A value comes from,
+//! in this order of precedence: a command-line flag, an environment variable
+//! (`LEPTON_<SECTION>_<KEY>`, such as `LEPTON_SERVER_PORT`, plus the older
+//! names listed in [`ENV_ALIASES`]), the file given with `--config` or
+//! `LEPTON_CONFIG`, and the default. The session store's keys that are unset
+//! here fall back to the bot's `settings.session_store` and `settings.redis`.
+//!
+//! ```
+//! # fn main() -> anyhow::Result<()> {
+//! let text = "[server]\nport = 9000\n";
+//! let loaded = lepton::config::load_str(text, "lepton.toml".as_ref(), &|_| None, &[])?;
+//! assert_eq!(loaded.config.server.port, 9000);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! To add a key: add the field to its section with a default, document it in
+//! `docs/lepton.example.toml` (a test checks that every key is there) and, for a
+//! secret, end its name in `token`, `secret` or `password` so that
+//! `lepton config show` redacts it.
+
+mod load;
+mod show;
+mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use bot_core::bot::StoreKind;
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, load_str, ConfigError, Diagnostic, Loaded, Override, Source, CONFIG_ENV, ENV_ALIASES};
+pub use show::render;
+
+/// The whole configuration: one field per `[section]` of the file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub store: StoreSection,
+    pub redis: RedisSection,
+    pub agent: AgentSection,
+    pub web: WebSection,
+    pub telegram: TelegramSection,
+    pub discord: DiscordSection,
+}
+
+/// `[server]`: where the server listens, which bot it serves, its timers and shutdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// The address to listen on.
+    pub host: String,
+    pub port: u16,
+    /// The bot folder; `lepton serve DIR` overrides it, and one of them is required.
+    pub bot: Option<PathBuf>,
+    /// The folder for the model, the index and the embedded store [default: BOT/.lepton].
+    pub data_dir: Option<PathBuf>,
+    /// Reload the bot when its files change.
+    pub watch: bool,
+    /// Serve the demo orders endpoint from `orders.json` in the bot folder.
+    pub demo_orders: bool,
+    /// On SIGTERM or SIGINT, how long turns in flight may take to finish before the server exits anyway.
+    pub shutdown_timeout_seconds: u64,
+    /// How often the server checks for customers who have waited too long for an agent.
+    pub handoff_timer_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            bot: None,
+            data_dir: None,
+            watch: true,
+            demo_orders: false,
+            shutdown_timeout_seconds: 10,
+            handoff_timer_seconds: 5,
+        }
+    }
+}
+
+/// `[log]`: the log on standard error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `info,lepton_web=debug`; `LEPTON_LOG` sets it too.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".to_owned() }
+    }
+}
+
+/// The log's format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `[store]`: the session store. Unset keys fall back to the bot's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `embedded`, `memory` or `redis` [default: the bot's `settings.session_store`, else embedded].
+    pub kind: Option<StoreKind>,
+    /// The embedded store's file [default: DATA_DIR/sessions.redb].
+    pub path: Option<PathBuf>,
+    /// For the embedded store: make writes durable this many milliseconds after
+    /// they return instead of before; 0 keeps every write durable before it returns.
+    pub flush_ms: u64,
+}
+
+/// `[redis]`: the Redis store. Unset keys fall back to the bot's `settings.redis`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSection {
+    /// `redis://[:password@]host[:port][/db]`, `rediss://` for TLS, or several
+    /// cluster nodes separated by commas. Its password is redacted in `config show`.
+    pub url: Option<Secret>,
+    pub key_prefix: Option<String>,
+    pub cluster: Option<bool>,
+    /// Transcript events kept per conversation.
+    pub max_events: Option<usize>,
+}
+
+/// `[agent]`: the agent API and the support console.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// Bearer token the agent API requires; without it only loopback clients may use it.
+    pub token: Option<Secret>,
+    /// The console's accounts file, written by `lepton agent add` [default: DATA_DIR/agents.json].
+    pub accounts_file: Option<PathBuf>,
+}
+
+/// `[web]`: limits of the web channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// The largest customer message text, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+    /// Customer WebSockets open at once; further upgrades get 503.
+    pub max_sockets: usize,
+    /// Page origins allowed to call the customer API from another origin; empty allows any.
+    pub customer_origins: Vec<String>,
+    /// Seconds between pings on an idle WebSocket.
+    pub ping_interval_seconds: u64,
+    /// `max-age` of `/widget.js` in seconds.
+    pub widget_max_age_seconds: u32,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        let web = lepton_web::WebConfig::default();
+        Self {
+            max_message_bytes: web.max_message_bytes,
+            max_sockets: web.max_sockets,
+            customer_origins: Vec::new(),
+            ping_interval_seconds: web.ping_interval.as_secs(),
+            widget_max_age_seconds: web.widget_max_age_seconds,
+        }
+    }
+}
+
+/// `[telegram]`: the Telegram channel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramSection {
+    /// Serve the bot on Telegram (long polling, or webhook when `webhook_url` is set).
+    pub enabled: bool,
+    /// The public HTTPS URL Telegram posts updates to, forwarded to this server.
+    pub webhook_url: Option<String>,
+    /// The token from @BotFather.
+    pub token: Option<Secret>,
+    /// The secret Telegram sends with each webhook call.
+    pub webhook_secret: Option<Secret>,
+    /// Another Bot API server, for tests and self-hosted Bot API servers.
+    pub api_url: Option<String>,
+}
+
+/// `[discord]`: the Discord channel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordSection {
+    pub enabled: bool,
+    /// The bot token from the developer portal.
+    pub token: Option<Secret>,
+    /// Channel ids where the bot answers every message without a mention.
+    pub support_channels: Vec<u64>,
+    /// In a support channel, open a thread for each customer.
+    pub thread_per_customer: bool,
+    /// `auto`, a count such as `4`, or `FIRST-LAST/TOTAL` such as `0-3/8` [default: one shard].
+    pub shards: Option<String>,
+    /// An HTTP proxy for the REST calls that applies Discord's rate limits.
+    pub api_proxy: Option<String>,
+}
+
+/// A secret value: `Debug` never prints it, and `lepton config show` redacts it.
+/// It serializes as itself, so that the configuration can be merged as a value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests;

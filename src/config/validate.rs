@@ -1,0 +1,60 @@
+//! Checks of values that have the right type but may still be wrong, such as
+//! a URL that does not parse or a shard range outside its total.
+
+use reqwest::Url;
+
+use super::Config;
+
+/// Returns each invalid key with the reason, in the order of the sections.
+pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, reason: String| problems.push((key.to_owned(), reason));
+
+    if config.server.handoff_timer_seconds == 0 {
+        problem("server.handoff_timer_seconds", "must be at least 1".to_owned());
+    }
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        problem("log.level", format!("{:?} is not a log filter such as `info` or `info,lepton_web=debug`: {error}", config.log.level));
+    }
+    if let Some(url) = &config.redis.url {
+        let url = url.expose();
+        let schemes_ok = url.split(',').map(str::trim).all(|one| one.starts_with("redis://") || one.starts_with("rediss://"));
+        if !schemes_ok {
+            problem("redis.url", "must start with redis:// or rediss:// (several cluster nodes are separated by commas)".to_owned());
+        }
+    }
+    if config.web.max_message_bytes == 0 {
+        problem("web.max_message_bytes", "must be at least 1".to_owned());
+    }
+    if config.web.ping_interval_seconds == 0 {
+        problem("web.ping_interval_seconds", "must be at least 1".to_owned());
+    }
+    if let Err(error) = lepton_web::AllowedOrigins::parse(&config.web.customer_origins.join(",")) {
+        problem("web.customer_origins", error.to_string());
+    }
+    if let Some(url) = &config.telegram.webhook_url {
+        if !Url::parse(url).is_ok_and(|url| url.scheme() == "https") {
+            problem("telegram.webhook_url", format!("{url:?} is not an https:// URL such as https://bot.example.com/telegram/webhook"));
+        }
+    }
+    if let Some(url) = &config.telegram.api_url {
+        if !is_http_url(url) {
+            problem("telegram.api_url", format!("{url:?} is not an http:// or https:// URL such as http://127.0.0.1:8081/"));
+        }
+    }
+    if let Some(shards) = &config.discord.shards {
+        if let Err(error) = shards.parse::<lepton_discord::Sharding>() {
+            problem("discord.shards", error.to_string());
+        }
+    }
+    if let Some(url) = &config.discord.api_proxy {
+        if !is_http_url(url) {
+            problem("discord.api_proxy", format!("{url:?} is not an http:// or https:// URL such as http://127.0.0.1:3000"));
+        }
+    }
+    problems
+}
+
+fn is_http_url(text: &str) -> bool {
+    Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+}
