@@ -1,5 +1,6 @@
-//! The sign-in rate limit: failed attempts counted per client address and per
-//! agent name in a sliding window, in memory, with a bounded number of keys.
+//! The sign-in rate limit: attempts counted per client address and per agent
+//! name in a sliding window, in memory, with a bounded number of keys. An
+//! attempt counts from when it starts, and a successful one is taken back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Failed sign-ins allowed per key within [`WINDOW`].
+/// Sign-in attempts, failed or still being checked, allowed per key within [`WINDOW`].
 pub const MAX_FAILURES: usize = 5;
 
 /// The window over which failures count.
@@ -23,30 +24,37 @@ pub(crate) struct FailureLimit {
 }
 
 impl FailureLimit {
-    /// Returns how long until `key` may try again, or `None` when it may now.
-    pub(crate) fn blocked_for(&self, key: &str) -> Option<Duration> {
+    /// Counts an attempt for `key` before its password is checked, so that
+    /// attempts sent at once cannot all pass the limit while the first ones
+    /// are still being checked. Returns how long to wait when `key` is
+    /// blocked, else the attempt's time for [`FailureLimit::forgive`].
+    pub(crate) fn start_attempt(&self, key: &str) -> Result<Instant, Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().expect("rate limit lock poisoned");
-        let times = failures.get_mut(key)?;
-        prune(times, now);
-        if times.len() < MAX_FAILURES {
-            return None;
+        if let Some(times) = failures.get_mut(key) {
+            prune(times, now);
+            if let (true, Some(oldest)) = (times.len() >= MAX_FAILURES, times.front()) {
+                return Err((*oldest + WINDOW).saturating_duration_since(now).max(Duration::from_secs(1)));
+            }
         }
-        let oldest = *times.front()?;
-        Some((oldest + WINDOW).saturating_duration_since(now).max(Duration::from_secs(1)))
-    }
-
-    pub(crate) fn record_failure(&self, key: &str) {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().expect("rate limit lock poisoned");
         if !failures.contains_key(key) && failures.len() >= MAX_KEYS {
             make_room(&mut failures, now);
         }
-        let times = failures.entry(key.to_owned()).or_default();
-        prune(times, now);
-        times.push_back(now);
-        while times.len() > MAX_FAILURES {
-            times.pop_front();
+        failures.entry(key.to_owned()).or_default().push_back(now);
+        Ok(now)
+    }
+
+    /// Takes back an attempt of `key` started at `started` that succeeded.
+    pub(crate) fn forgive(&self, key: &str, started: Instant) {
+        let mut failures = self.failures.lock().expect("rate limit lock poisoned");
+        let Some(times) = failures.get_mut(key) else {
+            return;
+        };
+        if let Some(index) = times.iter().position(|time| *time == started) {
+            times.remove(index);
+        }
+        if times.is_empty() {
+            failures.remove(key);
         }
     }
 
@@ -88,21 +96,36 @@ mod tests {
     async fn blocks_after_max_failures_until_the_window_passes() {
         let limit = FailureLimit::default();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(limit.blocked_for("alice"), None);
-            limit.record_failure("alice");
+            assert!(limit.start_attempt("alice").is_ok());
         }
-        assert!(limit.blocked_for("alice").is_some());
-        assert_eq!(limit.blocked_for("bob"), None);
+        assert!(limit.start_attempt("alice").is_err());
+        assert!(limit.start_attempt("bob").is_ok());
 
         tokio::time::advance(WINDOW).await;
-        assert_eq!(limit.blocked_for("alice"), None);
+        assert!(limit.start_attempt("alice").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn started_attempts_count_until_forgiven() {
+        let limit = FailureLimit::default();
+        let mut started = Vec::new();
+        for _ in 0..MAX_FAILURES {
+            started.extend(limit.start_attempt("alice").ok());
+        }
+        let blocked = limit.start_attempt("alice").is_err();
+        for time in started {
+            limit.forgive("alice", time);
+        }
+
+        assert!(blocked);
+        assert!(limit.start_attempt("alice").is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn keeps_at_most_max_keys() {
         let limit = FailureLimit::default();
         for index in 0..MAX_KEYS + 10 {
-            limit.record_failure(&format!("key-{index}"));
+            let _ = limit.start_attempt(&format!("key-{index}"));
         }
         assert_eq!(limit.len(), MAX_KEYS);
     }

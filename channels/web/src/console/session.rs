@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bot_core::message::now_millis;
+use bot_core::observe::{Observer, SignInOutcome};
 use bot_core::AgentId;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -235,8 +236,16 @@ pub(crate) async fn sign_in(
     let console = state.console();
     let address_key = peer.map(|peer| peer.ip().to_canonical().to_string()).unwrap_or_default();
     let name_key = body.name.chars().take(super::accounts::MAX_NAME_CHARS + 1).collect::<String>();
-    let blocked = console.address_failures().blocked_for(&address_key).max(console.name_failures().blocked_for(&name_key));
-    if let Some(retry_after) = blocked {
+    let address_attempt = match console.address_failures().start_attempt(&address_key) {
+        Ok(started) => started,
+        Err(retry_after) => {
+            state.engine().observers().sign_in(SignInOutcome::RateLimited);
+            return Err(ConsoleError::RateLimited { retry_after });
+        }
+    };
+    if let Err(retry_after) = console.name_failures().start_attempt(&name_key) {
+        console.address_failures().forgive(&address_key, address_attempt);
+        state.engine().observers().sign_in(SignInOutcome::RateLimited);
         return Err(ConsoleError::RateLimited { retry_after });
     }
 
@@ -246,11 +255,11 @@ pub(crate) async fn sign_in(
         None => None,
     };
     let Some((accounts, name)) = verified else {
-        console.address_failures().record_failure(&address_key);
-        console.name_failures().record_failure(&name_key);
         tracing::info!(agent = %truncated(&name_key), "console sign-in failed");
+        state.engine().observers().sign_in(SignInOutcome::Rejected);
         return Err(ConsoleError::InvalidCredentials);
     };
+    console.address_failures().forgive(&address_key, address_attempt);
     console.name_failures().clear(&name_key);
 
     let account = accounts.find(&name).ok_or(ConsoleError::InvalidCredentials)?;
@@ -258,6 +267,7 @@ pub(crate) async fn sign_in(
     let token = sign_session(&accounts, &account.name, account.role, account.generation, expires).ok_or(ConsoleError::InvalidCredentials)?;
     let signed_in = verify_session(&accounts, &token, now_seconds()).ok_or(ConsoleError::InvalidCredentials)?;
     tracing::info!(agent = %signed_in.name, role = signed_in.role.as_str(), "agent signed in to the console");
+    state.engine().observers().sign_in(SignInOutcome::Succeeded);
 
     let cookie = format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}{}", SESSION_LIFETIME.as_secs(), secure_suffix(&headers));
     Ok(session_response(StatusCode::OK, cookie, Some(signed_in.into())))

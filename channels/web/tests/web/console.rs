@@ -267,6 +267,31 @@ async fn sign_in_limited_after_failures() -> Result<()> {
 }
 
 #[tokio::test]
+async fn sign_in_limit_holds_for_attempts_at_once() -> Result<()> {
+    let console = Console::start().await?;
+
+    let attempts = (0..20).map(|_| console.sign_in_raw(BOB, "wrong password"));
+    let responses = futures_util::future::join_all(attempts).await;
+    let checked = responses.into_iter().filter(|response| response.as_ref().is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED)).count();
+
+    assert_eq!(checked, 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sign_in_success_leaves_address_limit_alone() -> Result<()> {
+    let console = Console::start().await?;
+
+    for _ in 0..6 {
+        console.sign_in(ALICE).await?;
+    }
+    let wrong = console.sign_in_raw(BOB, "wrong password").await?;
+
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
 async fn changes_need_csrf_token() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
