@@ -30,6 +30,8 @@ pub fn text(response: &str, lang: &str) -> Option<&'static str> {
         "form_removed" => "What we were in the middle of is no longer available. How can I help?",
         "unavailable" if zh => "抱歉，系统暂时无法处理您的消息，请稍后重新发送。",
         "unavailable" => "Sorry, I can't process your message right now because of a problem on our side. Please send it again in a moment.",
+        "busy" if zh => "抱歉，目前咨询的客户较多，暂时无法开始新的对话。请几分钟后再发送您的消息。",
+        "busy" => "Sorry, we're helping a lot of customers right now and can't start a new conversation. Please send your message again in a few minutes.",
         "session_reset" if zh => "抱歉，我们的对话记录出了问题，只能重新开始。请问有什么可以帮您？",
         "session_reset" => "Sorry, I lost track of our conversation and have to start over. How can I help?",
         _ => return None,
@@ -51,6 +53,7 @@ pub const RESERVED: &[&str] = &[
     "action_failed",
     "session_reset",
     "unavailable",
+    "busy",
     "form_restarted",
     "form_removed",
 ];

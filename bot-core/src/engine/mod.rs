@@ -1,6 +1,7 @@
 //! The dialog engine: runs one customer message (a turn) at a time per
 //! conversation, and the agent operations of human handoff.
 
+mod admission;
 mod agent;
 mod builtin;
 mod flow;
@@ -32,6 +33,7 @@ use crate::observe::{Observer, Observers, RecentStats, StatsSnapshot, TurnKind, 
 use crate::session::Session;
 use crate::store::{SessionStore, StoreError, TurnCommit};
 
+pub use admission::ActiveLimit;
 pub use builtin::RESERVED as RESERVED_RESPONSES;
 pub use handoffs::HandoffEntry;
 pub use sync::FeedEvent;
@@ -99,6 +101,11 @@ pub enum EngineError {
     /// kept it busy for too long.
     #[error("conversation {conversation_id} is busy with other messages or changes; retry the request")]
     Contended { conversation_id: ConversationId },
+    /// This process serves its maximum of active conversations (see
+    /// [`ActiveLimit`]) and the message would start another. Nothing was
+    /// stored; the customer should send the message again after `retry_after`.
+    #[error("conversation {conversation_id} was not started: this server is at its limit of {max_conversations} active conversations; retry in {} seconds", retry_after.as_secs())]
+    TooManyConversations { conversation_id: ConversationId, max_conversations: usize, retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,6 +156,7 @@ struct Inner {
     /// Every event this process commits or relays, for [`Engine::subscribe_all`].
     feed: broadcast::Sender<FeedEvent>,
     outage: outage::OutageLog,
+    active: Arc<admission::ActiveConversations>,
     observers: Observers,
     /// Turn counts of the last hours, also registered in `observers`.
     recent: Arc<RecentStats>,
@@ -177,6 +185,7 @@ impl Engine {
             proactive: broadcast::channel(PROACTIVE_CAPACITY).0,
             feed: broadcast::channel(FEED_CAPACITY).0,
             outage: outage::OutageLog::default(),
+            active: Arc::new(admission::ActiveConversations::new(Some(ActiveLimit::default()))),
             observers,
             recent,
             _relay_stop: feed.is_some().then_some(relay_stop),
@@ -235,6 +244,31 @@ impl Engine {
         }
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        match self.inner.clock.get() {
+            Some(clock) => clock.clone(),
+            None => Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the cap on active conversations of this process; `None` removes
+    /// it. [`ActiveLimit::default`] applies until this is called.
+    pub fn set_active_limit(&self, limit: Option<ActiveLimit>) {
+        self.inner.active.set_limit(limit);
+    }
+
+    /// Returns the cap on active conversations, `None` when there is none.
+    pub fn active_limit(&self) -> Option<ActiveLimit> {
+        self.inner.active.limit()
+    }
+
+    /// Returns the number of conversations counted against the cap on active
+    /// conversations: those with a turn running on this process and those idle
+    /// for less than its window. 0 without a cap.
+    pub fn active_conversations(&self) -> usize {
+        self.inner.active.count_active(self.now())
+    }
+
     /// Swaps in a new bot with its classifier and knowledge base. Turns already
     /// running finish on the old one.
     pub fn replace_bot(&self, bot: Arc<BotDefinition>, classifier: Arc<dyn Classifier>, knowledge: Arc<dyn KnowledgeSearch>) {
@@ -285,8 +319,15 @@ impl Engine {
     }
 
     /// Runs the turn under the conversation's in-process lock and the store's
-    /// lease, which orders it against turns on other server processes.
+    /// lease, which orders it against turns on other server processes, once
+    /// the cap on active conversations admits it.
     async fn handle_ordered(&self, message: &InboundMessage) -> Result<TurnOutcome, EngineError> {
+        let admitted = self.inner.active.admit(&message.conversation_id, self.clock());
+        let _admitted = admitted.map_err(|rejected| EngineError::TooManyConversations {
+            conversation_id: message.conversation_id.clone(),
+            max_conversations: rejected.max_conversations,
+            retry_after: rejected.retry_after,
+        })?;
         let _guard = self.lock_conversation(&message.conversation_id).await?;
         let lease = self.inner.store.lease(&message.conversation_id).await?;
         let result = self.run_turn_retrying(message).await;
@@ -326,6 +367,21 @@ impl Engine {
         let lang = turn::initial_lang(message, &runtime);
         let session = Session::new(message.conversation_id.clone(), message.channel.clone(), lang, self.now());
         flow::render(&runtime, &session, "unavailable", &[])
+    }
+
+    /// Builds the reply a channel sends when [`handle`](Self::handle) failed:
+    /// the `busy` response when the server is at its limit of active
+    /// conversations, else the `unavailable` response, in the customer's
+    /// language as far as the message shows it.
+    pub fn failure_reply(&self, message: &InboundMessage, error: &EngineError) -> Reply {
+        let response = match error {
+            EngineError::TooManyConversations { .. } => "busy",
+            _ => "unavailable",
+        };
+        let runtime = self.runtime();
+        let lang = turn::initial_lang(message, &runtime);
+        let session = Session::new(message.conversation_id.clone(), message.channel.clone(), lang, self.now());
+        flow::render(&runtime, &session, response, &[])
     }
 
     /// Subscribes to the conversation's new events (customer messages and

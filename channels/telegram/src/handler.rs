@@ -70,7 +70,7 @@ impl TelegramChannel {
             Ok(outcome) => self.send_events(turn.target, &outcome.events).await,
             Err(error) => {
                 log_engine_error(&error);
-                let reply = self.engine().unavailable_reply(&turn.message);
+                let reply = self.engine().failure_reply(&turn.message, &error);
                 self.send_replies(turn.target, std::iter::once(&reply)).await;
             }
         }
@@ -145,6 +145,8 @@ impl Drop for TypingGuard {
 fn log_engine_error(error: &EngineError) {
     match error {
         EngineError::Contended { .. } => tracing::warn!(%error, "turn failed; asking the customer to try again"),
+        // The engine logs the first rejection at the cap, then a count at most once a minute.
+        EngineError::TooManyConversations { .. } => tracing::debug!(%error, "new conversation rejected at the cap; sending the busy reply"),
         _ => tracing::error!(%error, "turn failed; asking the customer to try again"),
     }
 }

@@ -213,6 +213,7 @@ impl WebError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Engine { source: EngineError::TooManyConversations { retry_after, .. }, .. } => Some(*retry_after),
             Self::Engine { source, .. } if engine_status(source) == StatusCode::SERVICE_UNAVAILABLE => Some(Duration::from_secs(1)),
             _ => None,
         }
@@ -230,8 +231,12 @@ impl WebError {
                     source,
                     EngineError::Contended { .. } | EngineError::Store(StoreError::LeaseTimeout { .. } | StoreError::Conflict { .. })
                 );
+                // The engine logs the first rejection at the cap, then a count at most once a minute.
+                let at_capacity = matches!(source, EngineError::TooManyConversations { .. });
                 if outage {
                     tracing::debug!(status, code, conversation_id, error = %source, "engine call failed: session store unavailable");
+                } else if at_capacity {
+                    tracing::debug!(status, code, conversation_id, "new conversation rejected: the server is at its limit of active conversations");
                 } else if busy {
                     tracing::warn!(status, code, conversation_id, error = %source, "conversation busy; the client is asked to retry");
                 } else if self.status().is_server_error() {
@@ -284,6 +289,7 @@ fn engine_status(error: &EngineError) -> StatusCode {
         EngineError::NotOwner { .. } => StatusCode::FORBIDDEN,
         EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
         EngineError::Contended { .. }
+        | EngineError::TooManyConversations { .. }
         | EngineError::Store(StoreError::Unavailable { .. } | StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -298,6 +304,7 @@ fn engine_code(error: &EngineError) -> &'static str {
         EngineError::NotOwner { .. } => "not_owner",
         EngineError::NotFound { .. } => "conversation_not_found",
         EngineError::Contended { .. } | EngineError::Store(StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => "busy",
+        EngineError::TooManyConversations { .. } => "server_busy",
         EngineError::Store(StoreError::Unavailable { .. }) => "unavailable",
         EngineError::Store(StoreError::Corrupt { .. }) => "internal",
     }
@@ -318,6 +325,10 @@ fn engine_message(error: &EngineError) -> String {
         EngineError::Contended { .. } | EngineError::Store(StoreError::Conflict { .. } | StoreError::LeaseTimeout { .. }) => {
             "the conversation is busy with another message: please send this one again in a moment".to_owned()
         }
+        EngineError::TooManyConversations { retry_after, .. } => format!(
+            "the server is serving as many conversations as it can, so this one was not started: send the message again in {} seconds",
+            retry_after_seconds(*retry_after)
+        ),
         EngineError::Store(StoreError::Unavailable { .. }) => {
             "the service is briefly unavailable, so the message may not have been processed: send it again with the same client_message_id in a moment".to_owned()
         }

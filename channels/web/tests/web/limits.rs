@@ -157,3 +157,20 @@ async fn unlisted_origin_preflight_is_rejected() -> Result<()> {
     assert_eq!(allow, None);
     Ok(())
 }
+
+#[tokio::test]
+async fn conversation_cap_returns_503_server_busy() -> Result<()> {
+    let server = TestServer::start_with(WebConfig::default()).await?;
+    let window = std::time::Duration::from_secs(60);
+    server.engine.set_active_limit(Some(bot_core::engine::ActiveLimit { max_conversations: 1, idle_window: window }));
+    server.say(&conversation("first"), "hello").await?;
+
+    let (status, retry_after, body) = post(&server, &conversation("second"), &[]).await?;
+
+    assert_eq!(status, 503);
+    assert_eq!(error_code(&body), "server_busy");
+    assert!(retry_after.is_some_and(|seconds| (1..=60).contains(&seconds)), "retry-after {retry_after:?}");
+    let events = server.say(&conversation("first"), "where is my order").await?;
+    assert_eq!(events.len(), 2, "the active conversation goes on");
+    Ok(())
+}
