@@ -89,7 +89,7 @@ where
     }
 }
 
-fn path_rejection(rejection: PathRejection) -> WebError {
+pub(crate) fn path_rejection(rejection: PathRejection) -> WebError {
     WebError::InvalidPath { detail: lowercase_first(&rejection.body_text()) }
 }
 

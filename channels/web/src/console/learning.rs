@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -159,8 +160,9 @@ pub(crate) async fn unrecognised(
 pub(crate) async fn dismiss(
     State(state): State<WebState>,
     agent: SignedIn,
-    Path((id, seq)): Path<(String, u64)>,
+    path: Result<Path<(String, u64)>, PathRejection>,
 ) -> Result<StatusCode, ConsoleError> {
+    let Path((id, seq)) = path.map_err(input::path_rejection)?;
     let id = input::conversation_id(&id)?;
     state.engine().dismiss_unrecognised(&id, seq).await.map_err(|error| ConsoleError::engine(&id, error))?;
     Ok(StatusCode::NO_CONTENT)

@@ -292,6 +292,18 @@ async fn sign_in_success_leaves_address_limit_alone() -> Result<()> {
 }
 
 #[tokio::test]
+async fn dismiss_bad_seq_is_json_error() -> Result<()> {
+    let console = Console::start().await?;
+    let alice = console.sign_in(ALICE).await?;
+
+    let (status, body) = console.request(Some(&alice), Method::DELETE, "/console/api/unrecognised/web:x/-1", None).await?;
+
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "invalid_path");
+    Ok(())
+}
+
+#[tokio::test]
 async fn changes_need_csrf_token() -> Result<()> {
     let console = Console::start().await?;
     let alice = console.sign_in(ALICE).await?;
