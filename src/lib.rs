@@ -21,6 +21,7 @@
 //!     watch: true,
 //!     telegram: None,
 //!     discord: None,
+//!     metrics: Some(Default::default()),
 //! };
 //! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
@@ -37,6 +38,7 @@ pub mod diagnostics;
 pub mod eval;
 pub mod http_client;
 pub mod learn;
+pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod store_config;

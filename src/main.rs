@@ -229,6 +229,34 @@ struct ServeArgs {
     telegram: TelegramArgs,
     #[command(flatten)]
     discord: DiscordArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+#[derive(clap::Args, Default)]
+struct MetricsArgs {
+    /// Do not serve Prometheus metrics.
+    #[arg(long)]
+    no_metrics: bool,
+    /// The route of the Prometheus metrics.
+    #[arg(long, value_name = "PATH", default_value = "/metrics", env = "LEPTON_METRICS_PATH")]
+    metrics_path: String,
+    /// Bearer token scrapers must send for the metrics; without it, only loopback clients may read them.
+    #[arg(long, env = "LEPTON_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+}
+
+impl MetricsArgs {
+    fn access(self) -> anyhow::Result<Option<lepton::metrics::MetricsAccess>> {
+        if self.no_metrics {
+            return Ok(None);
+        }
+        if !self.metrics_path.starts_with('/') || self.metrics_path.starts_with("/api/") || self.metrics_path.starts_with("/console") {
+            bail!("--metrics-path {:?} must start with / and lie outside /api/ and /console, such as /metrics", self.metrics_path);
+        }
+        let token = self.metrics_token.filter(|token| !token.trim().is_empty());
+        Ok(Some(lepton::metrics::MetricsAccess { path: self.metrics_path, token }))
+    }
 }
 
 #[derive(clap::Args)]
@@ -307,7 +335,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { port, host, bot, data_dir, store, agents, telegram, discord } => {
             let dir = bot.unwrap_or_else(default_demo_dir);
-            let args = ServeArgs { dir, port, host, data_dir, store, agents, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram, discord };
+            let metrics = MetricsArgs { metrics_path: "/metrics".to_owned(), ..MetricsArgs::default() };
+            let args = ServeArgs { dir, port, host, data_dir, store, agents, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: 0, telegram, discord, metrics };
             serve(args, true)
         }
         Command::Serve(args) => serve(args, false),
@@ -406,6 +435,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
         watch: !args.no_watch,
         telegram,
         discord,
+        metrics: args.metrics.access()?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(server::run(options, shutdown_signal()))?;

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bot_core::observe::{BotReload, Observer};
 use bot_core::Engine;
 use lepton_web::{BotReloader, ReloadReport};
 use tokio::sync::Mutex;
@@ -76,6 +77,8 @@ impl Reloader {
 
     async fn load_and_swap(&self, cause: &'static str) -> ReloadReport {
         let mut report = self.load_and_swap_inner().await;
+        let reload = BotReload { reloaded: report.reloaded, retrained: report.retrained, reindexed: report.reindexed };
+        self.engine.observers().bot_reloaded(&reload);
         report.cause = cause;
         report.at = bot_core::message::now_millis();
         *self.last.lock().expect("reload report lock poisoned") = Some(report.clone());

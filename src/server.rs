@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::app::{self, BotPaths};
 use crate::channels::Channels;
 use crate::learn::FolderExampleWriter;
+use crate::metrics::{MeasuredStore, Metrics, MetricsAccess};
 use crate::reload::Reloader;
 use crate::store_config::{self, StoreOption};
 
@@ -51,6 +52,8 @@ pub struct ServeOptions {
     pub telegram: Option<TelegramConfig>,
     /// The Discord channel's settings; `None` serves no Discord bot.
     pub discord: Option<DiscordConfig>,
+    /// Where and to whom `GET /metrics` is served; `None` serves no metrics.
+    pub metrics: Option<MetricsAccess>,
 }
 
 /// Starts the server and runs it until `shutdown` completes.
@@ -66,9 +69,12 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await??;
     let store_config = store_config::resolve(&options.store, &prepared.bot.settings, &|name| std::env::var(name).ok(), &options.paths.data_dir, options.store_flush_interval)?;
     let store = store_config::open(&store_config).await?;
+    let metrics = Metrics::new(Duration::from_secs(prepared.bot.settings.session.ttl_seconds.max(1)));
+    let store = Arc::new(MeasuredStore::new(store, metrics.clone()));
     let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
     let engine = Engine::new(prepared.bot.clone(), parts);
+    engine.add_observer(metrics.clone());
 
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
     let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
@@ -79,6 +85,9 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let mut router = lepton_web::router(state.clone());
     if options.demo_orders {
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
+    }
+    if let Some(access) = &options.metrics {
+        router = router.merge(crate::metrics::router(metrics, engine.clone(), access));
     }
     if let Some(callback) = start_helpdesk(&engine, &prepared.bot.settings.handoff.adapter)? {
         router = router.merge(callback);

@@ -255,6 +255,10 @@ impl SessionStore for RedisStore {
         lease::acquire(&self.inner, id).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.connection.call("ping", |mut con| async move { redis::cmd("PING").query_async::<()>(&mut con).await }).await
+    }
+
     fn remote_events(&self) -> Option<mpsc::Receiver<RemoteEvents>> {
         if self.inner.remote_events_taken.swap(true, Ordering::AcqRel) {
             return None;

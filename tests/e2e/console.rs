@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use crate::harness::{temp_dir, Customer, Server, LEPTON};
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// Runs `lepton agent ARGS --agents FILE` with `stdin` as its input; returns standard output.
-fn agent_command(file: &std::path::Path, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+pub(crate) fn agent_command(file: &std::path::Path, args: &[&str], stdin: &str) -> anyhow::Result<String> {
     let mut child = Command::new(LEPTON)
         .arg("agent")
         .args(args)

@@ -134,6 +134,11 @@ impl Server {
         Ok(Self { child, url, store })
     }
 
+    /// Wraps a `lepton serve` process that a test started itself, after it printed its URL.
+    pub fn from_child(child: Child, url: String, store: PathBuf) -> Self {
+        Self { child, url, store }
+    }
+
     /// Stops the server the way an operator does (SIGTERM), then waits for it.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();

@@ -11,6 +11,7 @@ mod handoff;
 mod harness;
 mod learning;
 mod load;
+mod observability;
 mod redis;
 mod reload;
 mod redis_harness;

@@ -229,6 +229,15 @@ impl Engine {
         self.inner.recent.snapshot(self.now(), top_intents)
     }
 
+    /// Runs the classifier and a knowledge search on a fixed probe text, for
+    /// readiness checks: it fails when the knowledge index cannot be read.
+    pub fn probe_models(&self) -> Result<(), crate::knowledge::KnowledgeError> {
+        const PROBE: &str = "readiness probe";
+        let runtime = self.runtime();
+        let _ = runtime.classifier.classify(PROBE);
+        runtime.knowledge.search(PROBE, &runtime.bot.settings.default_language(), f32::MAX).map(|_| ())
+    }
+
     /// Reports whether the session store answers, within `timeout`.
     pub async fn ping_store(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, self.inner.store.ping()).await {

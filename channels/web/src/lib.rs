@@ -29,7 +29,8 @@
 //! |---|---|
 //! | `GET /` | demo shop page with the widget |
 //! | `GET /widget.js` | the chat widget script |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok` while the process runs |
+//! | `GET /readyz` | 200 when the models answer and the session store is reachable, else 503 naming what is not |
 //! | `POST /api/v1/conversations/{id}/messages` | send a customer message, get the replies |
 //! | `GET /api/v1/conversations/{id}/events?after=SEQ` | the transcript, customer view |
 //! | `GET /api/v1/conversations/{id}/ws?after=SEQ` | WebSocket of every event after `SEQ` |
@@ -54,6 +55,7 @@ pub mod config;
 pub mod console;
 pub mod customer;
 pub mod error;
+mod health;
 pub mod input;
 pub mod rate_limit;
 pub mod socket;
@@ -103,6 +105,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(assets::demo_page))
         .route("/widget.js", get(assets::widget))
         .route("/healthz", get(assets::healthz))
+        .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(assets::method_not_allowed)
         .merge(customer)
         .merge(agent)
