@@ -6,6 +6,7 @@ import { api, ApiError, setCsrfToken, setSignedOutHandler } from './api.js';
 import { ConversationView } from './conversation.js';
 import { el, replaceChildren } from './dom.js';
 import { detectLanguage, language, LANGUAGES, onLanguageChange, setLanguage, t } from './i18n.js';
+import { AdminView } from './admin.js';
 import { TeachDialog, UnrecognisedView } from './learning.js';
 import { LiveSocket } from './live.js';
 import { QueueView } from './queue.js';
@@ -75,6 +76,9 @@ function languageSelect() {
 
 function showSignIn(message = '') {
   stopLive();
+  if (shell) {
+    shell.admin.stop();
+  }
   session = null;
   shell = null;
   signInMessage = message;
@@ -160,9 +164,11 @@ function buildShell() {
 
   const conversationRoot = el('div', { className: 'conversation-root' });
   const unrecognisedRoot = el('div', { className: 'unrecognised-root', hidden: true });
-  viewRoot.append(conversationRoot, unrecognisedRoot);
+  const adminRoot = el('div', { className: 'admin-root', hidden: true });
+  viewRoot.append(conversationRoot, unrecognisedRoot, adminRoot);
 
-  shell = { header, banner, notice, viewRoot, conversationRoot, unrecognisedRoot, bannerState: { state: 'connecting' } };
+  shell = { header, banner, notice, viewRoot, conversationRoot, unrecognisedRoot, adminRoot, bannerState: { state: 'connecting' } };
+  shell.admin = new AdminView(adminRoot);
   shell.queue = new QueueView(queueRoot, (id) => {
     location.hash = `#/c/${encodeURIComponent(id)}`;
   });
@@ -192,6 +198,7 @@ function renderHeader() {
     {},
     el('a', { href: '#/', className: `nav-conversations${view === 'conversations' ? ' active' : ''}`, text: t('nav.conversations') }),
     el('a', { href: '#/unrecognised', className: `nav-unrecognised${view === 'unrecognised' ? ' active' : ''}`, text: t('nav.unrecognised') }),
+    agent.role === 'admin' ? el('a', { href: '#/admin', className: `nav-admin${view === 'admin' ? ' active' : ''}`, text: t('nav.admin') }) : null,
   );
   replaceChildren(
     shell.header,
@@ -351,6 +358,9 @@ function currentRoute() {
   if (hash === '#/unrecognised') {
     return { view: 'unrecognised' };
   }
+  if (hash === '#/admin' && session && session.agent.role === 'admin') {
+    return { view: 'admin' };
+  }
   return { view: 'conversations', id: null };
 }
 
@@ -362,6 +372,12 @@ function route() {
   renderHeader();
   shell.conversationRoot.hidden = view !== 'conversations';
   shell.unrecognisedRoot.hidden = view !== 'unrecognised';
+  shell.adminRoot.hidden = view !== 'admin';
+  if (view === 'admin') {
+    shell.admin.start();
+    return;
+  }
+  shell.admin.stop();
   if (view === 'unrecognised') {
     shell.unrecognised.load();
     return;
@@ -398,6 +414,9 @@ onLanguageChange(() => {
   shell.teach.relabel();
   if (!shell.unrecognisedRoot.hidden) {
     shell.unrecognised.render();
+  }
+  if (!shell.adminRoot.hidden) {
+    shell.admin.render();
   }
   updateTitle();
 });

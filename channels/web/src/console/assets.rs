@@ -28,6 +28,7 @@ macro_rules! console_files {
 }
 
 console_files!(
+    "admin.js",
     "api.js",
     "composer.js",
     "console.css",

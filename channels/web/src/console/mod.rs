@@ -16,6 +16,7 @@ pub mod presence;
 pub mod queue;
 pub mod session;
 mod socket;
+mod stats;
 
 use std::sync::Arc;
 
@@ -109,7 +110,8 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/console/api/examples", post(learning::add_example))
         .route("/console/api/unrecognised", get(learning::unrecognised))
         .route("/console/api/unrecognised/{id}/{seq}", delete(learning::dismiss))
-        .route("/console/api/admin/reload", get(last_reload).post(reload));
+        .route("/console/api/admin/reload", get(last_reload).post(reload))
+        .route("/console/api/admin/stats", get(stats::stats));
 
     Router::new()
         .route("/console", get(assets::page))
