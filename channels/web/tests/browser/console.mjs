@@ -173,12 +173,14 @@ async function scenario(browser) {
   await teachTheBot(alicePage);
   await handBack(alicePage, customer);
   await unrecognisedList(alicePage);
+  await adminStatistics(alicePage);
 
   const bobPage = await browser.newPage(await browser.newContext());
   await bobPage.command('Emulation.setDeviceMetricsOverride', DESKTOP);
   await openConsole(bobPage);
   await signIn(bobPage, bob);
   check(!(await bobPage.evaluate(`!!document.querySelector('.reload-bot')`)), 'agents without the admin role get no reload button');
+  check(!(await bobPage.evaluate(`!!document.querySelector('.nav-admin')`)), 'agents without the admin role get no statistics tab');
   await twoAgentsClaim(alicePage, bobPage, customer, id);
   await chineseUi(alicePage, browser);
 
@@ -412,6 +414,21 @@ async function unrecognisedList(page) {
   await click(page, '.unrecognised .refresh');
   await sleep(300);
   check(!(await texts(page, `${item} .bubble`)).includes('blue bananas'), 'a dismissed message stays gone after a refresh');
+  await click(page, '.nav-conversations');
+}
+
+// The admin's statistics tab draws this server's turns as SVG charts.
+async function adminStatistics(page) {
+  await click(page, '.nav-admin');
+  await page.waitFor(`document.querySelector('.admin h1')?.textContent === 'Statistics'`, 'the statistics view');
+  const turns = Number(await page.waitFor(`document.querySelector('.summary-turns')?.textContent`, 'the turn count'));
+  check(turns > 0, `the statistics count the turns so far: ${turns}`);
+  const bars = await page.evaluate(`document.querySelectorAll('.admin svg.chart rect.bar').length`);
+  check(bars >= 72, `the turns chart has a bar per five minutes: ${bars}`);
+  const lines = await page.evaluate(`document.querySelectorAll('.admin svg.chart polyline.rate').length`);
+  check(lines === 2, `the rates chart has a fallback and a handoff line: ${lines}`);
+  const fallback = await text(page, '.summary-fallback');
+  check(/^\d+(\.\d)?%$/.test(fallback), `the fallback rate is a percentage: ${fallback}`);
   await click(page, '.nav-conversations');
 }
 
