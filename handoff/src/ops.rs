@@ -1,6 +1,6 @@
 //! Engine operations on behalf of a helpdesk's agents, shared by the callbacks.
 
-use bot_core::{AgentId, ConversationId, Engine, EngineError, Event};
+use bot_core::{AgentId, ConversationId, Engine, EngineError, Event, HandoffState};
 
 /// The maximum size of an agent message or note that a callback accepts, in bytes.
 pub const MAX_TEXT_BYTES: usize = 8 * 1024;
@@ -30,9 +30,10 @@ impl Command {
 /// Runs `command` as `agent`, an agent of the helpdesk whose agent ids start
 /// with `prefix`, and returns the events it committed.
 ///
-/// A reply, hand back or close first claims a waiting conversation, and takes
-/// over one that another agent of the same helpdesk owns, since the helpdesk
-/// decides who works on what. A conversation owned by a console agent is left
+/// A reply first claims a waiting conversation, and takes over one that
+/// another agent of the same helpdesk owns, since the helpdesk decides who
+/// works on what. Hand back and close claim a waiting conversation, and end
+/// one that an agent of the same helpdesk owns in that agent's name. A conversation owned by a console agent is left
 /// to them ([`EngineError::AlreadyClaimed`]). Hand back and close of a
 /// conversation that no person handles change nothing: the helpdesk often
 /// reports the status change Lepton itself made.
@@ -46,14 +47,18 @@ pub async fn run(engine: &Engine, id: &ConversationId, agent: &AgentId, prefix: 
             Ok(events)
         }
         Command::HandBack | Command::Close => {
-            let with_people = engine.session(id).await?.is_some_and(|session| session.handoff.is_human());
-            if !with_people {
+            let Some(handoff) = engine.session(id).await?.map(|session| session.handoff).filter(HandoffState::is_human) else {
                 return Ok(Vec::new());
-            }
-            let mut events = take_over(engine, id, agent, prefix).await?;
+            };
+            // Ends it in the name of an owner from the same helpdesk, so that the
+            // customer gets no transfer notice just before the end.
+            let (actor, mut events) = match handoff {
+                HandoffState::Agent { agent: owner, .. } if owner.as_str().starts_with(prefix) => (owner, Vec::new()),
+                _ => (agent.clone(), take_over(engine, id, agent, prefix).await?),
+            };
             let ended = match command {
-                Command::HandBack => engine.hand_back(id, agent).await?,
-                _ => engine.close(id, agent).await?,
+                Command::HandBack => engine.hand_back(id, &actor).await?,
+                _ => engine.close(id, &actor).await?,
             };
             events.extend(ended);
             Ok(events)

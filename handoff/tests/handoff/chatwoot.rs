@@ -172,6 +172,24 @@ async fn resolved_status_closes_conversation() -> Result<()> {
 }
 
 #[tokio::test]
+async fn resolve_by_team_sends_no_transfer_notice() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    support::hand_off(&engine, "web:c8").await?;
+    post(&url, &message_created(21, "web:c8", "Hello from Chatwoot", "outgoing", false, "user")).await?;
+    let before = support::transcript(&engine, "web:c8").await?.len();
+    let mut resolved = conversation("web:c8", "resolved");
+    resolved["event"] = json!("conversation_status_changed");
+    resolved["meta"]["assignee"] = Value::Null;
+
+    let (status, body) = post(&url, &resolved).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(support::transcript(&engine, "web:c8").await?.len(), before + 1, "only the closing notice is added");
+    assert_eq!(support::handoff_state(&engine, "web:c8").await?.name(), "closed");
+    Ok(())
+}
+
+#[tokio::test]
 async fn pending_status_hands_back_to_bot() -> Result<()> {
     let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
     support::hand_off(&engine, "web:c4").await?;
