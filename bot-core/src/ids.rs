@@ -50,6 +50,30 @@ string_id!(
     /// A support agent who can claim conversations.
     AgentId
 );
+
+impl AgentId {
+    /// Returns the name that customers read in notices such as "{agent} is now
+    /// helping you". An id `PREFIX:NAME` with a prefix of lowercase ASCII
+    /// letters comes from a helpdesk adapter (`chatwoot:John_Smith`,
+    /// `webhook:alice`) and shows as NAME with each `_` as a space, because the
+    /// adapters write spaces in agent names as `_`. Other ids, such as console
+    /// agents' names, show unchanged, and so does an id whose NAME would be blank.
+    pub fn display_name(&self) -> String {
+        let Some((prefix, name)) = self.0.split_once(':') else {
+            return self.0.clone();
+        };
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
+            return self.0.clone();
+        }
+        let spaced = name.replace('_', " ");
+        let trimmed = spaced.trim();
+        if trimmed.is_empty() {
+            return self.0.clone();
+        }
+        trimmed.to_owned()
+    }
+}
+
 string_id!(
     /// A flow defined in the bot's YAML.
     FlowId

@@ -9,8 +9,8 @@ use bot_core::action::NoHttp;
 use bot_core::engine::FeedEvent;
 use bot_core::knowledge::NoKnowledge;
 use bot_core::{
-    AgentId, Author, BotDefinition, Classification, Classifier, ConversationId, Engine, EngineError, EngineParts, Event, EventKind, HandoffReason,
-    HandoffState, InboundMessage, Lang, ManualClock, MemoryStore,
+    AgentId, Author, BotDefinition, Classification, Classifier, ConversationId, Engine, EngineError, EngineParts, Event, EventKind, HandoffEnd,
+    HandoffReason, HandoffState, InboundMessage, Lang, ManualClock, MemoryStore,
 };
 
 /// Recognises nothing, so every message falls back.
@@ -211,6 +211,103 @@ async fn transfer_notice_in_chinese() -> anyhow::Result<()> {
     let events = engine.transfer(&id, &alice(), &bob(), false).await?;
 
     assert_eq!(reply_texts(&events), ["客服 bob 将继续为您服务。"]);
+    Ok(())
+}
+
+#[test]
+fn display_name_drops_helpdesk_prefix() {
+    let cases = [
+        ("chatwoot:John_Smith", "John Smith"),
+        ("chatwoot:agent-4", "agent-4"),
+        ("webhook:bob", "bob"),
+        ("webhook:Mary_Ann_Lee", "Mary Ann Lee"),
+        ("webhook:___", "webhook:___"),
+        ("alice", "alice"),
+        ("bob_smith", "bob_smith"),
+        ("Team:bob", "Team:bob"),
+        (":bob", ":bob"),
+    ];
+    for (id, expected) in cases {
+        assert_eq!(AgentId::new(id).display_name(), expected, "display name of {id}");
+    }
+}
+
+#[tokio::test]
+async fn notices_name_helpdesk_agents_without_prefix() -> anyhow::Result<()> {
+    let engine = engine();
+    let id = hand_off(&engine, "c1").await?;
+    let john = AgentId::new("chatwoot:John_Smith");
+    let bob = AgentId::new("webhook:bob");
+
+    let joined = engine.claim(&id, &john).await?;
+    let transferred = engine.transfer(&id, &john, &bob, false).await?;
+    let reply = engine.agent_reply(&id, &bob, "Hi, Bob here.").await?;
+
+    assert_eq!(reply_texts(&joined), ["John Smith from our support team has joined the conversation."]);
+    assert_eq!(reply_texts(&transferred), ["bob is now helping you."]);
+    assert_eq!(reply.reply().map(|reply| &reply.author), Some(&Author::Agent { id: bob.clone() }), "the reply keeps the agent's id");
+    let notice = transferred[0].reply().and_then(|reply| reply.handoff.as_ref()).map(|notice| &notice.state);
+    assert!(matches!(notice, Some(HandoffState::Agent { agent, .. }) if *agent == bob), "the notice's state keeps the agent's id: {notice:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn end_unclaimed_closes_waiting_conversation() -> anyhow::Result<()> {
+    let engine = engine();
+    let id = hand_off(&engine, "c1").await?;
+    let helpdesk = AgentId::new("webhook:alice");
+
+    let events = engine.end_unclaimed(&id, &helpdesk, HandoffEnd::Closed).await?;
+    let state = engine.session(&id).await?.map(|s| s.handoff);
+    let listed = engine.handoffs().await?;
+
+    assert_eq!(reply_texts(&events), ["This conversation has been closed. Thank you for your patience; write any time if you need more help."]);
+    assert!(matches!(state, Some(HandoffState::Closed { .. })), "{state:?}");
+    assert!(listed.is_empty(), "the closed conversation left the queue: {listed:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn end_unclaimed_hands_back_waiting_conversation() -> anyhow::Result<()> {
+    let engine = engine();
+    let id = hand_off(&engine, "c1").await?;
+    let helpdesk = AgentId::new("chatwoot:team");
+
+    let events = engine.end_unclaimed(&id, &helpdesk, HandoffEnd::HandedBack).await?;
+    let state = engine.session(&id).await?.map(|s| s.handoff);
+
+    assert_eq!(events.len(), 1, "only the hand-back notice: {events:?}");
+    assert_eq!(reply_texts(&events), ["Hi again, you're back with the assistant. Is there anything else I can help with?"]);
+    assert_eq!(state, Some(HandoffState::Bot));
+    Ok(())
+}
+
+#[tokio::test]
+async fn end_unclaimed_leaves_other_owner() -> anyhow::Result<()> {
+    let engine = engine();
+    let id = hand_off(&engine, "c1").await?;
+    engine.claim(&id, &alice()).await?;
+
+    let result = engine.end_unclaimed(&id, &bob(), HandoffEnd::Closed).await;
+    let state = engine.session(&id).await?.map(|s| s.handoff);
+
+    assert!(matches!(result, Err(EngineError::NotOwner { .. })), "{result:?}");
+    assert!(matches!(&state, Some(HandoffState::Agent { agent, .. }) if *agent == alice()), "{state:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn close_of_waiting_conversation_needs_claim() -> anyhow::Result<()> {
+    let engine = engine();
+    let id = hand_off(&engine, "c1").await?;
+
+    let closed = engine.close(&id, &alice()).await;
+    let handed_back = engine.hand_back(&id, &alice()).await;
+    let state = engine.session(&id).await?.map(|s| s.handoff);
+
+    assert!(matches!(closed, Err(EngineError::NotOwner { .. })), "{closed:?}");
+    assert!(matches!(handed_back, Err(EngineError::NotOwner { .. })), "{handed_back:?}");
+    assert!(matches!(state, Some(HandoffState::WaitingForAgent { .. })), "{state:?}");
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 
 use crate::event::{Event, EventKind};
 use crate::handoff::HandoffState;
+use crate::handoff_adapter::HandoffEnd;
 use crate::ids::{AgentId, ConversationId};
 use crate::message::{Author, HandoffNotice, Reply, Timestamp};
 use crate::session::{DialogState, Session};
@@ -32,10 +33,22 @@ impl AgentChange<'_> {
         self.events.push(event);
     }
 
+    /// Adds the builtin notice `response`, whose `{agent}` is the agent's
+    /// [display name](AgentId::display_name).
     fn notice(&mut self, response: &str, agent: &AgentId) {
-        let mut reply = super::flow::render(self.runtime, &self.session, response, &[("agent", agent.as_str())]);
+        let name = agent.display_name();
+        let mut reply = super::flow::render(self.runtime, &self.session, response, &[("agent", name.as_str())]);
         reply.handoff = Some(HandoffNotice { state: self.session.handoff.clone(), reason: None });
         self.push(reply);
+    }
+
+    /// Checks that `agent` owns the conversation, or with `unclaimed` also
+    /// that the conversation still waits for an agent.
+    fn require_owner_or_waiting(&self, agent: &AgentId, unclaimed: bool) -> Result<(), EngineError> {
+        if unclaimed && matches!(self.session.handoff, HandoffState::WaitingForAgent { .. }) {
+            return Ok(());
+        }
+        self.require_owner(agent)
     }
 
     fn require_owner(&self, agent: &AgentId) -> Result<(), EngineError> {
@@ -124,33 +137,29 @@ impl Engine {
     }
 
     /// Returns the conversation to the bot, which greets the customer back.
+    /// The agent must own the conversation.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
     pub async fn hand_back(&self, id: &ConversationId, agent: &AgentId) -> Result<Vec<Event>, EngineError> {
-        self.change(id, |change| {
-            change.require_owner(agent)?;
-            change.session.handoff = HandoffState::Bot;
-            change.session.consecutive_fallbacks = 0;
-            change.notice("handoff_returned", agent);
-            tracing::info!("agent handed the conversation back to the bot");
-            Ok(())
-        })
-        .await
+        self.change(id, |change| hand_back_change(change, agent, false)).await
     }
 
     /// Closes a conversation the agent owns; the customer's next message starts
     /// again with the bot. A waiting conversation must be claimed first.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent))]
     pub async fn close(&self, id: &ConversationId, agent: &AgentId) -> Result<Vec<Event>, EngineError> {
-        self.change(id, |change| {
-            if let HandoffState::Closed { .. } = change.session.handoff {
-                return Err(EngineError::NotWaiting { conversation_id: id.clone(), state: "closed" });
-            }
-            change.require_owner(agent)?;
-            change.session.handoff = HandoffState::Closed { at: change.now };
-            change.session.dialog = DialogState::Idle;
-            change.notice("handoff_closed", agent);
-            tracing::info!("agent closed the conversation");
-            Ok(())
+        self.change(id, |change| close_change(change, id, agent, false)).await
+    }
+
+    /// Hands back or closes a conversation that `agent` owns or that still
+    /// waits for an agent, for helpdesk adapters: a helpdesk may end a
+    /// conversation nobody claimed, and the customer then reads only the
+    /// ending notice, with no "agent joined" before it. The console calls
+    /// [`hand_back`](Self::hand_back) and [`close`](Self::close), which need a claim.
+    #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent, end = ?end))]
+    pub async fn end_unclaimed(&self, id: &ConversationId, agent: &AgentId, end: HandoffEnd) -> Result<Vec<Event>, EngineError> {
+        self.change(id, |change| match end {
+            HandoffEnd::HandedBack => hand_back_change(change, agent, true),
+            HandoffEnd::Closed => close_change(change, id, agent, true),
         })
         .await
     }
@@ -214,6 +223,31 @@ impl Engine {
         }
         Err(EngineError::Contended { conversation_id: id.clone() })
     }
+}
+
+/// Returns the conversation to the bot. With `unclaimed`, a waiting
+/// conversation may be handed back without a claim.
+fn hand_back_change(change: &mut AgentChange<'_>, agent: &AgentId, unclaimed: bool) -> Result<(), EngineError> {
+    change.require_owner_or_waiting(agent, unclaimed)?;
+    change.session.handoff = HandoffState::Bot;
+    change.session.consecutive_fallbacks = 0;
+    change.notice("handoff_returned", agent);
+    tracing::info!("agent handed the conversation back to the bot");
+    Ok(())
+}
+
+/// Closes the conversation. With `unclaimed`, a waiting conversation may be
+/// closed without a claim.
+fn close_change(change: &mut AgentChange<'_>, id: &ConversationId, agent: &AgentId, unclaimed: bool) -> Result<(), EngineError> {
+    if let HandoffState::Closed { .. } = change.session.handoff {
+        return Err(EngineError::NotWaiting { conversation_id: id.clone(), state: "closed" });
+    }
+    change.require_owner_or_waiting(agent, unclaimed)?;
+    change.session.handoff = HandoffState::Closed { at: change.now };
+    change.session.dialog = DialogState::Idle;
+    change.notice("handoff_closed", agent);
+    tracing::info!("agent closed the conversation");
+    Ok(())
 }
 
 /// Assigns the conversation to `agent` unless another agent has it or it is closed.
