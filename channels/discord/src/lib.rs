@@ -105,7 +105,7 @@ impl DiscordChannel {
     /// Connects with a given HTTP client for the REST calls; tests pass one
     /// that can reach only 127.0.0.1.
     pub async fn connect_with_client(engine: Engine, config: DiscordConfig, client: reqwest::Client) -> Result<Self, DiscordError> {
-        let outbox = Outbox::new(&config, client.clone());
+        let outbox = Outbox::new(&config, client.clone(), engine.observers().clone());
         let me = outbox.http().get_current_user().await.map_err(DiscordError::api("GET /users/@me"))?;
         let identity = BotIdentity { id: me.id.get(), name: me.name.clone() };
         let application = outbox.http().get_current_application_info().await.map_err(DiscordError::api("GET /oauth2/applications/@me"))?;

@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use bot_core::Reply;
+use bot_core::observe::{Observer, Observers};
+use bot_core::{Channel, Reply};
 use reqwest::StatusCode;
 use serde::Serialize;
 use serenity::all::{ChannelId, CreateInteractionResponse, CreateMessage, CreateThread, MessageId, MessageReference, UserId};
@@ -44,6 +45,8 @@ struct Inner {
     max_retries: u32,
     max_retry_after: Duration,
     backoff: Duration,
+    /// The engine's observers, told of failed replies and rate-limit waits.
+    observers: Observers,
 }
 
 /// Builds serenity's REST client: through the proxy with the rate limiter off
@@ -57,13 +60,14 @@ pub(crate) fn build_http(config: &DiscordConfig, client: &reqwest::Client) -> Ht
 }
 
 impl Outbox {
-    pub fn new(config: &DiscordConfig, client: reqwest::Client) -> Self {
+    pub fn new(config: &DiscordConfig, client: reqwest::Client, observers: Observers) -> Self {
         let inner = Inner {
             http: build_http(config, &client),
             client,
             max_retries: config.max_send_retries,
             max_retry_after: config.max_retry_after,
             backoff: config.retry_backoff,
+            observers,
         };
         Self { inner: std::sync::Arc::new(inner) }
     }
@@ -93,7 +97,11 @@ impl Outbox {
                 message = message.components(buttons(&reply.quick_replies));
             }
             let route = Route::ChannelMessages { channel_id: ChannelId::new(channel_id) };
-            self.call("POST /channels/{id}/messages", Request::new(route, LightMethod::Post).body(Some(json(&message)?))).await?;
+            let sent = self.call("POST /channels/{id}/messages", Request::new(route, LightMethod::Post).body(Some(json(&message)?))).await;
+            if let Err(error) = sent {
+                self.inner.observers.send_failed(&Channel::new(crate::CHANNEL));
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -165,6 +173,9 @@ impl Outbox {
                 return Err(SendError::GaveUp { attempts: attempt + 1, last: Box::new(error) });
             }
             attempt += 1;
+            if matches!(retry, Retry::After(_)) {
+                self.inner.observers.rate_limited(&Channel::new(crate::CHANNEL), wait);
+            }
             tracing::info!(call, attempt, wait_ms = wait.as_millis() as u64, %error, "Discord API call failed; retrying");
             tokio::time::sleep(wait).await;
         }

@@ -111,7 +111,7 @@ impl TelegramChannel {
         let identity = BotIdentity { id: me.user.id.0, username };
         tracing::info!(bot = %identity.username, "connected to Telegram");
 
-        let outbox = Outbox::new(bot.clone(), config.max_send_retries, config.max_retry_after);
+        let outbox = Outbox::new(bot.clone(), config.max_send_retries, config.max_retry_after, engine.observers().clone());
         let inner = Inner { engine, config, bot, identity, outbox, dispatcher: Dispatcher::default(), logged_kinds: Mutex::default() };
         Ok(Self { inner: Arc::new(inner) })
     }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use bot_core::Reply;
+use bot_core::observe::{Observer, Observers};
+use bot_core::{Channel, Reply};
 use teloxide::payloads::{SendChatActionSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::requests::Request;
@@ -17,17 +18,19 @@ use crate::update::ChatTarget;
 /// The first wait before retrying a call that could not connect; it doubles per attempt.
 const CONNECT_RETRY_BASE: Duration = Duration::from_millis(500);
 
-/// Sends messages through the Bot API with retries.
+/// Sends messages through the Bot API with retries, and reports failed
+/// replies and rate-limit waits to the engine's observers.
 #[derive(Clone)]
 pub(crate) struct Outbox {
     bot: Bot,
     max_retries: u32,
     max_retry_after: Duration,
+    observers: Observers,
 }
 
 impl Outbox {
-    pub fn new(bot: Bot, max_retries: u32, max_retry_after: Duration) -> Self {
-        Self { bot, max_retries, max_retry_after }
+    pub fn new(bot: Bot, max_retries: u32, max_retry_after: Duration, observers: Observers) -> Self {
+        Self { bot, max_retries, max_retry_after, observers }
     }
 
     /// Sends a reply, split into parts of at most 4096 characters; the quick
@@ -37,7 +40,10 @@ impl Outbox {
         let count = parts.len();
         for (index, part) in parts.into_iter().enumerate() {
             let markup = if index + 1 == count { keyboard(&reply.quick_replies) } else { None };
-            self.send_part(target, &part, markup).await?;
+            if let Err(error) = self.send_part(target, &part, markup).await {
+                self.observers.send_failed(&Channel::new(crate::CHANNEL));
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -112,6 +118,9 @@ impl Outbox {
                 return Err(error);
             }
             attempt += 1;
+            if matches!(error, RequestError::RetryAfter(_)) {
+                self.observers.rate_limited(&Channel::new(crate::CHANNEL), wait);
+            }
             tracing::info!(method, attempt, wait_ms = wait.as_millis() as u64, %error, "Bot API call failed; retrying");
             tokio::time::sleep(wait).await;
         }

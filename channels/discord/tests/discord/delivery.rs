@@ -2,12 +2,32 @@
 //! bounded retries, and requests that stay on 127.0.0.1.
 
 use axum::http::StatusCode;
-use bot_core::AgentId;
+use std::sync::Arc;
+
+use bot_core::observe::Observer;
+use bot_core::{AgentId, Channel};
 use serde_json::json;
 
 use crate::harness::{dm, loopback_client, Harness, TestResult, DM};
 
 const SEND: &str = "POST /channels/{id}/messages";
+
+/// Counts what the channel reports to the engine's observers.
+#[derive(Default)]
+struct DeliveryRecorder {
+    rate_limit_waits: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+    send_failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Observer for DeliveryRecorder {
+    fn rate_limited(&self, channel: &Channel, wait: std::time::Duration) {
+        self.rate_limit_waits.lock().expect("recorder lock").push((channel.as_str().to_owned(), wait));
+    }
+
+    fn send_failed(&self, channel: &Channel) {
+        self.send_failures.lock().expect("recorder lock").push(channel.as_str().to_owned());
+    }
+}
 
 /// Puts the customer's direct message conversation in an agent's hands.
 async fn claimed(harness: &Harness) -> TestResult {
@@ -82,6 +102,8 @@ async fn retry_after_honoured() -> TestResult {
 #[tokio::test]
 async fn retries_bounded_then_dropped() -> TestResult {
     let harness = Harness::start().await?;
+    let recorder = Arc::new(DeliveryRecorder::default());
+    harness.engine.add_observer(recorder.clone());
     // One first attempt and three retries, all rate-limited.
     for _ in 0..4 {
         harness.fake.script(SEND, StatusCode::TOO_MANY_REQUESTS, Vec::new(), too_many_requests(0.01));
@@ -96,6 +118,8 @@ async fn retries_bounded_then_dropped() -> TestResult {
     assert_eq!(texts.len(), 5, "{texts:?}");
     assert!(texts[..4].iter().all(|text| text.contains("¥10")), "{texts:?}");
     assert!(texts[4].contains("DHL"), "the next reply was not sent: {texts:?}");
+    assert_eq!(recorder.rate_limit_waits.lock().expect("recorder lock").len(), 3);
+    assert_eq!(*recorder.send_failures.lock().expect("recorder lock"), vec!["discord".to_owned()]);
     harness.stop().await
 }
 

@@ -1,10 +1,30 @@
 //! How replies reach Telegram: long text split, escaping, fallback to plain text, 429.
 
 use axum::http::StatusCode;
-use bot_core::AgentId;
+use std::sync::Arc;
+
+use bot_core::observe::Observer;
+use bot_core::{AgentId, Channel};
 use serde_json::json;
 
 use crate::harness::{private_text, Harness, TestResult, CUSTOMER};
+
+/// Counts what the channel reports to the engine's observers.
+#[derive(Default)]
+struct DeliveryRecorder {
+    rate_limit_waits: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+    send_failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Observer for DeliveryRecorder {
+    fn rate_limited(&self, channel: &Channel, wait: std::time::Duration) {
+        self.rate_limit_waits.lock().expect("recorder lock").push((channel.as_str().to_owned(), wait));
+    }
+
+    fn send_failed(&self, channel: &Channel) {
+        self.send_failures.lock().expect("recorder lock").push(channel.as_str().to_owned());
+    }
+}
 
 /// Puts the customer's conversation in an agent's hands.
 async fn claimed(harness: &Harness) -> TestResult {
@@ -37,6 +57,8 @@ async fn long_reply_split_in_two() -> TestResult {
 #[tokio::test]
 async fn retry_after_honoured() -> TestResult {
     let harness = Harness::polling().await?;
+    let recorder = Arc::new(DeliveryRecorder::default());
+    harness.engine.add_observer(recorder.clone());
     let too_many = json!({ "ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": { "retry_after": 1 } });
     harness.fake.script("sendMessage", StatusCode::TOO_MANY_REQUESTS, too_many);
 
@@ -47,6 +69,9 @@ async fn retry_after_honoured() -> TestResult {
     assert_eq!(sends.len(), 2);
     assert_eq!(sends[0].text(), sends[1].text());
     assert!(sends[1].at.duration_since(sends[0].at).as_secs_f64() >= 1.0, "the retry did not wait retry_after");
+    let waits = recorder.rate_limit_waits.lock().expect("recorder lock").clone();
+    assert_eq!(waits, vec![("telegram".to_owned(), std::time::Duration::from_secs(1))]);
+    assert!(recorder.send_failures.lock().expect("recorder lock").is_empty());
     harness.stop().await
 }
 
