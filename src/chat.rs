@@ -59,7 +59,7 @@ pub fn run(paths: &BotPaths) -> anyhow::Result<()> {
     let prepared = app::prepare(paths, server_url.as_deref())?;
     let bot = prepared.bot.clone();
     let engine = runtime.block_on(async {
-        let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
+        let http = Arc::new(crate::http_client::ReqwestClient::new(crate::http_client::HttpClientConfig::default()).context("cannot create the HTTP client")?);
         let store = Arc::new(MemoryStore::new());
         let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
         anyhow::Ok(Engine::new(prepared.bot, parts))

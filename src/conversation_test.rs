@@ -99,7 +99,7 @@ async fn run_async(options: &TestOptions) -> anyhow::Result<ExitCode> {
     let (cases, files) = (tests.case_count(), tests.files.len());
     println!("running {cases} {} from {files} {}", plural(cases, "test"), plural(files, "file"));
 
-    let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
+    let http = Arc::new(crate::http_client::ReqwestClient::new(crate::http_client::HttpClientConfig::default()).context("cannot create the HTTP client")?);
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store: Arc::new(MemoryStore::new()) };
     let engine = Engine::new(prepared.bot, parts);
     let reports = run_cases(&engine, &tests).await?;

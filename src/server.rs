@@ -71,7 +71,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let store = store_config::open(&store_config).await?;
     let metrics = Metrics::new(Duration::from_secs(prepared.bot.settings.session.ttl_seconds.max(1)));
     let store = Arc::new(MeasuredStore::new(store, metrics.clone()));
-    let http = Arc::new(crate::http_client::ReqwestClient::new().context("cannot create the HTTP client")?);
+    let http = Arc::new(crate::http_client::ReqwestClient::new(crate::http_client::HttpClientConfig::default()).context("cannot create the HTTP client")?);
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
     let engine = Engine::new(prepared.bot.clone(), parts);
     engine.add_observer(metrics.clone());

@@ -10,7 +10,9 @@ pub struct HttpRequest {
     pub method: String,
     pub url: String,
     pub body: Option<serde_json::Value>,
-    pub timeout: Duration,
+    /// The time allowed for the whole request, from connecting to reading the
+    /// body; `None` uses the client's default. A client always applies some timeout.
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +33,8 @@ pub trait HttpClient: Send + Sync {
 pub enum HttpError {
     #[error("HTTP request to {url} timed out after {timeout:?}")]
     Timeout { url: String, timeout: Duration },
+    #[error("HTTP response from {url} is larger than the limit of {max_bytes} bytes")]
+    ResponseTooLarge { url: String, max_bytes: usize },
     #[error("HTTP request to {url} failed: {reason}")]
     Failed { url: String, reason: String },
     #[error("invalid HTTP request: {reason}")]

@@ -369,7 +369,8 @@ pub struct HttpStep {
     pub url: String,
     /// JSON body; `{slot}` placeholders in its strings are filled in.
     pub body: Option<serde_json::Value>,
-    pub timeout_ms: u64,
+    /// The request's timeout; `None` leaves it to the HTTP client's default.
+    pub timeout_ms: Option<u64>,
     /// Slot to set from a JSON pointer (RFC 6901) into the response body.
     pub save: BTreeMap<SlotName, String>,
     /// The target when the request fails, times out or returns a non-2xx status.

@@ -12,7 +12,6 @@ use crate::tree::{Loc, Node, Value};
 
 const HTTP_FIELDS: [&str; 7] = ["method", "url", "body", "timeout_ms", "save", "on_status", "on_error"];
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
 impl Converter<'_, '_> {
     /// Converts the value of an `http:` key written at `owner`.
@@ -21,10 +20,8 @@ impl Converter<'_, '_> {
         let method = fields.require(&mut self.cx, "method").and_then(|n| self.http_method(n));
         let url = fields.require(&mut self.cx, "url").and_then(|n| self.http_url(n));
         let body = fields.get("body").map(|n| self.json(n));
-        let timeout_ms = match fields.get("timeout_ms") {
-            Some(node) => self.cx.integer(node, "timeout_ms", 1, u64::MAX),
-            None => Some(DEFAULT_TIMEOUT_MS),
-        };
+        // Without `timeout_ms` the server's default applies (`--http-timeout-ms`).
+        let timeout_ms = fields.get("timeout_ms").map(|node| self.cx.integer(node, "timeout_ms", 1, u64::MAX));
         let save = fields.get("save").map(|n| self.http_save(n)).unwrap_or_else(|| Some(BTreeMap::new()));
         let on_status = fields.get("on_status").map(|n| self.http_on_status(n, scope)).unwrap_or_else(|| Some(BTreeMap::new()));
         let on_error = fields.get("on_error").map(|n| self.target(n, scope));
@@ -32,7 +29,7 @@ impl Converter<'_, '_> {
             method: method?,
             url: url?,
             body: optional(body)?,
-            timeout_ms: timeout_ms?,
+            timeout_ms: optional(timeout_ms)?,
             save: save?,
             on_error: optional(on_error)?,
             on_status: on_status?,

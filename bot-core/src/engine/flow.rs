@@ -169,7 +169,7 @@ impl Turn<'_> {
             None => variables.get(name).cloned(),
         });
         let body = step.body.as_ref().map(|body| self.fill_json(body));
-        let request = HttpRequest { method: step.method.clone(), url, body, timeout: Duration::from_millis(step.timeout_ms) };
+        let request = HttpRequest { method: step.method.clone(), url, body, timeout: step.timeout_ms.map(Duration::from_millis) };
 
         let started = std::time::Instant::now();
         let result = self.engine.inner.http.send(request).await;

@@ -79,7 +79,7 @@ impl HttpClient for LoopbackHttp {
             return Err(HttpError::Invalid { reason: format!("tests call only 127.0.0.1, not {url}") });
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| failed(e.to_string()))?;
-        let mut builder = self.0.request(method, url).timeout(request.timeout);
+        let mut builder = self.0.request(method, url).timeout(request.timeout.unwrap_or(std::time::Duration::from_secs(5)));
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
