@@ -99,7 +99,14 @@ impl DiscordChannel {
     /// mentions are matched against), and reads from the application's flags
     /// whether the Message Content intent is enabled.
     pub async fn connect(engine: Engine, config: DiscordConfig) -> Result<Self, DiscordError> {
-        Self::connect_with_client(engine, config, reqwest::Client::new()).await
+        // serenity sets no timeout of its own, so without these a REST call to
+        // an unresponsive Discord would hold a reply's task forever.
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|error| DiscordError::InvalidConfig { reason: format!("cannot create the HTTP client: {error}") })?;
+        Self::connect_with_client(engine, config, client).await
     }
 
     /// Connects with a given HTTP client for the REST calls; tests pass one
