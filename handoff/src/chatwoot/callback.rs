@@ -2,9 +2,13 @@
 //! account webhook, or the API inbox's callback URL) with the events
 //! `message_created` and `conversation_status_changed`.
 //!
-//! - An outgoing, non-private message by an agent (`sender.type` `user`) in the
-//!   configured inbox is sent to the customer. The agent acts as
-//!   `chatwoot:NAME` and claims the conversation first when it waits.
+//! - Only events of the configured inbox count: the conversation's
+//!   `inbox_id` (or a message's `inbox.id`) must be `inbox_id`, and events
+//!   without one are ignored too.
+//! - An outgoing, non-private message by an agent (`sender.type` `user`) is
+//!   sent to the customer. The agent acts as `chatwoot:NAME` and claims the
+//!   conversation first when it waits. A message to a conversation that was
+//!   never handed off is ignored with a warning.
 //! - Status `resolved` closes the conversation; `pending` (Chatwoot's status
 //!   for conversations a bot handles) hands it back to the bot; `open`
 //!   changes nothing.
@@ -32,7 +36,7 @@ use serde_json::{json, Value};
 
 use super::{ChatwootConfig, AGENT_PREFIX};
 use crate::http;
-use crate::ops::{self, Command, MAX_TEXT_BYTES};
+use crate::ops::{self, Command, CommandError, MAX_TEXT_BYTES};
 use crate::secret::Secret;
 use crate::signature::{self, Verifier};
 
@@ -129,7 +133,13 @@ async fn callback(State(state): State<Arc<CallbackState>>, Path(token): Path<Str
 
     match ops::run(&state.engine, &action.conversation_id, &action.agent, AGENT_PREFIX, action.command).await {
         Ok(events) => http::events(&events),
-        Err(error) => {
+        // Answered with 200 like every ignored event, so that Chatwoot counts
+        // the delivery as done; the warning tells the operator.
+        Err(error @ CommandError::NotHandedOff { .. }) => {
+            tracing::warn!(%error, "ignoring a Chatwoot reply to a conversation that was never handed off");
+            (StatusCode::OK, Json(json!({ "ignored": "conversation not handed off" }))).into_response()
+        }
+        Err(CommandError::Engine(error)) => {
             tracing::warn!(%error, "cannot apply a Chatwoot event to the conversation");
             http::engine_error(&error)
         }
@@ -154,7 +164,8 @@ impl CallbackState {
             return Err("not sent by an agent");
         }
         let conversation = payload.get("conversation").ok_or("message without conversation")?;
-        let conversation_id = self.lepton_conversation(conversation)?;
+        let inbox = conversation.get("inbox_id").or_else(|| payload.pointer("/inbox/id"));
+        let conversation_id = self.lepton_conversation(inbox, conversation)?;
         let text = payload.get("content").and_then(Value::as_str).and_then(bot_core::text::clean_message).ok_or("message without text")?;
         if text.len() > MAX_TEXT_BYTES {
             return Err("message too long");
@@ -168,7 +179,7 @@ impl CallbackState {
     }
 
     fn status_action(&self, conversation: &Value) -> Result<Action, &'static str> {
-        let conversation_id = self.lepton_conversation(conversation)?;
+        let conversation_id = self.lepton_conversation(conversation.get("inbox_id"), conversation)?;
         let command = match conversation.get("status").and_then(Value::as_str) {
             Some("resolved") => Command::Close,
             Some("pending") => Command::HandBack,
@@ -179,11 +190,13 @@ impl CallbackState {
         Ok(Action { conversation_id, agent, command })
     }
 
-    /// Finds the Lepton conversation of a Chatwoot conversation in the configured inbox.
-    fn lepton_conversation(&self, conversation: &Value) -> Result<ConversationId, &'static str> {
-        let inbox = conversation.get("inbox_id").and_then(Value::as_u64);
-        if inbox.is_some_and(|inbox| inbox != self.inbox_id) {
-            return Err("another inbox");
+    /// Finds the Lepton conversation of a Chatwoot conversation in `inbox`,
+    /// which must be the configured inbox.
+    fn lepton_conversation(&self, inbox: Option<&Value>, conversation: &Value) -> Result<ConversationId, &'static str> {
+        match inbox.and_then(Value::as_u64) {
+            Some(inbox) if inbox == self.inbox_id => {}
+            Some(_) => return Err("another inbox"),
+            None => return Err("event without inbox"),
         }
         let from_attribute = conversation.pointer("/custom_attributes/lepton_conversation_id");
         let from_contact = conversation.pointer("/meta/sender/identifier");

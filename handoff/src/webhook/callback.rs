@@ -5,8 +5,9 @@
 //! "conversation_id":"web:42","agent":"alice","text":"..."}` (`text` for reply
 //! and note). The agent acts as `webhook:alice`. Returns 200 `{"events":[...]}`
 //! with the events committed, 401 for a missing, wrong, stale (more than five
-//! minutes off) or reused signature, 400 for an invalid body, and the agent
-//! API's 403, 404 and 409 answers for engine refusals.
+//! minutes off) or reused signature, 400 for an invalid body, 409
+//! `not_handed_off` for a reply to a conversation that was never handed off,
+//! and the agent API's 403, 404 and 409 answers for engine refusals.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use serde::Deserialize;
 
 use super::AGENT_PREFIX;
 use crate::http;
-use crate::ops::{self, Command, MAX_TEXT_BYTES};
+use crate::ops::{self, Command, CommandError, MAX_TEXT_BYTES};
 use crate::secret::Secret;
 use crate::signature::{self, SignatureError, Verifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -73,7 +74,11 @@ async fn callback(State(state): State<Arc<CallbackState>>, headers: HeaderMap, b
 
     match ops::run(&state.engine, &id, &agent, AGENT_PREFIX, command).await {
         Ok(events) => http::events(&events),
-        Err(error) => http::engine_error(&error),
+        Err(CommandError::Engine(error)) => http::engine_error(&error),
+        Err(error @ CommandError::NotHandedOff { .. }) => {
+            tracing::warn!(%error, "rejected a webhook reply to a conversation that was never handed off");
+            http::error(StatusCode::CONFLICT, "not_handed_off", error.to_string())
+        }
     }
 }
 

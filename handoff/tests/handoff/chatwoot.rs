@@ -190,6 +190,91 @@ async fn resolve_by_team_sends_no_transfer_notice() -> Result<()> {
 }
 
 #[tokio::test]
+async fn resolve_of_waiting_sends_only_closing_notice() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    support::hand_off(&engine, "web:c9").await?;
+    let before = support::transcript(&engine, "web:c9").await?.len();
+    let mut resolved = conversation("web:c9", "resolved");
+    resolved["event"] = json!("conversation_status_changed");
+
+    let (status, body) = post(&url, &resolved).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(support::transcript(&engine, "web:c9").await?.len(), before + 1, "only the closing notice is added");
+    assert_eq!(support::handoff_state(&engine, "web:c9").await?.name(), "closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_without_configured_inbox_are_ignored() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    support::hand_off(&engine, "web:c10").await?;
+    let before = support::transcript(&engine, "web:c10").await?.len();
+
+    let mut no_inbox = message_created(51, "web:c10", "no inbox", "outgoing", false, "user");
+    no_inbox["conversation"].as_object_mut().context("conversation is no object")?.remove("inbox_id");
+    no_inbox.as_object_mut().context("message is no object")?.remove("inbox");
+    let mut other_inbox = message_created(52, "web:c10", "other inbox", "outgoing", false, "user");
+    other_inbox["conversation"]["inbox_id"] = json!(INBOX + 1);
+    other_inbox["inbox"]["id"] = json!(INBOX + 1);
+    let mut status_no_inbox = conversation("web:c10", "resolved");
+    status_no_inbox["event"] = json!("conversation_status_changed");
+    status_no_inbox.as_object_mut().context("conversation is no object")?.remove("inbox_id");
+
+    let cases = [(no_inbox, "event without inbox"), (other_inbox, "another inbox"), (status_no_inbox, "event without inbox")];
+    for (case, reason) in &cases {
+        let (status, body) = post(&url, case).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ignored"], *reason, "{body}");
+    }
+
+    assert_eq!(support::transcript(&engine, "web:c10").await?.len(), before);
+    assert_eq!(support::handoff_state(&engine, "web:c10").await?.name(), "waiting");
+    Ok(())
+}
+
+#[tokio::test]
+async fn message_with_only_event_inbox_is_sent() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    support::hand_off(&engine, "web:c11").await?;
+    let mut message = message_created(61, "web:c11", "Hello", "outgoing", false, "user");
+    message["conversation"].as_object_mut().context("conversation is no object")?.remove("inbox_id");
+
+    let (status, body) = post(&url, &message).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(agent_replies(&support::transcript(&engine, "web:c11").await?).len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reply_to_bot_conversation_is_ignored() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    engine.handle(InboundMessage::text("web:c12", "web", "blah")).await?;
+
+    let (status, body) = post(&url, &message_created(71, "web:c12", "Hello from Chatwoot", "outgoing", false, "user")).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ignored"], "conversation not handed off", "{body}");
+    assert!(agent_replies(&support::transcript(&engine, "web:c12").await?).is_empty());
+    assert_eq!(support::handoff_state(&engine, "web:c12").await?.name(), "bot");
+    Ok(())
+}
+
+#[tokio::test]
+async fn joined_notice_shows_agent_name() -> Result<()> {
+    let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
+    support::hand_off(&engine, "web:c13").await?;
+
+    post(&url, &message_created(81, "web:c13", "Hello from Chatwoot", "outgoing", false, "user")).await?;
+
+    let texts: Vec<String> = support::transcript(&engine, "web:c13").await?.iter().filter_map(|event| event.reply()).map(|reply| reply.text.clone()).collect();
+    assert!(texts.iter().any(|text| text == "John Smith from our support team has joined the conversation."), "{texts:#?}");
+    assert!(!texts.iter().any(|text| text.contains("chatwoot:")), "{texts:#?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn pending_status_hands_back_to_bot() -> Result<()> {
     let (engine, url) = callback_server(CALLBACK_TOKEN).await?;
     support::hand_off(&engine, "web:c4").await?;

@@ -141,6 +141,84 @@ async fn signed_reply_reaches_customer_then_close() -> Result<()> {
     Ok(())
 }
 
+fn replies_by_agents(events: &[bot_core::Event]) -> usize {
+    events.iter().filter_map(|event| event.reply()).filter(|reply| matches!(reply.author, Author::Agent { .. })).count()
+}
+
+#[tokio::test]
+async fn reply_to_bot_conversation_is_rejected() -> Result<()> {
+    let (engine, url) = callback_server().await?;
+    engine.handle(InboundMessage::text("web:w10", "web", "blah")).await?;
+
+    let reply = json!({"type": "reply", "conversation_id": "web:w10", "agent": "alice", "text": "Hi, I'm Alice."});
+    let (status, body) = post_signed(&url, &reply, signature::unix_now()).await?;
+
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(error_code(&body), "not_handed_off");
+    assert_eq!(support::handoff_state(&engine, "web:w10").await?.name(), "bot");
+    assert_eq!(replies_by_agents(&support::transcript(&engine, "web:w10").await?), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reply_after_hand_back_takes_over() -> Result<()> {
+    let (engine, url) = callback_server().await?;
+    support::hand_off(&engine, "web:w11").await?;
+    let now = signature::unix_now();
+    let hand_back = json!({"type": "hand_back", "conversation_id": "web:w11", "agent": "alice"});
+    post_signed(&url, &hand_back, now).await?;
+
+    let reply = json!({"type": "reply", "conversation_id": "web:w11", "agent": "alice", "text": "One more thing."});
+    let (status, body) = post_signed(&url, &reply, now).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(support::handoff_state(&engine, "web:w11").await?.name(), "agent");
+    Ok(())
+}
+
+#[tokio::test]
+async fn close_of_waiting_sends_only_closing_notice() -> Result<()> {
+    let (engine, url) = callback_server().await?;
+    support::hand_off(&engine, "web:w12").await?;
+    let before = support::transcript(&engine, "web:w12").await?.len();
+
+    let close = json!({"type": "close", "conversation_id": "web:w12", "agent": "alice"});
+    let (status, body) = post_signed(&url, &close, signature::unix_now()).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "only the closing notice: {body}");
+    assert_eq!(support::transcript(&engine, "web:w12").await?.len(), before + 1);
+    assert_eq!(support::handoff_state(&engine, "web:w12").await?.name(), "closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn hand_back_of_waiting_sends_only_return_notice() -> Result<()> {
+    let (engine, url) = callback_server().await?;
+    support::hand_off(&engine, "web:w13").await?;
+
+    let hand_back = json!({"type": "hand_back", "conversation_id": "web:w13", "agent": "alice"});
+    let (status, body) = post_signed(&url, &hand_back, signature::unix_now()).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1), "only the hand-back notice: {body}");
+    assert_eq!(support::handoff_state(&engine, "web:w13").await?.name(), "bot");
+    Ok(())
+}
+
+#[tokio::test]
+async fn joined_notice_shows_agent_name() -> Result<()> {
+    let (engine, url) = callback_server().await?;
+    support::hand_off(&engine, "web:w14").await?;
+
+    let claim = json!({"type": "claim", "conversation_id": "web:w14", "agent": "Mary_Ann"});
+    let (status, body) = post_signed(&url, &claim, signature::unix_now()).await?;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"][0]["kind"]["text"], "Mary Ann from our support team has joined the conversation.", "{body}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn wrong_signature_is_rejected() -> Result<()> {
     let (engine, url) = callback_server().await?;
