@@ -5,12 +5,12 @@
 //! # async fn example() -> anyhow::Result<()> {
 //! use lepton::app::BotPaths;
 //! use lepton::server::{run, ServeOptions};
-//! use lepton::store_config::StoreOption;
 //!
 //! let paths = BotPaths::new("demo".as_ref(), None);
 //! let options = ServeOptions {
-//!     store: StoreOption::FromSettings,
-//!     store_flush_interval: None,
+//!     store: Default::default(),
+//!     redis: Default::default(),
+//!     web: Default::default(),
 //!     paths,
 //!     host: "127.0.0.1".to_owned(),
 //!     port: 8080,
@@ -21,6 +21,8 @@
 //!     watch: true,
 //!     telegram: None,
 //!     discord: None,
+//!     shutdown_timeout: std::time::Duration::from_secs(10),
+//!     handoff_timer_period: std::time::Duration::from_secs(5),
 //!     metrics: Some(Default::default()),
 //! };
 //! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await

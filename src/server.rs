@@ -2,7 +2,7 @@
 //! Telegram and Discord channels, with the bot folder watched so that edits
 //! are picked up without a restart.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,21 +23,20 @@ use crate::channels::Channels;
 use crate::learn::FolderExampleWriter;
 use crate::metrics::{MeasuredStore, Metrics, MetricsAccess};
 use crate::reload::Reloader;
-use crate::store_config::{self, StoreOption};
-
-/// The interval between the server's checks for customers who have waited too
-/// long for an agent. The no-agent offer comes at most this much later than its setting.
-const HANDOFF_TIMER_PERIOD: Duration = Duration::from_secs(5);
+use crate::config::{RedisSection, StoreSection, WebSection};
+use crate::store_config;
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub paths: BotPaths,
     pub host: String,
     pub port: u16,
-    /// The `--store` option; the environment and the bot's settings decide without it.
-    pub store: StoreOption,
-    /// For the embedded store: make writes durable this long after they return instead of before.
-    pub store_flush_interval: Option<Duration>,
+    /// The session store; the bot's settings decide what this leaves unset.
+    pub store: StoreSection,
+    /// The Redis store's settings; the bot's `settings.redis` fills what this leaves unset.
+    pub redis: RedisSection,
+    /// The web channel's limits.
+    pub web: WebSection,
     pub agent_token: Option<String>,
     /// The console's accounts file (`lepton agent add` writes it).
     pub accounts: PathBuf,
@@ -54,20 +53,25 @@ pub struct ServeOptions {
     pub discord: Option<DiscordConfig>,
     /// Where and to whom `GET /metrics` is served; `None` serves no metrics.
     pub metrics: Option<MetricsAccess>,
+    /// How long turns in flight may take to finish once `shutdown` completes.
+    pub shutdown_timeout: Duration,
+    /// The interval between the checks for customers who have waited too long
+    /// for an agent; the no-agent offer comes at most this much later than its setting.
+    pub handoff_timer_period: Duration,
 }
 
 /// Starts the server and runs it until `shutdown` completes.
 pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let started = Instant::now();
     let address = format!("{}:{}", options.host, options.port);
-    let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}; is another server using the port? pick another with --port"))?;
+    let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}; is another server using the port? pick another with --port or `server.port`"))?;
     let local = listener.local_addr()?;
     let server_url = format!("http://{local}");
 
     let paths = options.paths.clone();
     let url = server_url.clone();
     let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await??;
-    let store_config = store_config::resolve(&options.store, &prepared.bot.settings, &|name| std::env::var(name).ok(), &options.paths.data_dir, options.store_flush_interval)?;
+    let store_config = store_config::resolve(&options.store, &options.redis, &prepared.bot.settings, &options.paths.data_dir);
     let store = store_config::open(&store_config).await?;
     let metrics = Metrics::new(Duration::from_secs(prepared.bot.settings.session.ttl_seconds.max(1)));
     let store = Arc::new(MeasuredStore::new(store, metrics.clone()));
@@ -78,7 +82,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
 
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
     let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
-    let web_config = lepton_web::WebConfig { agent_token: options.agent_token.clone(), ..Default::default() };
+    let web_config = web_config(&options)?;
     let demo_password = console_accounts(&options)?;
     let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone()).with_accounts(options.accounts.clone());
     let state = state.with_example_writer(Arc::new(FolderExampleWriter::new(options.paths.bot_dir.clone(), reloader.clone())));
@@ -95,7 +99,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     // `true` once the server should stop: on `shutdown`, or when a channel fails.
     let (stop, _) = watch::channel(false);
     let (router, channels) = Channels::start(&engine, options.telegram.clone(), options.discord.clone(), router, &stop).await?;
-    let handoff_timer = tokio::spawn(engine.clone().run_handoff_timer(HANDOFF_TIMER_PERIOD, wait_for_stop(stop.subscribe())));
+    let handoff_timer = tokio::spawn(engine.clone().run_handoff_timer(options.handoff_timer_period, wait_for_stop(stop.subscribe())));
     if options.watch {
         tokio::spawn(async move { reloader.watch().await });
     }
@@ -108,9 +112,15 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         println!("Support console: {server_url}/console (name: demo, password: {password})");
     }
 
-    let served = serve_http(listener, router, state, shutdown, &stop).await;
+    let (served, deadline) = serve_http(listener, router, state, shutdown, &stop, options.shutdown_timeout).await;
 
-    let channels_stopped = channels.stop().await;
+    let channels_stopped = match tokio::time::timeout_at(deadline, channels.stop()).await {
+        Ok(stopped) => stopped,
+        Err(_) => {
+            tracing::warn!(timeout_s = options.shutdown_timeout.as_secs(), "the channels' turns in flight did not finish before the shutdown deadline; exiting without them");
+            Ok(())
+        }
+    };
     if let Err(error) = handoff_timer.await {
         tracing::error!(%error, "the handoff timer failed");
     }
@@ -120,6 +130,24 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     flushed?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Builds the web channel's settings from the `[web]` section and the agent token.
+fn web_config(options: &ServeOptions) -> anyhow::Result<lepton_web::WebConfig> {
+    let web = &options.web;
+    let customer_origins = match web.customer_origins.is_empty() {
+        true => lepton_web::AllowedOrigins::Any,
+        false => lepton_web::AllowedOrigins::parse(&web.customer_origins.join(",")).context("invalid `web.customer_origins`")?,
+    };
+    Ok(lepton_web::WebConfig {
+        agent_token: options.agent_token.clone(),
+        max_message_bytes: web.max_message_bytes,
+        max_sockets: web.max_sockets,
+        customer_origins,
+        ping_interval: Duration::from_secs(web.ping_interval_seconds.max(1)),
+        widget_max_age_seconds: web.widget_max_age_seconds,
+        ..Default::default()
+    })
 }
 
 /// Prepares the console's accounts: for the demo, creates the file with an
@@ -152,8 +180,17 @@ fn start_helpdesk(engine: &Engine, settings: &bot_core::bot::HandoffAdapterSetti
 }
 
 /// Serves HTTP until `shutdown` completes or `stop` turns `true`, then sets
-/// `stop` so that every other part stops too.
-async fn serve_http(listener: TcpListener, router: Router, state: WebState, shutdown: impl Future<Output = ()> + Send + 'static, stop: &watch::Sender<bool>) -> anyhow::Result<()> {
+/// `stop` so that every other part stops too. Once stopping, it accepts no new
+/// connection and waits up to `timeout` for the requests in flight; it returns
+/// that deadline, which the channels' shutdown shares.
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: &watch::Sender<bool>,
+    timeout: Duration,
+) -> (anyhow::Result<()>, tokio::time::Instant) {
     // Replies are small and written as they are ready; without TCP_NODELAY,
     // Nagle's algorithm and delayed ACKs hold some of them for tens of ms.
     let listener = listener.tap_io(|stream| {
@@ -170,17 +207,34 @@ async fn serve_http(listener: TcpListener, router: Router, state: WebState, shut
     });
     let stopped = stop.subscribe();
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
+    let server = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             wait_for_stop(stopped).await;
             state.close_sockets();
         })
-        .await
-        .context("the HTTP server failed");
+        .into_future();
+    tokio::pin!(server);
+
+    let mut deadline = None;
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = wait_for_stop(stop.subscribe()) => {
+            tracing::info!(timeout_s = timeout.as_secs(), "stopped accepting connections; finishing the requests in flight");
+            let at = *deadline.insert(tokio::time::Instant::now() + timeout);
+            match tokio::time::timeout_at(at, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!(timeout_s = timeout.as_secs(), "requests were still in flight at the shutdown deadline; closing their connections");
+                    Ok(())
+                }
+            }
+        }
+    };
+    let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
 
     stop.send_replace(true);
     signal.abort();
-    served
+    (served.context("the HTTP server failed"), deadline)
 }
 
 /// Waits until the server should stop, or until nothing can send the signal any more.

@@ -1,16 +1,17 @@
-//! The choice of the session store `lepton serve` opens: the `--store` option, else the
-//! environment (`LEPTON_SESSION_STORE`, `LEPTON_REDIS_URL`,
-//! `LEPTON_REDIS_KEY_PREFIX`, `LEPTON_REDIS_CLUSTER`), else the bot's
-//! `settings.session_store` and `settings.redis`, else the embedded store in
-//! the data folder.
+//! The choice of the session store `lepton serve` opens: the configuration's
+//! `[store]` and `[redis]` sections (where `--store` and the environment
+//! variables `LEPTON_SESSION_STORE`, `LEPTON_REDIS_URL` and the like are
+//! already merged), else the bot's `settings.session_store` and
+//! `settings.redis`, else the embedded store in the data folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use bot_core::bot::{Settings, StoreKind};
 use bot_core::{MemoryStore, SessionStore};
+
+use crate::config::{Override, RedisSection, StoreSection};
 
 /// The store named by `--store`, before the bot's settings are known.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -73,62 +74,48 @@ pub enum StoreConfig {
     Redis(lepton_redis::RedisConfig),
 }
 
-/// Reads environment variables; a parameter so that tests need not change the process's environment.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Resolves the store from `--store`, the environment and the bot's settings.
-pub fn resolve(option: &StoreOption, settings: &Settings, env: Env<'_>, data_dir: &Path, flush_interval: Option<Duration>) -> anyhow::Result<StoreConfig> {
-    let from_env = match env("LEPTON_SESSION_STORE").filter(|v| !v.is_empty()) {
-        Some(name) => Some(StoreKind::from_name(&name).with_context(|| {
-            format!("invalid LEPTON_SESSION_STORE {name:?}: use one of {}", StoreKind::NAMES.join(", "))
-        })?),
-        None => None,
-    };
-    let embedded = |path: Option<&PathBuf>| StoreConfig::Embedded {
-        path: path.cloned().unwrap_or_else(|| data_dir.join("sessions.redb")),
-        flush_interval,
-    };
-
-    let config = match option {
-        StoreOption::Memory => StoreConfig::Memory,
-        StoreOption::Embedded(path) => embedded(path.as_ref()),
-        StoreOption::Redis(url) => StoreConfig::Redis(redis_config(url.clone(), settings, env)?),
-        StoreOption::FromSettings => match from_env.or(settings.session_store).unwrap_or(StoreKind::Embedded) {
-            StoreKind::Memory => StoreConfig::Memory,
-            StoreKind::Embedded => embedded(None),
-            StoreKind::Redis => StoreConfig::Redis(redis_config(None, settings, env)?),
+/// Resolves the store from the configuration, where `--store`, the
+/// environment and the file are already merged, then from the bot's settings.
+pub fn resolve(store: &StoreSection, redis: &RedisSection, settings: &Settings, data_dir: &Path) -> StoreConfig {
+    match store.kind.or(settings.session_store).unwrap_or(StoreKind::Embedded) {
+        StoreKind::Memory => StoreConfig::Memory,
+        StoreKind::Embedded => StoreConfig::Embedded {
+            path: store.path.clone().unwrap_or_else(|| data_dir.join("sessions.redb")),
+            flush_interval: (store.flush_ms > 0).then(|| Duration::from_millis(store.flush_ms)),
         },
-    };
-    Ok(config)
+        StoreKind::Redis => StoreConfig::Redis(redis_config(redis, settings)),
+    }
 }
 
-fn redis_config(url: Option<String>, settings: &Settings, env: Env<'_>) -> anyhow::Result<lepton_redis::RedisConfig> {
+fn redis_config(redis: &RedisSection, settings: &Settings) -> lepton_redis::RedisConfig {
     let mut config = lepton_redis::RedisConfig::default();
-    let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
-    if let Some(url) = url.or_else(|| non_empty("LEPTON_REDIS_URL")).or_else(|| settings.redis.url.clone()) {
+    if let Some(url) = redis.url.as_ref().map(|url| url.expose().to_owned()).or_else(|| settings.redis.url.clone()) {
         config.url = url;
     }
-    if let Some(prefix) = non_empty("LEPTON_REDIS_KEY_PREFIX").or_else(|| settings.redis.key_prefix.clone()) {
+    if let Some(prefix) = redis.key_prefix.clone().or_else(|| settings.redis.key_prefix.clone()) {
         config.key_prefix = prefix;
     }
-    if let Some(max_events) = settings.redis.max_events {
+    if let Some(max_events) = redis.max_events.or(settings.redis.max_events) {
         config.max_events = max_events;
     }
-    let cluster_env = match non_empty("LEPTON_REDIS_CLUSTER") {
-        Some(value) => Some(parse_bool(&value).with_context(|| format!("invalid LEPTON_REDIS_CLUSTER {value:?}: use true or false"))?),
-        None => None,
-    };
-    if let Some(cluster) = cluster_env.or(settings.redis.cluster) {
+    if let Some(cluster) = redis.cluster.or(settings.redis.cluster) {
         config.cluster = cluster;
     }
-    Ok(config)
+    config
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => None,
+impl StoreOption {
+    /// Returns the configuration keys that `--store` sets.
+    pub fn overrides(&self) -> Vec<Override> {
+        let kind = |kind: &str| Override::new("store.kind", "--store", kind);
+        match self {
+            Self::FromSettings => Vec::new(),
+            Self::Memory => vec![kind("memory")],
+            Self::Embedded(None) => vec![kind("embedded")],
+            Self::Embedded(Some(path)) => vec![kind("embedded"), Override::new("store.path", "--store", path.to_string_lossy().into_owned())],
+            Self::Redis(None) => vec![kind("redis")],
+            Self::Redis(Some(url)) => vec![kind("redis"), Override::new("redis.url", "--store", url.clone())],
+        }
     }
 }
 
@@ -166,14 +153,8 @@ pub async fn open(config: &StoreConfig) -> anyhow::Result<Arc<dyn SessionStore>>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| vars.get(name).cloned()
-    }
+    use crate::config::{load, Secret};
 
     fn redis_settings() -> Settings {
         let mut settings = Settings::default();
@@ -183,20 +164,19 @@ mod tests {
         settings
     }
 
-    fn resolved(option: &StoreOption, settings: &Settings, vars: &[(&str, &str)]) -> anyhow::Result<StoreConfig> {
-        resolve(option, settings, &env_of(vars), Path::new("/data"), None)
+    fn resolved(store: &StoreSection, redis: &RedisSection, settings: &Settings) -> StoreConfig {
+        resolve(store, redis, settings, Path::new("/data"))
     }
 
     #[test]
-    fn default_is_embedded_in_data_dir() -> anyhow::Result<()> {
-        let config = resolved(&StoreOption::FromSettings, &Settings::default(), &[])?;
-        assert!(matches!(config, StoreConfig::Embedded { ref path, .. } if path == Path::new("/data/sessions.redb")), "{config:?}");
-        Ok(())
+    fn default_is_embedded_in_data_dir() {
+        let config = resolved(&StoreSection::default(), &RedisSection::default(), &Settings::default());
+        assert!(matches!(config, StoreConfig::Embedded { ref path, flush_interval: None } if path == Path::new("/data/sessions.redb")), "{config:?}");
     }
 
     #[test]
     fn settings_choose_redis() -> anyhow::Result<()> {
-        let config = resolved(&StoreOption::FromSettings, &redis_settings(), &[])?;
+        let config = resolved(&StoreSection::default(), &RedisSection::default(), &redis_settings());
         let StoreConfig::Redis(redis) = config else { anyhow::bail!("expected redis, got {config:?}") };
         assert_eq!(redis.url, "redis://settings:6379/1");
         assert_eq!(redis.key_prefix, "shop");
@@ -204,40 +184,40 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_settings() -> anyhow::Result<()> {
-        let vars = [("LEPTON_REDIS_URL", "redis://env:6379/2"), ("LEPTON_REDIS_KEY_PREFIX", "env")];
-        let config = resolved(&StoreOption::FromSettings, &redis_settings(), &vars)?;
+    fn configuration_overrides_settings() -> anyhow::Result<()> {
+        let redis = RedisSection { url: Some(Secret::new("redis://env:6379/2")), key_prefix: Some("env".to_owned()), cluster: Some(false), max_events: Some(7) };
+        let mut settings = redis_settings();
+        settings.redis.cluster = Some(true);
+
+        let config = resolved(&StoreSection::default(), &redis, &settings);
+
         let StoreConfig::Redis(redis) = config else { anyhow::bail!("expected redis, got {config:?}") };
         assert_eq!(redis.url, "redis://env:6379/2");
         assert_eq!(redis.key_prefix, "env");
+        assert!(!redis.cluster, "redis.cluster = false overrides the settings");
+        assert_eq!(redis.max_events, 7);
         Ok(())
     }
 
     #[test]
-    fn environment_store_kind_overrides_settings() -> anyhow::Result<()> {
-        let config = resolved(&StoreOption::FromSettings, &redis_settings(), &[("LEPTON_SESSION_STORE", "memory")])?;
+    fn configuration_store_kind_overrides_settings() {
+        let store = StoreSection { kind: Some(StoreKind::Memory), ..Default::default() };
+        let config = resolved(&store, &RedisSection::default(), &redis_settings());
         assert!(matches!(config, StoreConfig::Memory), "{config:?}");
-        Ok(())
-    }
-
-    #[test]
-    fn cluster_from_settings_and_environment() -> anyhow::Result<()> {
-        let mut settings = redis_settings();
-        settings.redis.cluster = Some(true);
-        let from_settings = resolved(&StoreOption::FromSettings, &settings, &[])?;
-        let from_env = resolved(&StoreOption::FromSettings, &settings, &[("LEPTON_REDIS_CLUSTER", "false")])?;
-        let (StoreConfig::Redis(from_settings), StoreConfig::Redis(from_env)) = (from_settings, from_env) else {
-            anyhow::bail!("expected redis configs");
-        };
-        assert!(from_settings.cluster, "settings.redis.cluster: true");
-        assert!(!from_env.cluster, "LEPTON_REDIS_CLUSTER=false overrides the settings");
-        Ok(())
     }
 
     #[test]
     fn option_overrides_environment() -> anyhow::Result<()> {
         let option = StoreOption::parse("redis://option:6379/3")?;
-        let config = resolved(&option, &Settings::default(), &[("LEPTON_SESSION_STORE", "memory"), ("LEPTON_REDIS_URL", "redis://env:6379")])?;
+        let env = |name: &str| match name {
+            "LEPTON_SESSION_STORE" => Some("memory".to_owned()),
+            "LEPTON_REDIS_URL" => Some("redis://env:6379".to_owned()),
+            _ => None,
+        };
+        let loaded = load(None, &env, &option.overrides())?;
+
+        let config = resolved(&loaded.config.store, &loaded.config.redis, &Settings::default());
+
         let StoreConfig::Redis(redis) = config else { anyhow::bail!("expected redis, got {config:?}") };
         assert_eq!(redis.url, "redis://option:6379/3");
         Ok(())
@@ -245,9 +225,17 @@ mod tests {
 
     #[test]
     fn invalid_environment_store_kind_names_choices() {
-        let result = resolved(&StoreOption::FromSettings, &Settings::default(), &[("LEPTON_SESSION_STORE", "mysql")]);
-        let message = format!("{:#}", result.expect_err("mysql accepted"));
-        assert!(message.contains("embedded, memory, redis"), "{message}");
+        let env = |name: &str| (name == "LEPTON_SESSION_STORE").then(|| "mysql".to_owned());
+        let message = load(None, &env, &[]).expect_err("mysql accepted").to_string();
+        assert!(message.contains("LEPTON_SESSION_STORE"), "{message}");
+        assert!(message.contains("`embedded`, `memory`, `redis`"), "{message}");
+    }
+
+    #[test]
+    fn invalid_cluster_environment_rejected() {
+        let env = |name: &str| (name == "LEPTON_REDIS_CLUSTER").then(|| "on-ish".to_owned());
+        let message = load(None, &env, &[]).expect_err("on-ish accepted").to_string();
+        assert!(message.contains("LEPTON_REDIS_CLUSTER"), "{message}");
     }
 
     #[test]
@@ -270,10 +258,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn invalid_cluster_environment_rejected() {
-        let result = resolved(&StoreOption::FromSettings, &redis_settings(), &[("LEPTON_REDIS_CLUSTER", "on-ish")]);
-        let message = format!("{:#}", result.expect_err("on-ish accepted"));
-        assert!(message.contains("LEPTON_REDIS_CLUSTER"), "{message}");
-    }
 }

@@ -22,6 +22,7 @@
 //! secret, end its name in `token`, `secret` or `password` so that
 //! `lepton config show` redacts it.
 
+mod channels;
 mod load;
 mod show;
 mod validate;
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 use bot_core::bot::StoreKind;
 use serde::{Deserialize, Serialize};
 
+pub use channels::{discord_config, telegram_config};
 pub use load::{load, load_str, ConfigError, Diagnostic, Loaded, Override, Source, CONFIG_ENV, ENV_ALIASES};
 pub use show::render;
 

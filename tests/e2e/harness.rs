@@ -152,6 +152,27 @@ impl Server {
         bail!("lepton serve did not stop within 10 s of SIGTERM")
     }
 
+    /// Sends SIGTERM without waiting, as an operator or an orchestrator does.
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its status.
+    pub fn wait_for_exit(mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("lepton serve did not exit within {limit:?}")
+    }
+
     pub fn ws_url(&self, conversation: &str, after: u64) -> String {
         format!("{}/api/v1/conversations/{conversation}/ws?after={after}", self.url.replacen("http", "ws", 1))
     }

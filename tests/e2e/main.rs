@@ -10,6 +10,7 @@ mod discord;
 mod handoff;
 mod harness;
 mod learning;
+mod lifecycle;
 mod load;
 mod observability;
 mod redis;
