@@ -60,14 +60,17 @@ pub struct CannedResponse {
 /// `GET /console/api/canned?lang=en`: every variant of the bot's responses in
 /// that language (the bot's default language for responses without one), with
 /// the bot's variables filled in and `{slot}` placeholders left for the agent.
+/// A language that the bot does not list in `settings.languages` gets the
+/// default language, and `lang` in the answer names the language used.
 /// The engine's reserved responses (fallback, handoff notices) are left out.
 pub(crate) async fn canned(State(state): State<WebState>, _agent: SignedIn, QueryParams(query): QueryParams<CannedQuery>) -> Result<Json<CannedResponse>, ConsoleError> {
     let bot = state.engine().bot();
+    let default = bot.settings.default_language();
     let lang = match query.lang.as_deref() {
         Some(raw) => Lang::from_tag(raw).ok_or_else(|| ConsoleError::InvalidLang { lang: input::truncated(raw) })?,
-        None => bot.settings.default_language(),
+        None => default.clone(),
     };
-    let default = bot.settings.default_language();
+    let lang = if bot.settings.languages.contains(&lang) { lang } else { default.clone() };
     let variables = &bot.settings.variables;
 
     let mut replies = Vec::new();

@@ -527,6 +527,22 @@ async fn pick_lists_come_from_bot() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn canned_for_unknown_language_uses_default() -> Result<()> {
+    let console = Console::start().await?;
+    let alice = console.sign_in(ALICE).await?;
+
+    let (status, canned) = console.get(&alice, "/console/api/canned?lang=fr").await?;
+    let (invalid_status, invalid) = console.get(&alice, "/console/api/canned?lang=f").await?;
+
+    assert_eq!(status, 200, "{canned}");
+    assert_eq!(canned["lang"], json!("en"), "{canned}");
+    assert!(canned["replies"].as_array().into_iter().flatten().any(|reply| reply["text"] == json!("Your order is on its way.")), "{canned}");
+    assert_eq!(invalid_status, 422, "{invalid}");
+    assert_eq!(error_code(&invalid), "invalid_lang");
+    Ok(())
+}
+
 /// Reads text frames until one of `kind` arrives.
 async fn next_frame_of(socket: &mut Socket, kind: &str) -> Result<Value> {
     loop {
