@@ -33,6 +33,12 @@ pub(crate) struct TurnWriter {
 
 impl TurnWriter {
     pub fn start(inner: Arc<Inner>) -> std::io::Result<Self> {
+        // Unbounded, because `commit` runs on async threads and must not block
+        // on a full queue. Each request is a turn waiting for its reply, or one
+        // whose caller was cancelled while waiting, so the queue grows only
+        // while turns arrive faster than the writer commits them; the rate
+        // limits of the channels and the engine's cap on active conversations
+        // bound that rate.
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::clone(&inner);
         let thread = std::thread::Builder::new()

@@ -57,9 +57,21 @@ impl Incoming {
 
 type QueueKey = (u64, u64);
 
+/// Events queued per conversation at most. A person sends a message every
+/// few seconds and a turn takes milliseconds to a few seconds, so a queue this
+/// long is a flood; further events are dropped until it drains, which keeps
+/// one user from using up memory.
+const QUEUE_CAPACITY: usize = 64;
+
+struct EventQueue {
+    sender: mpsc::Sender<Incoming>,
+    /// Events dropped because the queue was full, logged on the first.
+    dropped: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Dispatcher {
-    queues: Mutex<HashMap<QueueKey, mpsc::UnboundedSender<Incoming>>>,
+    queues: Mutex<HashMap<QueueKey, EventQueue>>,
     workers: Mutex<JoinSet<()>>,
     recent: Mutex<RecentEvents>,
 }
@@ -73,17 +85,24 @@ impl Dispatcher {
         let key = event.queue();
 
         let mut queues = self.queues.lock().expect("event queues poisoned");
-        let event = match queues.get(&key) {
-            Some(sender) => match sender.send(event) {
+        let event = match queues.get_mut(&key) {
+            Some(queue) => match queue.sender.try_send(event) {
                 Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    queue.dropped += 1;
+                    if queue.dropped == 1 {
+                        tracing::warn!(queue = ?key, capacity = QUEUE_CAPACITY, "too many events waiting for one conversation; dropping new ones until it catches up");
+                    }
+                    return true;
+                }
                 // The worker ended without removing its queue, which only a panic does.
-                Err(mpsc::error::SendError(event)) => event,
+                Err(mpsc::error::TrySendError::Closed(event)) => event,
             },
             None => event,
         };
-        let (sender, receiver) = mpsc::unbounded_channel();
-        sender.send(event).expect("receiver is alive");
-        queues.insert(key, sender);
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        sender.try_send(event).expect("a new queue has room");
+        queues.insert(key, EventQueue { sender, dropped: 0 });
         drop(queues);
 
         let mut workers = self.workers.lock().expect("event workers poisoned");
@@ -99,7 +118,7 @@ impl Dispatcher {
     }
 }
 
-async fn work(channel: DiscordChannel, key: QueueKey, mut receiver: mpsc::UnboundedReceiver<Incoming>) {
+async fn work(channel: DiscordChannel, key: QueueKey, mut receiver: mpsc::Receiver<Incoming>) {
     loop {
         let event = match receiver.try_recv() {
             Ok(event) => event,
@@ -110,7 +129,9 @@ async fn work(channel: DiscordChannel, key: QueueKey, mut receiver: mpsc::Unboun
                 match receiver.try_recv() {
                     Ok(event) => event,
                     Err(_) => {
-                        queues.remove(&key);
+                        if let Some(queue) = queues.remove(&key).filter(|queue| queue.dropped > 0) {
+                            tracing::warn!(queue = ?key, dropped = queue.dropped, "conversation caught up; events dropped while its queue was full");
+                        }
                         return;
                     }
                 }

@@ -14,9 +14,21 @@ use crate::TelegramChannel;
 /// How many update ids the channel remembers to drop redeliveries.
 const REMEMBERED_UPDATES: usize = 4096;
 
+/// Updates queued per chat at most. A person sends a message every few
+/// seconds and a turn takes milliseconds to a few seconds, so a chat with
+/// this many waiting is a script flooding the bot; its further updates are
+/// dropped until the queue drains, which keeps one chat from using up memory.
+const CHAT_QUEUE_CAPACITY: usize = 64;
+
+struct ChatQueue {
+    sender: mpsc::Sender<Update>,
+    /// Updates dropped because the queue was full, logged on the first.
+    dropped: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Dispatcher {
-    queues: Mutex<HashMap<i64, mpsc::UnboundedSender<Update>>>,
+    queues: Mutex<HashMap<i64, ChatQueue>>,
     workers: Mutex<JoinSet<()>>,
     recent: Mutex<RecentUpdates>,
 }
@@ -32,17 +44,24 @@ impl Dispatcher {
         let key = update.chat().map_or(0, |chat| chat.id.0);
 
         let mut queues = self.queues.lock().expect("chat queues poisoned");
-        let update = match queues.get(&key) {
-            Some(sender) => match sender.send(update) {
+        let update = match queues.get_mut(&key) {
+            Some(queue) => match queue.sender.try_send(update) {
                 Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    queue.dropped += 1;
+                    if queue.dropped == 1 {
+                        tracing::warn!(chat_id = key, capacity = CHAT_QUEUE_CAPACITY, "chat has too many updates waiting; dropping new ones until it catches up");
+                    }
+                    return true;
+                }
                 // The worker ended without removing its queue, which only a panic does.
-                Err(mpsc::error::SendError(update)) => update,
+                Err(mpsc::error::TrySendError::Closed(update)) => update,
             },
             None => update,
         };
-        let (sender, receiver) = mpsc::unbounded_channel();
-        sender.send(update).expect("receiver is alive");
-        queues.insert(key, sender);
+        let (sender, receiver) = mpsc::channel(CHAT_QUEUE_CAPACITY);
+        sender.try_send(update).expect("a new queue has room");
+        queues.insert(key, ChatQueue { sender, dropped: 0 });
         drop(queues);
 
         let mut workers = self.workers.lock().expect("chat workers poisoned");
@@ -58,7 +77,7 @@ impl Dispatcher {
     }
 }
 
-async fn work(channel: TelegramChannel, key: i64, mut receiver: mpsc::UnboundedReceiver<Update>) {
+async fn work(channel: TelegramChannel, key: i64, mut receiver: mpsc::Receiver<Update>) {
     loop {
         let update = match receiver.try_recv() {
             Ok(update) => update,
@@ -69,7 +88,9 @@ async fn work(channel: TelegramChannel, key: i64, mut receiver: mpsc::UnboundedR
                 match receiver.try_recv() {
                     Ok(update) => update,
                     Err(_) => {
-                        queues.remove(&key);
+                        if let Some(queue) = queues.remove(&key).filter(|queue| queue.dropped > 0) {
+                            tracing::warn!(chat_id = key, dropped = queue.dropped, "chat caught up; updates dropped while its queue was full");
+                        }
                         return;
                     }
                 }
