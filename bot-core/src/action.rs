@@ -41,6 +41,20 @@ pub enum HttpError {
     Invalid { reason: String },
 }
 
+impl HttpError {
+    /// Returns the kind of failure without the URL, whose path and query may
+    /// contain slot values a customer typed: `timeout`, `response_too_large`,
+    /// `failed` or `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::ResponseTooLarge { .. } => "response_too_large",
+            Self::Failed { .. } => "failed",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
+}
+
 /// An HTTP client for bots without HTTP steps; every request fails.
 pub struct NoHttp;
 

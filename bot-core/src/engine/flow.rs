@@ -177,7 +177,9 @@ impl Turn<'_> {
         let response = match result {
             Ok(response) => response,
             Err(error) => {
-                tracing::warn!(%error, elapsed_ms, "HTTP action failed");
+                // The URL may contain slot values the customer typed, so only DEBUG logs it.
+                tracing::warn!(error = error.kind(), elapsed_ms, "HTTP action failed");
+                tracing::debug!(%error, "HTTP action failure detail");
                 return self.http_failed(step);
             }
         };
