@@ -24,6 +24,7 @@
 //!     shutdown_timeout: std::time::Duration::from_secs(10),
 //!     handoff_timer_period: std::time::Duration::from_secs(5),
 //!     metrics: Some(Default::default()),
+//!     limits: Default::default(),
 //! };
 //! run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
@@ -40,6 +41,7 @@ pub mod diagnostics;
 pub mod eval;
 pub mod http_client;
 pub mod learn;
+pub mod limits;
 pub mod metrics;
 pub mod reload;
 pub mod server;

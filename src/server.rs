@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub telegram: Option<TelegramConfig>,
     /// The Discord channel's settings; `None` serves no Discord bot.
     pub discord: Option<DiscordConfig>,
+    /// Rate limits, the cap on active conversations and the HTTP actions' timeouts.
+    pub limits: crate::limits::Limits,
     /// Where and to whom `GET /metrics` is served; `None` serves no metrics.
     pub metrics: Option<MetricsAccess>,
     /// How long turns in flight may take to finish once `shutdown` completes.
@@ -75,9 +77,11 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let store = store_config::open(&store_config).await?;
     let metrics = Metrics::new(Duration::from_secs(prepared.bot.settings.session.ttl_seconds.max(1)));
     let store = Arc::new(MeasuredStore::new(store, metrics.clone()));
-    let http = Arc::new(crate::http_client::ReqwestClient::new(crate::http_client::HttpClientConfig::default()).context("cannot create the HTTP client")?);
+    let http = Arc::new(crate::http_client::ReqwestClient::new(options.limits.http).context("cannot create the HTTP client")?);
     let parts = EngineParts { classifier: prepared.classifier, knowledge: prepared.knowledge, http, store };
     let engine = Engine::new(prepared.bot.clone(), parts);
+    engine.set_active_limit(options.limits.active);
+    options.limits.log();
     engine.add_observer(metrics.clone());
 
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
@@ -146,7 +150,8 @@ fn web_config(options: &ServeOptions) -> anyhow::Result<lepton_web::WebConfig> {
         customer_origins,
         ping_interval: Duration::from_secs(web.ping_interval_seconds.max(1)),
         widget_max_age_seconds: web.widget_max_age_seconds,
-        ..Default::default()
+        rate_limits: options.limits.rate_limits.clone(),
+        trusted_proxies: options.limits.trusted_proxies.clone(),
     })
 }
 

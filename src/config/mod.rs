@@ -47,6 +47,7 @@ pub struct Config {
     pub redis: RedisSection,
     pub agent: AgentSection,
     pub web: WebSection,
+    pub http: HttpSection,
     pub telegram: TelegramSection,
     pub discord: DiscordSection,
 }
@@ -70,6 +71,11 @@ pub struct ServerSection {
     pub shutdown_timeout_seconds: u64,
     /// How often the server checks for customers who have waited too long for an agent.
     pub handoff_timer_seconds: u64,
+    /// Conversations this process serves at once; a message that would start
+    /// another gets the `busy` reply. 0 removes the cap.
+    pub max_active_conversations: usize,
+    /// How long a conversation counts as active after its last turn.
+    pub active_conversation_idle_seconds: u64,
 }
 
 impl Default for ServerSection {
@@ -83,6 +89,8 @@ impl Default for ServerSection {
             demo_orders: false,
             shutdown_timeout_seconds: 10,
             handoff_timer_seconds: 5,
+            max_active_conversations: bot_core::engine::ActiveLimit::default().max_conversations,
+            active_conversation_idle_seconds: bot_core::engine::ActiveLimit::default().idle_window.as_secs(),
         }
     }
 }
@@ -163,6 +171,14 @@ pub struct WebSection {
     pub ping_interval_seconds: u64,
     /// `max-age` of `/widget.js` in seconds.
     pub widget_max_age_seconds: u32,
+    /// Customer messages per conversation: `RATE/s,BURST` such as `1/s,5`, or `off`.
+    pub rate_limit_conversation: String,
+    /// Customer messages and WebSocket upgrades per client address (per /64 for IPv6), or `off`.
+    pub rate_limit_address: String,
+    /// Keys each rate limit tracks at most.
+    pub rate_limit_max_keys: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebSection {
@@ -174,6 +190,37 @@ impl Default for WebSection {
             customer_origins: Vec::new(),
             ping_interval_seconds: web.ping_interval.as_secs(),
             widget_max_age_seconds: web.widget_max_age_seconds,
+            rate_limit_conversation: rate_text(web.rate_limits.per_conversation),
+            rate_limit_address: rate_text(web.rate_limits.per_address),
+            rate_limit_max_keys: web.rate_limits.max_keys,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn rate_text(rate: Option<lepton_web::Rate>) -> String {
+    rate.map_or_else(|| "off".to_owned(), |rate| rate.to_string())
+}
+
+/// `[http]`: the client of the flows' `http` steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// The timeout of a step without `timeout_ms`, from connecting to reading the response.
+    pub timeout_ms: u64,
+    /// The time allowed to connect, within the request's timeout.
+    pub connect_timeout_ms: u64,
+    /// The largest response body read; a larger one fails the step.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let http = crate::http_client::HttpClientConfig::default();
+        Self {
+            timeout_ms: http.default_timeout.as_millis() as u64,
+            connect_timeout_ms: http.connect_timeout.as_millis() as u64,
+            max_response_bytes: http.max_response_bytes,
         }
     }
 }

@@ -32,6 +32,28 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     if let Err(error) = lepton_web::AllowedOrigins::parse(&config.web.customer_origins.join(",")) {
         problem("web.customer_origins", error.to_string());
     }
+    for (key, text) in [("web.rate_limit_conversation", &config.web.rate_limit_conversation), ("web.rate_limit_address", &config.web.rate_limit_address)] {
+        if let Err(error) = crate::limits::parse_rate(text) {
+            problem(key, error.to_string());
+        }
+    }
+    if config.web.rate_limit_max_keys == 0 {
+        problem("web.rate_limit_max_keys", "must be at least 1".to_owned());
+    }
+    if let Err(error) = lepton_web::TrustedProxies::parse(&config.web.trusted_proxies.join(",")) {
+        problem("web.trusted_proxies", error.to_string());
+    }
+    if config.server.active_conversation_idle_seconds == 0 {
+        problem("server.active_conversation_idle_seconds", "must be at least 1".to_owned());
+    }
+    for (key, value) in [("http.timeout_ms", config.http.timeout_ms), ("http.connect_timeout_ms", config.http.connect_timeout_ms)] {
+        if value == 0 {
+            problem(key, "must be at least 1".to_owned());
+        }
+    }
+    if config.http.max_response_bytes == 0 {
+        problem("http.max_response_bytes", "must be at least 1".to_owned());
+    }
     if let Some(url) = &config.telegram.webhook_url {
         if !Url::parse(url).is_ok_and(|url| url.scheme() == "https") {
             problem("telegram.webhook_url", format!("{url:?} is not an https:// URL such as https://bot.example.com/telegram/webhook"));

@@ -107,7 +107,11 @@ impl Server {
             .env_remove("LEPTON_AGENT_TOKEN")
             .env_remove("LEPTON_SESSION_STORE")
             .env_remove("LEPTON_REDIS_URL")
-            .env_remove("LEPTON_REDIS_KEY_PREFIX");
+            .env_remove("LEPTON_REDIS_KEY_PREFIX")
+            // The tests send messages as fast as a program can, all from
+            // 127.0.0.1; `limits.rs` turns the limits on where it tests them.
+            .env("LEPTON_WEB_RATE_LIMIT_CONVERSATION", "off")
+            .env("LEPTON_WEB_RATE_LIMIT_ADDRESS", "off");
         for (name, value) in env {
             command.env(name, value);
         }

@@ -11,6 +11,7 @@ mod handoff;
 mod harness;
 mod learning;
 mod lifecycle;
+mod limits;
 mod load;
 mod observability;
 mod redis;
