@@ -17,9 +17,9 @@
 //! # }
 //! ```
 //!
-//! To add a key: add the field to its section with a default, document it in
-//! `docs/lepton.example.toml` (a test checks that every key is there) and, for a
-//! secret, end its name in `token`, `secret` or `password` so that
+//! To add a key, add the field to its section with a default and document it
+//! in `docs/lepton.example.toml`, where a test checks that every key appears.
+//! A secret's name ends in `token`, `secret` or `password`, so that
 //! `lepton config show` redacts it.
 
 mod channels;

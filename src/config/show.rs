@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::load::{env_name, to_value, Loaded};
+use super::load::{env_name, to_value, Loaded, Source};
 
 /// The text that replaces a secret.
 const REDACTED: &str = "<redacted>";
@@ -43,7 +43,12 @@ fn render_table(out: &mut String, loaded: &Loaded, table: &Map<String, Value>, p
             }
             _ => {
                 let shown = redact(&key, value);
-                let _ = writeln!(out, "{name} = {shown}  # {source}; {env}");
+                let from_env = matches!(loaded.sources.get(&key), Some(Source::Env(_)));
+                match from_env {
+                    true => writeln!(out, "{name} = {shown}  # {source}"),
+                    false => writeln!(out, "{name} = {shown}  # {source}; {env}"),
+                }
+                .unwrap_or_default();
             }
         }
     }

@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 
 use crate::harness::{copy_dir, demo_dir, reply_texts, shared_data_dir, temp_dir, Customer, Server, LEPTON};
 
-/// How long the fake order service takes to answer: long enough for SIGTERM
+/// How long the fake order service takes to respond: long enough for SIGTERM
 /// to arrive while the turns wait for it, shorter than the flow's 3 s timeout.
 const ORDER_DELAY: Duration = Duration::from_millis(2000);
 
-/// Starts an order service on 127.0.0.1 that answers every order after
-/// `ORDER_DELAY`; returns its base URL and the count of requests it received.
+/// Starts an order service on 127.0.0.1 that responds to every lookup after
+/// `ORDER_DELAY`. Returns its base URL and the count of requests it received.
 async fn start_slow_orders() -> anyhow::Result<(String, Arc<AtomicUsize>)> {
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
