@@ -46,3 +46,5 @@ pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod store_config;
+#[cfg(feature = "otel")]
+pub mod telemetry;

@@ -338,7 +338,7 @@ fn main() -> ExitCode {
                 _ => "info",
             };
             let level = std::env::var("LEPTON_LOG").ok().filter(|level| !level.trim().is_empty()).unwrap_or_else(|| default_level.to_owned());
-            install_tracing(cli.log_format.unwrap_or_default(), &level);
+            let _tracing = install_tracing(cli.log_format.unwrap_or_default(), &level);
             run(command)
         }
     };
@@ -352,14 +352,46 @@ fn main() -> ExitCode {
 }
 
 /// Logs to standard error; `level` is a tracing filter such as `info,lepton_web=debug`.
-fn install_tracing(format: LogFormat, level: &str) {
+/// Keeps the tracing exporters running until the command ends: with the
+/// `otel` feature, dropping it sends the spans still buffered.
+struct TracingGuard {
+    #[cfg(feature = "otel")]
+    _otel: Option<lepton::telemetry::OtelGuard>,
+}
+
+fn install_tracing(format: LogFormat, level: &str) -> TracingGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
     // Colour codes only for a terminal, not for a log file or a CI log.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let output = match format {
+        LogFormat::Text => output.boxed(),
+        LogFormat::Json => output.json().boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(output);
+
+    #[cfg(feature = "otel")]
+    {
+        let (layer, guard) = match lepton::telemetry::layer() {
+            Ok(Some((layer, guard))) => (Some(layer), Some(guard)),
+            Ok(None) => (None, None),
+            Err(error) => {
+                // The subscriber is not installed yet, so this goes to standard error directly.
+                eprintln!("lepton: cannot start the OpenTelemetry exporter, so no spans are exported: {error:#}");
+                (None, None)
+            }
+        };
+        registry.with(layer).init();
+        TracingGuard { _otel: guard }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        registry.init();
+        TracingGuard {}
     }
 }
 
@@ -449,7 +481,7 @@ fn serve(args: ServeArgs, demo: bool, log_format: Option<LogFormat>) -> anyhow::
         overrides.push(Override::new("server.demo_orders", "lepton demo", true));
     }
     let config = lepton::config::load(args.config.as_deref(), &|name| std::env::var(name).ok(), &overrides)?.config;
-    install_tracing(config.log.format, &config.log.level);
+    let _tracing = install_tracing(config.log.format, &config.log.level);
 
     let bot_dir = match (&config.server.bot, demo) {
         (Some(dir), _) => dir.clone(),
