@@ -8,11 +8,10 @@
 //! the agent out everywhere. The CSRF token is an HMAC of the cookie, so it
 //! needs no storage either.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -27,6 +26,7 @@ use sha2::Sha256;
 
 use super::accounts::{hex, Accounts, Role};
 use super::error::ConsoleError;
+use crate::client_ip::{rate_key, ClientAddress};
 use crate::input::{truncated, JsonBody};
 use crate::state::WebState;
 
@@ -185,19 +185,6 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     text.as_bytes().chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
 }
 
-/// The client's address, when the server was started with connect info.
-// NOTE: behind a reverse proxy every client has the proxy's address, so the
-// per-address limit counts them together; the per-name limit still applies.
-pub(crate) struct PeerAddress(Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer)))
-    }
-}
-
 /// Body of `POST /console/api/session`.
 #[derive(Deserialize)]
 pub struct SignInRequest {
@@ -228,13 +215,15 @@ impl From<SignedIn> for SessionResponse {
 /// `POST /console/api/session`: checks the password and sets the session cookie.
 pub(crate) async fn sign_in(
     State(state): State<WebState>,
-    PeerAddress(peer): PeerAddress,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SignInRequest>,
 ) -> Result<Response, ConsoleError> {
     check_origin(&headers)?;
     let console = state.console();
-    let address_key = peer.map(|peer| peer.ip().to_canonical().to_string()).unwrap_or_default();
+    // Behind a reverse proxy listed in `trusted_proxies` this is the client's
+    // address; behind another proxy every client shares the proxy's count.
+    let address_key = address.map(|address| rate_key(address).to_string()).unwrap_or_default();
     let name_key = body.name.chars().take(super::accounts::MAX_NAME_CHARS + 1).collect::<String>();
     let address_attempt = match console.address_failures().start_attempt(&address_key) {
         Ok(started) => started,

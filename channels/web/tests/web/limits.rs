@@ -174,3 +174,37 @@ async fn conversation_cap_returns_503_server_busy() -> Result<()> {
     assert_eq!(events.len(), 2, "the active conversation goes on");
     Ok(())
 }
+
+/// Signs in to the console as `name` with a wrong password from `client`,
+/// as a trusted proxy on 127.0.0.1 forwards it; returns the status.
+async fn failed_sign_in(server: &TestServer, name: &str, client: &str) -> Result<u16> {
+    let body = json!({ "name": name, "password": "wrong password" });
+    let response = server.http.post(server.url("/console/api/session")).header("x-forwarded-for", client).json(&body).send().await?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test]
+async fn sign_in_limit_counts_forwarded_clients_apart() -> Result<()> {
+    let folder = std::env::temp_dir().join(format!("lepton-limits-test-{}", std::process::id()));
+    let path = folder.join("agents.json");
+    let mut accounts = lepton_web::console::Accounts::new()?;
+    accounts.add("carol", lepton_web::console::Role::Agent, "correct horse battery")?;
+    accounts.save(&path)?;
+    let mut config = WebConfig::default();
+    config.trusted_proxies = TrustedProxies::parse("127.0.0.1")?;
+    let state_path = path.clone();
+    let server = TestServer::start_configured(config, move |state| state.with_accounts(state_path)).await?;
+
+    // Five failures for five names from one client block that client's address.
+    for attempt in 0..5 {
+        let status = failed_sign_in(&server, &format!("name-{attempt}"), "203.0.113.1").await?;
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let blocked = failed_sign_in(&server, "name-5", "203.0.113.1").await?;
+    let other_client = failed_sign_in(&server, "name-6", "203.0.113.2").await?;
+
+    let _ = std::fs::remove_dir_all(&folder);
+    assert_eq!(blocked, 429);
+    assert_eq!(other_client, 401, "another client behind the same proxy has its own count");
+    Ok(())
+}
