@@ -35,7 +35,8 @@ done
 # Starts a server with the given --store; waits until it is ready.
 start() {
     local port="$1" store="$2"
-    LEPTON_LOG=warn LEPTON_REDIS_KEY_PREFIX=bench "$bin" serve demo --port "$port" --demo-orders --no-watch \
+    # wrk sends from one address as fast as it can; the rate limits would measure themselves.
+    LEPTON_LOG=warn LEPTON_WEB_RATE_LIMIT_ADDRESS=off LEPTON_WEB_RATE_LIMIT_CONVERSATION=off LEPTON_REDIS_KEY_PREFIX=bench "$bin" serve demo --port "$port" --demo-orders --no-watch \
         --data-dir "$work/data" --store "$store" > "$work/stdout-$port" &
     pids+=($!)
     until grep -q "ready" "$work/stdout-$port" 2>/dev/null; do sleep 0.01; done

@@ -18,7 +18,8 @@ echo "== training and indexing (release) =="
 
 echo "== start to ready =="
 start_ns=$(date +%s%N)
-LEPTON_LOG=warn "$bin" serve demo --port "$port" --demo-orders --no-watch \
+# wrk sends from one address as fast as it can; the rate limits would measure themselves.
+LEPTON_LOG=warn LEPTON_WEB_RATE_LIMIT_ADDRESS=off LEPTON_WEB_RATE_LIMIT_CONVERSATION=off "$bin" serve demo --port "$port" --demo-orders --no-watch \
     --data-dir "$work/data" --store "$work/sessions.redb" > "$work/stdout" &
 pid=$!
 until grep -q "ready" "$work/stdout" 2>/dev/null; do sleep 0.005; done

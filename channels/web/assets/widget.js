@@ -781,7 +781,7 @@
         var status = result.response.status;
         var code = result.json && result.json.error && typeof result.json.error.code === 'string' ? result.json.error.code : 'other';
         if (status >= 500 || status === 408 || status === 429) {
-          retryLater(item, status === 500 ? code : 'unavailable');
+          retryLater(item, status === 500 ? code : 'unavailable', retryAfterMs(result.response));
           return;
         }
         if (code === 'invalid_conversation_id' && restartConversation(postedCid)) {
@@ -797,7 +797,13 @@
       });
   }
 
-  function retryLater(item, code) {
+  // The server's Retry-After in milliseconds, at most MAX_BACKOFF_MS; 0 without one.
+  function retryAfterMs(response) {
+    var seconds = parseInt(response.headers.get('retry-after') || '', 10);
+    return seconds > 0 ? Math.min(MAX_BACKOFF_MS, seconds * 1000) : 0;
+  }
+
+  function retryLater(item, code, waitMs) {
     item.attempts += 1;
     if (item.attempts >= SEND_ATTEMPTS) {
       item.failed = true;
@@ -808,7 +814,7 @@
     }
     setTimeout(function () {
       post(item);
-    }, backoff(item.attempts));
+    }, Math.max(backoff(item.attempts), waitMs || 0));
   }
 
   function finishPost() {
