@@ -253,27 +253,30 @@ struct ServeArgs {
 
 #[derive(clap::Args, Default)]
 struct MetricsArgs {
-    /// Do not serve Prometheus metrics.
+    /// Do not serve Prometheus metrics (`metrics.enabled`).
     #[arg(long)]
     no_metrics: bool,
-    /// The route of the Prometheus metrics.
-    #[arg(long, value_name = "PATH", default_value = "/metrics", env = "LEPTON_METRICS_PATH")]
-    metrics_path: String,
-    /// Bearer token scrapers must send for the metrics; without it, only loopback clients may read them.
-    #[arg(long, env = "LEPTON_METRICS_TOKEN", hide_env_values = true)]
+    /// The route of the Prometheus metrics (`metrics.path`) [default: /metrics].
+    #[arg(long, value_name = "PATH")]
+    metrics_path: Option<String>,
+    /// Bearer token scrapers must send for the metrics (`metrics.token`); without it, only loopback clients may read them.
+    #[arg(long)]
     metrics_token: Option<String>,
 }
 
 impl MetricsArgs {
-    fn access(self) -> anyhow::Result<Option<lepton::metrics::MetricsAccess>> {
+    fn overrides(&self) -> Vec<Override> {
+        let mut overrides = Vec::new();
         if self.no_metrics {
-            return Ok(None);
+            overrides.push(Override::new("metrics.enabled", "--no-metrics", false));
         }
-        if !self.metrics_path.starts_with('/') || self.metrics_path.starts_with("/api/") || self.metrics_path.starts_with("/console") {
-            bail!("--metrics-path {:?} must start with / and lie outside /api/ and /console, such as /metrics", self.metrics_path);
+        if let Some(path) = &self.metrics_path {
+            overrides.push(Override::new("metrics.path", "--metrics-path", path.clone()));
         }
-        let token = self.metrics_token.filter(|token| !token.trim().is_empty());
-        Ok(Some(lepton::metrics::MetricsAccess { path: self.metrics_path, token }))
+        if let Some(token) = &self.metrics_token {
+            overrides.push(Override::new("metrics.token", "--metrics-token", token.clone()));
+        }
+        overrides
     }
 }
 
@@ -324,7 +327,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { config, port, host, bot, data_dir, store, agents, telegram, discord } => {
-            let metrics = MetricsArgs { metrics_path: "/metrics".to_owned(), ..MetricsArgs::default() };
+            let metrics = MetricsArgs::default();
             let args = ServeArgs { dir: bot, config, port, host, data_dir, store, agents, agent_token: None, demo_orders: true, no_watch: false, store_flush_ms: None, telegram, discord, metrics };
             serve(args, true, cli.log_format)
         }
@@ -504,7 +507,7 @@ fn serve(args: ServeArgs, demo: bool, log_format: Option<LogFormat>) -> anyhow::
         watch: config.server.watch,
         telegram: lepton::config::telegram_config(&config.telegram)?,
         discord: lepton::config::discord_config(&config.discord)?,
-        metrics: args.metrics.access()?,
+        metrics: config.metrics.access(),
         limits: lepton::limits::Limits::from_config(&config)?,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_seconds),
         handoff_timer_period: Duration::from_secs(config.server.handoff_timer_seconds.max(1)),
@@ -559,6 +562,7 @@ fn serve_overrides(args: &ServeArgs, log_format: Option<LogFormat>) -> anyhow::R
     if args.discord.discord {
         overrides.push(Override::new("discord.enabled", "--discord", true));
     }
+    overrides.extend(args.metrics.overrides());
     if let Some(format) = log_format {
         let name = match format {
             LogFormat::Text => "text",

@@ -48,6 +48,7 @@ pub struct Config {
     pub agent: AgentSection,
     pub web: WebSection,
     pub http: HttpSection,
+    pub metrics: MetricsSection,
     pub telegram: TelegramSection,
     pub discord: DiscordSection,
 }
@@ -256,6 +257,33 @@ pub struct DiscordSection {
     pub shards: Option<String>,
     /// An HTTP proxy for the REST calls that applies Discord's rate limits.
     pub api_proxy: Option<String>,
+}
+
+/// `[metrics]`: the Prometheus metrics route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve the metrics.
+    pub enabled: bool,
+    /// The route, outside `/api/` and `/console`.
+    pub path: String,
+    /// Bearer token scrapers must send; without it only loopback clients may read the metrics.
+    pub token: Option<Secret>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        let access = crate::metrics::MetricsAccess::default();
+        Self { enabled: true, path: access.path, token: None }
+    }
+}
+
+impl MetricsSection {
+    /// Returns where and to whom the server serves the metrics; `None` when they are off.
+    pub fn access(&self) -> Option<crate::metrics::MetricsAccess> {
+        let token = self.token.as_ref().map(|token| token.expose().trim().to_owned()).filter(|token| !token.is_empty());
+        self.enabled.then(|| crate::metrics::MetricsAccess { path: self.path.clone(), token })
+    }
 }
 
 /// A secret value: `Debug` never prints it, and `lepton config show` redacts it.

@@ -259,3 +259,23 @@ fn example_file_documents_every_key() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn metrics_path_inside_api_rejected() {
+    let found = diagnostics(load_text("[metrics]\npath = \"/api/metrics\"\n", &[]));
+
+    assert_eq!(found[0].key.as_deref(), Some("metrics.path"));
+    assert_eq!(found[0].line, 2);
+}
+
+#[test]
+fn metrics_token_from_environment_redacted() -> anyhow::Result<()> {
+    let loaded = load_text("", &[("LEPTON_METRICS_TOKEN", "scrape-s3cret")])?;
+
+    let shown = render(&loaded);
+    let access = loaded.config.metrics.access();
+
+    assert!(!shown.contains("scrape-s3cret"), "config show printed the metrics token:\n{shown}");
+    assert_eq!(access.and_then(|access| access.token).as_deref(), Some("scrape-s3cret"));
+    Ok(())
+}

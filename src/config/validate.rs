@@ -54,6 +54,10 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     if config.http.max_response_bytes == 0 {
         problem("http.max_response_bytes", "must be at least 1".to_owned());
     }
+    let path = &config.metrics.path;
+    if !path.starts_with('/') || path.starts_with("/api/") || path.starts_with("/console") || path.contains(['{', '}', '*']) {
+        problem("metrics.path", format!("{path:?} must start with / and lie outside /api/ and /console, such as /metrics"));
+    }
     if let Some(url) = &config.telegram.webhook_url {
         if !Url::parse(url).is_ok_and(|url| url.scheme() == "https") {
             problem("telegram.webhook_url", format!("{url:?} is not an https:// URL such as https://bot.example.com/telegram/webhook"));
