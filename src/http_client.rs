@@ -98,7 +98,7 @@ mod tests {
 
     use super::*;
 
-    /// Starts a server on 127.0.0.1 that reads requests and never answers them.
+    /// Starts a server on 127.0.0.1 that reads requests and never responds.
     async fn silent_server() -> Result<String> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -113,7 +113,7 @@ mod tests {
         Ok(format!("http://{address}/orders/1"))
     }
 
-    /// Starts a server on 127.0.0.1 that answers every request with `body`.
+    /// Starts a server on 127.0.0.1 that responds to every request with `body`.
     async fn answering_server(body: String) -> Result<String> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -123,7 +123,7 @@ mod tests {
                 tokio::spawn(async move {
                     let mut buffer = [0u8; 4096];
                     let _ = stream.read(&mut buffer).await;
-                    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n");
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
                     let _ = stream.write_all(head.as_bytes()).await;
                     let _ = stream.write_all(body.as_bytes()).await;
                 });
@@ -199,7 +199,7 @@ mod tests {
         Response { variants: [(Lang::new("en"), vec![variant])].into() }
     }
 
-    /// A bot whose `order` flow calls `url` and says `lookup_failed` on error.
+    /// Builds a bot whose `order` flow calls `url` and sends `lookup_failed` on error.
     fn order_bot(url: &str) -> BotDefinition {
         let mut bot = BotDefinition::default();
         let http = HttpStep {

@@ -21,7 +21,7 @@ impl Classifier for NoIntents {
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// An engine that serves at most `max_conversations` active conversations.
+/// Builds an engine that serves at most `max_conversations` active conversations.
 fn engine(max_conversations: usize) -> (Engine, Arc<ManualClock>) {
     let mut bot = BotDefinition::default();
     bot.settings.languages = vec![Lang::new("en"), Lang::new("zh")];

@@ -190,8 +190,7 @@ async fn sign_in_limit_counts_forwarded_clients_apart() -> Result<()> {
     let mut accounts = lepton_web::console::Accounts::new()?;
     accounts.add("carol", lepton_web::console::Role::Agent, "correct horse battery")?;
     accounts.save(&path)?;
-    let mut config = WebConfig::default();
-    config.trusted_proxies = TrustedProxies::parse("127.0.0.1")?;
+    let config = WebConfig { trusted_proxies: TrustedProxies::parse("127.0.0.1")?, ..WebConfig::default() };
     let state_path = path.clone();
     let server = TestServer::start_configured(config, move |state| state.with_accounts(state_path)).await?;
 
