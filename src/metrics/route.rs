@@ -61,7 +61,7 @@ pub fn router(metrics: Arc<Metrics>, engine: Engine, access: &MetricsAccess) -> 
 }
 
 async fn scrape(State(state): State<Arc<ScrapeState>>, request: Request) -> Response {
-    if let Err(rejection) = authorize(&state, &request) {
+    if let Some(rejection) = reject_unauthorized(state.token_digest.as_ref(), &request) {
         return rejection;
     }
 
@@ -90,23 +90,24 @@ async fn read_queue(engine: &Engine) -> Option<(usize, Duration)> {
     }
 }
 
-fn authorize(state: &ScrapeState, request: &Request) -> Result<(), Response> {
-    if let Some(expected) = &state.token_digest {
+/// Returns the 401 or 403 response for a client that may not read the metrics.
+fn reject_unauthorized(token_digest: Option<&[u8; 32]>, request: &Request) -> Option<Response> {
+    if let Some(expected) = token_digest {
         let sent = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
         let matches = sent.is_some_and(|token| bool::from(digest(token.trim()).ct_eq(expected)));
         if matches {
-            return Ok(());
+            return None;
         }
         let body = error_body("unauthorized", "the metrics need the header Authorization: Bearer with the configured metrics token");
-        return Err((StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], body).into_response());
+        return Some((StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], body).into_response());
     }
 
     let loopback = request.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
     if loopback {
-        return Ok(());
+        return None;
     }
-    let body = error_body("forbidden", "the metrics are served to loopback clients only; set a metrics token to let other hosts scrape them");
-    Err((StatusCode::FORBIDDEN, body).into_response())
+    let body = error_body("forbidden", "the metrics are served to loopback clients only; set metrics.token to let other hosts scrape them");
+    Some((StatusCode::FORBIDDEN, body).into_response())
 }
 
 fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
@@ -115,4 +116,47 @@ fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
 
 fn digest(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn request_from(peer: &str, authorization: Option<&str>) -> anyhow::Result<Request> {
+        let mut builder = axum::http::Request::get("/metrics");
+        if let Some(value) = authorization {
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        let mut request = builder.body(Body::empty())?;
+        request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>()?));
+        Ok(request)
+    }
+
+    fn status(rejection: Option<Response>) -> Option<u16> {
+        rejection.map(|response| response.status().as_u16())
+    }
+
+    #[test]
+    fn without_token_only_loopback_reads() -> anyhow::Result<()> {
+        assert_eq!(status(reject_unauthorized(None, &request_from("127.0.0.1:5000", None)?)), None);
+        assert_eq!(status(reject_unauthorized(None, &request_from("[::1]:5000", None)?)), None);
+        assert_eq!(status(reject_unauthorized(None, &request_from("10.0.0.7:5000", None)?)), Some(403));
+        Ok(())
+    }
+
+    #[test]
+    fn with_token_every_address_needs_it() -> anyhow::Result<()> {
+        let expected = digest("scrape-secret");
+
+        let remote_with = reject_unauthorized(Some(&expected), &request_from("10.0.0.7:5000", Some("Bearer scrape-secret"))?);
+        let loopback_without = reject_unauthorized(Some(&expected), &request_from("127.0.0.1:5000", None)?);
+        let wrong = reject_unauthorized(Some(&expected), &request_from("10.0.0.7:5000", Some("Bearer scrape-secreT"))?);
+
+        assert_eq!(status(remote_with), None);
+        assert_eq!(status(loopback_without), Some(401));
+        assert_eq!(status(wrong), Some(401));
+        Ok(())
+    }
 }
