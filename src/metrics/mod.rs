@@ -18,7 +18,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, linear_buckets, Histogram};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 pub use route::{router, MetricsAccess};
@@ -114,7 +114,7 @@ impl Metrics {
             turn_duration: Family::new_with_constructor(latency_histogram),
             classification_duration: latency_histogram(),
             search_duration: Family::new_with_constructor(latency_histogram),
-            intent_confidence: Histogram::new(linear_buckets(0.1, 0.1, 10)),
+            intent_confidence: Histogram::new((1..=10).map(|tenths| f64::from(tenths) / 10.0)),
             queue_length: Gauge::default(),
             queue_oldest_wait: Gauge::default(),
             queue_wait: Family::new_with_constructor(wait_histogram),
@@ -245,6 +245,45 @@ impl Observer for Metrics {
         }
         if reload.reindexed {
             self.reindexes.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bot_core::observe::TurnKind;
+    use bot_core::{ConversationId, IntentId};
+
+    use super::*;
+
+    #[test]
+    fn observer_events_reach_text() {
+        let metrics = Metrics::new(Duration::from_secs(60));
+        let (id, channel, intent) = (ConversationId::new("telegram:1"), Channel::new("telegram"), IntentId::new("greet"));
+        let turn = TurnReport { conversation_id: &id, channel: &channel, kind: TurnKind::Knowledge, intent: Some(&intent), elapsed: Duration::from_millis(20), at: 0 };
+
+        metrics.turn_finished(&turn);
+        metrics.classified(Duration::from_millis(1), Some(0.85));
+        metrics.agent_claimed(&channel, Duration::from_secs(40));
+        metrics.sign_in(SignInOutcome::Rejected);
+        metrics.bot_reloaded(&BotReload { reloaded: true, retrained: true, reindexed: false });
+        metrics.set_gauges(Some((3, Duration::from_secs(90))));
+        let text = metrics.encode();
+
+        for expected in [
+            r#"lepton_turns_total{channel="telegram",outcome="knowledge"} 1"#,
+            r#"lepton_turn_duration_seconds_count{channel="telegram"} 1"#,
+            r#"lepton_intent_confidence_bucket{le="0.9"} 1"#,
+            r#"lepton_handoff_wait_seconds_count{channel="telegram"} 1"#,
+            r#"lepton_console_sign_ins_total{outcome="rejected"} 1"#,
+            r#"lepton_bot_reloads_total{outcome="reloaded"} 1"#,
+            "lepton_model_trainings_total 1",
+            "lepton_knowledge_index_builds_total 0",
+            "lepton_handoff_queue_length 3",
+            "lepton_handoff_queue_oldest_wait_seconds 90.0",
+            "lepton_active_conversations 1",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
     }
 }

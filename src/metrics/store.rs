@@ -125,3 +125,26 @@ impl SessionStore for MeasuredStore {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bot_core::{Channel, Lang, MemoryStore};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_operation_counted_by_error() -> anyhow::Result<()> {
+        let metrics = Metrics::new(Duration::from_secs(60));
+        let store = MeasuredStore::new(Arc::new(MemoryStore::new()), metrics.clone());
+        let session = Session::new(ConversationId::new("web:1"), Channel::new("web"), Lang::new("en"), 0);
+
+        store.save(&session, 0, Duration::from_secs(60)).await?;
+        let conflict = store.save(&session, 7, Duration::from_secs(60)).await;
+        let text = metrics.encode();
+
+        assert!(matches!(conflict, Err(StoreError::Conflict { .. })), "{conflict:?}");
+        assert!(text.contains(r#"lepton_store_operation_duration_seconds_count{operation="save"} 2"#), "{text}");
+        assert!(text.contains(r#"lepton_store_errors_total{operation="save",error="conflict"} 1"#), "{text}");
+        Ok(())
+    }
+}
