@@ -40,7 +40,13 @@ pub async fn run_all(store: &dyn SessionStore) -> Result<(), ContractFailure> {
     expiry(store).await?;
     unicode(store).await?;
     unrecognised(store).await?;
+    ping(store).await?;
     Ok(())
+}
+
+/// A reachable store answers the readiness ping.
+async fn ping(store: &dyn SessionStore) -> Result<(), ContractFailure> {
+    store.ping().await.map_err(|e| fail("ping", e.to_string()))
 }
 
 async fn round_trip(store: &dyn SessionStore) -> Result<(), ContractFailure> {
