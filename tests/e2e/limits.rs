@@ -3,7 +3,14 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{Customer, Server};
+use crate::harness::{temp_dir, Customer, Server};
+
+/// Serves the demo bot with its own store and the environment variables `env`.
+fn start(env: &[(&str, &str)]) -> anyhow::Result<Server> {
+    let store = temp_dir("store").join("sessions.redb");
+    let store = store.to_str().ok_or_else(|| anyhow::anyhow!("store path is not UTF-8"))?.to_owned();
+    Server::start_with_args(&["--store", &store], env)
+}
 
 /// Posts "hello" to `conversation` with an optional `Origin`; returns the
 /// status, the `Retry-After` header and the body.
@@ -21,7 +28,7 @@ async fn post(server: &Server, conversation: &str, origin: Option<&str>) -> anyh
 
 #[tokio::test]
 async fn conversation_rate_limit_from_environment() -> anyhow::Result<()> {
-    let server = Server::start_with_args(&[], &[("LEPTON_WEB_RATE_LIMIT_CONVERSATION", "0.01/s,2")])?;
+    let server = start(&[("LEPTON_WEB_RATE_LIMIT_CONVERSATION", "0.01/s,2")])?;
     for _ in 0..2 {
         assert_eq!(post(&server, "web:e2e-rate", None).await?.0, 200);
     }
@@ -36,7 +43,7 @@ async fn conversation_rate_limit_from_environment() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn busy_reply_past_active_conversation_cap() -> anyhow::Result<()> {
-    let server = Server::start_with_args(&[], &[("LEPTON_SERVER_MAX_ACTIVE_CONVERSATIONS", "1")])?;
+    let server = start(&[("LEPTON_SERVER_MAX_ACTIVE_CONVERSATIONS", "1")])?;
     let mut first = Customer::new(&server, "web:e2e-first");
     first.say("hello").await?;
 
@@ -52,7 +59,7 @@ async fn busy_reply_past_active_conversation_cap() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn customer_origins_from_environment() -> anyhow::Result<()> {
-    let server = Server::start_with_args(&[], &[("LEPTON_WEB_CUSTOMER_ORIGINS", "https://shop.example")])?;
+    let server = start(&[("LEPTON_WEB_CUSTOMER_ORIGINS", "https://shop.example")])?;
 
     let (listed, _, _) = post(&server, "web:e2e-listed", Some("https://shop.example")).await?;
     let (unlisted, _, body) = post(&server, "web:e2e-unlisted", Some("https://evil.example")).await?;
