@@ -55,11 +55,11 @@ function yAxis(max, format) {
   return lines;
 }
 
-/** Labels every hour on the x axis. */
+/** Labels every whole hour on the x axis. */
 function xAxis(buckets, scale) {
   const labels = [];
   buckets.forEach((bucket, index) => {
-    if (bucket.start % 3600000 === 0 || index === 0) {
+    if (bucket.start % 3600000 === 0) {
       const x = scale.at(index);
       labels.push(svg('text', { class: 'axis', x, y: CHART_HEIGHT - 8, 'text-anchor': 'middle' }, hourLabel(bucket.start)));
     }
@@ -105,22 +105,28 @@ function ratesChart(buckets) {
     handoff: buckets.map((bucket) => (bucket.turns ? bucket.handoffs / bucket.turns : null)),
   };
   const max = Math.max(0.1, ...rates.fallback.filter((rate) => rate !== null), ...rates.handoff.filter((rate) => rate !== null));
+  // A dot per bucket with turns, so that a single bucket still shows; the line joins them.
   const lines = Object.entries(rates).map(([name, values]) => {
     const points = [];
     values.forEach((value, index) => {
       if (value !== null) {
-        points.push(`${scale.at(index) + scale.step / 2},${PADDING.top + inner * (1 - value / max)}`);
+        points.push([scale.at(index) + scale.step / 2, PADDING.top + inner * (1 - value / max)]);
       }
     });
-    return svg('polyline', { class: `rate rate-${name}`, points: points.join(' ') });
+    const dots = points.map(([x, y]) => svg('circle', { class: `rate-dot rate-${name}-dot`, cx: x, cy: y, r: 2.5 }));
+    return svg('g', {}, svg('polyline', { class: `rate rate-${name}`, points: points.map((point) => point.join(',')).join(' ') }), dots);
   });
-  const legend = svg(
-    'g',
-    {},
-    svg('text', { class: 'legend rate-fallback-text', x: CHART_WIDTH - PADDING.right, y: PADDING.top + 4, 'text-anchor': 'end' }, t('admin.fallbackRate')),
-    svg('text', { class: 'legend rate-handoff-text', x: CHART_WIDTH - PADDING.right, y: PADDING.top + 20, 'text-anchor': 'end' }, t('admin.handoffRate')),
+  return chartFrame(t('admin.ratesChart'), t('admin.ratesChart'), yAxis(max, (value) => `${Math.round(value * 100)}%`), xAxis(buckets, scale), lines);
+}
+
+/** The key of the rates chart, as text above it so that it never covers a line. */
+function ratesLegend() {
+  return el(
+    'p',
+    { className: 'chart-legend' },
+    el('span', { className: 'legend-fallback', text: t('admin.fallbackRate') }),
+    el('span', { className: 'legend-handoff', text: t('admin.handoffRate') }),
   );
-  return chartFrame(t('admin.ratesChart'), t('admin.ratesChart'), yAxis(max, (value) => `${Math.round(value * 100)}%`), xAxis(buckets, scale), lines, legend);
 }
 
 /** Draws a horizontal bar per item of `items` [{label, value}], in the given order. */
@@ -228,6 +234,7 @@ export class AdminView {
         el('h2', { text: t('admin.turnsChart') }),
         turnsChart(buckets),
         el('h2', { text: t('admin.ratesChart') }),
+        ratesLegend(),
         ratesChart(buckets),
         el('h2', { text: t('admin.topIntents') }),
         barList(intents.map((item) => ({ label: item.intent, value: item.turns })), t('admin.noIntents')),

@@ -427,8 +427,13 @@ async function adminStatistics(page) {
   check(bars >= 72, `the turns chart has a bar per five minutes: ${bars}`);
   const lines = await page.evaluate(`document.querySelectorAll('.admin svg.chart polyline.rate').length`);
   check(lines === 2, `the rates chart has a fallback and a handoff line: ${lines}`);
+  const dots = await page.evaluate(`document.querySelectorAll('.admin svg.chart circle.rate-dot').length`);
+  check(dots >= 2, `each rate has a dot for the bucket with turns: ${dots}`);
   const fallback = await text(page, '.summary-fallback');
   check(/^\d+(\.\d)?%$/.test(fallback), `the fallback rate is a percentage: ${fallback}`);
+  if (config.screenshots) {
+    await page.screenshot(join(config.screenshots, 'console-statistics.png'));
+  }
   await click(page, '.nav-conversations');
 }
 
