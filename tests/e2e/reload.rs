@@ -91,8 +91,10 @@ async fn invalid_edit_changes_nothing() -> anyhow::Result<()> {
     let (status, report) = reload(&server).await?;
     let found = customer.say("100001").await?;
     let last: Value = reqwest::get(format!("{}/api/v1/admin/reload", server.url)).await?.json().await?;
+    let metrics = reqwest::get(format!("{}/metrics", server.url)).await?.text().await?;
 
     assert_eq!(status, 422, "reload of an invalid bot: {report}");
+    assert!(metrics.contains(r#"lepton_bot_reloads_total{outcome="rejected"} 1"#), "the metrics count the rejected reload:\n{metrics}");
     assert_eq!(last["reloaded"], false, "last report: {last}");
     assert_eq!(last["cause"], "api", "last report: {last}");
     assert_eq!(last["diagnostics"], report["diagnostics"], "last report keeps the diagnostics");
