@@ -50,11 +50,14 @@ pub enum TurnKind {
     Duplicate,
     /// The turn failed: the store was unavailable or the conversation busy.
     Error,
+    /// The process already served its maximum of active conversations, so the
+    /// customer was asked to retry later.
+    Busy,
 }
 
 impl TurnKind {
     /// The label value used in metrics: `intent`, `knowledge`, `form`,
-    /// `fallback`, `handoff`, `human`, `other`, `duplicate` or `error`.
+    /// `fallback`, `handoff`, `human`, `other`, `duplicate`, `error` or `busy`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Intent => "intent",
@@ -66,11 +69,12 @@ impl TurnKind {
             Self::Other => "other",
             Self::Duplicate => "duplicate",
             Self::Error => "error",
+            Self::Busy => "busy",
         }
     }
 
     /// Every kind, in the order of [`as_str`](Self::as_str)'s list.
-    pub const ALL: [TurnKind; 9] = [
+    pub const ALL: [TurnKind; 10] = [
         Self::Intent,
         Self::Knowledge,
         Self::Form,
@@ -80,6 +84,7 @@ impl TurnKind {
         Self::Other,
         Self::Duplicate,
         Self::Error,
+        Self::Busy,
     ];
 }
 

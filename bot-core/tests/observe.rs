@@ -113,3 +113,19 @@ async fn recent_stats_count_turns() -> anyhow::Result<()> {
     assert_eq!(stats.top_intents, vec![(IntentId::new("greet"), 2)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn turn_over_cap_reported_busy() -> anyhow::Result<()> {
+    let engine = engine();
+    engine.set_active_limit(Some(bot_core::engine::ActiveLimit { max_conversations: 1, idle_window: Duration::from_secs(60) }));
+    let recorder = Arc::new(Recorder::default());
+    engine.add_observer(recorder.clone());
+
+    engine.handle(InboundMessage::text("web:4", "web", "hello")).await?;
+    let rejected = engine.handle(InboundMessage::text("web:5", "web", "hello")).await;
+
+    let kinds: Vec<TurnKind> = recorder.turns.lock().expect("lock").iter().map(|turn| turn.0).collect();
+    assert!(rejected.is_err(), "the second conversation was admitted over the cap");
+    assert_eq!(kinds, vec![TurnKind::Intent, TurnKind::Busy]);
+    Ok(())
+}

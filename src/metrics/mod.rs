@@ -93,6 +93,8 @@ pub struct Metrics {
     queue_wait: HistogramFamily<ChannelLabels>,
     active: ActiveConversations,
     active_gauge: Gauge,
+    admitted: Gauge,
+    admitted_max: Gauge,
     store_duration: HistogramFamily<OperationLabels>,
     store_errors: Family<StoreErrorLabels, Counter>,
     send_failures: Family<ChannelLabels, Counter>,
@@ -120,6 +122,8 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(wait_histogram),
             active: ActiveConversations::new(session_ttl),
             active_gauge: Gauge::default(),
+            admitted: Gauge::default(),
+            admitted_max: Gauge::default(),
             store_duration: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
             send_failures: Family::default(),
@@ -136,7 +140,7 @@ impl Metrics {
 
     fn register(&mut self) {
         let registry = &mut self.registry;
-        registry.register("turns", "Customer turns by channel and outcome (intent, knowledge, form, fallback, handoff, human, other, duplicate, error)", self.turns.clone());
+        registry.register("turns", "Customer turns by channel and outcome (intent, knowledge, form, fallback, handoff, human, other, duplicate, error, busy)", self.turns.clone());
         registry.register("turn_duration_seconds", "Time from receiving a customer message to storing its replies, waits for earlier turns of the conversation included", self.turn_duration.clone());
         registry.register("classification_duration_seconds", "Time the intent classifier took per message", self.classification_duration.clone());
         registry.register("knowledge_search_duration_seconds", "Time a knowledge base search took, by whether an entry scored high enough", self.search_duration.clone());
@@ -149,6 +153,12 @@ impl Metrics {
             "Estimate: conversations with a customer turn on this server process within the session TTL (other processes' conversations are not seen)",
             self.active_gauge.clone(),
         );
+        registry.register(
+            "admitted_conversations",
+            "Conversations counted against this process's cap on active conversations (a turn running, or one ended within the cap's idle window); 0 without a cap",
+            self.admitted.clone(),
+        );
+        registry.register("admitted_conversations_max", "The cap on active conversations of this process; 0 when there is none", self.admitted_max.clone());
         registry.register("store_operation_duration_seconds", "Time a session store operation took, by operation", self.store_duration.clone());
         registry.register("store_errors", "Failed session store operations, by operation and error (conflict, unavailable, lease_timeout, corrupt)", self.store_errors.clone());
         registry.register("channel_send_failures", "Messages a channel could not deliver to its platform after its retries", self.send_failures.clone());
@@ -163,6 +173,13 @@ impl Metrics {
     /// Changes how long a conversation counts as active, after a reload changed the session TTL.
     pub fn set_session_ttl(&self, ttl: Duration) {
         self.active.set_ttl(ttl);
+    }
+
+    /// Sets the gauges of the engine's cap on active conversations: the
+    /// conversations it counts and its maximum (`None`: no cap).
+    fn set_admission(&self, admitted: usize, max: Option<usize>) {
+        self.admitted.set(i64::try_from(admitted).unwrap_or(i64::MAX));
+        self.admitted_max.set(max.map_or(0, |max| i64::try_from(max).unwrap_or(i64::MAX)));
     }
 
     /// Sets the gauges read at scrape time: the queue for agents and the active conversations.

@@ -69,6 +69,8 @@ async fn scrape(State(state): State<Arc<ScrapeState>>, request: Request) -> Resp
     let bot = state.engine.bot();
     state.metrics.set_session_ttl(Duration::from_secs(bot.settings.session.ttl_seconds.max(1)));
     state.metrics.set_gauges(queue);
+    let max = state.engine.active_limit().map(|limit| limit.max_conversations);
+    state.metrics.set_admission(state.engine.active_conversations(), max);
     ([(CONTENT_TYPE, OPENMETRICS)], state.metrics.encode()).into_response()
 }
 

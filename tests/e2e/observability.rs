@@ -58,6 +58,8 @@ async fn metrics_move_with_turns() -> anyhow::Result<()> {
     assert!(value(&after, "lepton_classification_duration_seconds_count") >= 3.0);
     assert_eq!(value(&after, "lepton_handoff_queue_length"), 1.0);
     assert_eq!(value(&after, "lepton_active_conversations"), 1.0);
+    assert_eq!(value(&after, "lepton_admitted_conversations"), 1.0);
+    assert!(value(&after, "lepton_admitted_conversations_max") > 0.0);
     Ok(())
 }
 

@@ -320,6 +320,7 @@ impl Engine {
 
         let (kind, intent) = match &result {
             Ok(outcome) => (outcome.kind, outcome.intent.as_ref()),
+            Err(EngineError::TooManyConversations { .. }) => (TurnKind::Busy, None),
             Err(_) => (TurnKind::Error, None),
         };
         let report = TurnReport { conversation_id: &message.conversation_id, channel: &message.channel, kind, intent, elapsed: started.elapsed(), at: self.now() };

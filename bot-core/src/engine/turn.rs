@@ -228,7 +228,7 @@ impl<'a> Turn<'a> {
     fn mark(&mut self, kind: TurnKind) {
         fn rank(kind: TurnKind) -> u8 {
             match kind {
-                TurnKind::Other | TurnKind::Duplicate | TurnKind::Error => 0,
+                TurnKind::Other | TurnKind::Duplicate | TurnKind::Error | TurnKind::Busy => 0,
                 TurnKind::Human => 1,
                 TurnKind::Form => 2,
                 TurnKind::Intent => 3,

@@ -43,7 +43,7 @@ pub struct StatsBucket {
     pub handoffs: u64,
     /// Turns answered from the knowledge base.
     pub knowledge: u64,
-    /// Turns that failed.
+    /// Turns that failed, those rejected at the cap on active conversations included.
     pub errors: u64,
 }
 
@@ -106,7 +106,7 @@ impl RecentStats {
             TurnKind::Fallback => bucket.counts.fallbacks += 1,
             TurnKind::Handoff => bucket.counts.handoffs += 1,
             TurnKind::Knowledge => bucket.counts.knowledge += 1,
-            TurnKind::Error => bucket.counts.errors += 1,
+            TurnKind::Error | TurnKind::Busy => bucket.counts.errors += 1,
             _ => {}
         }
         if let Some(intent) = turn.intent {
