@@ -92,8 +92,8 @@ pub trait SessionStore: Send + Sync {
     async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError>;
 
     /// Checks that the store answers, for readiness probes. It must be cheap
-    /// (a Redis `PING`); callers bound it with a timeout. Stores in this
-    /// process's memory or files are always reachable, which this default says.
+    /// (a Redis `PING`, a read transaction); callers bound it with a timeout.
+    /// This default reports success, which suits stores in process memory.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -244,6 +244,10 @@ impl SessionStore for EmbeddedStore {
 
     /// Makes every write so far durable with one fsync, or returns at once when
     /// all of them already are.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run("ping", ops::ping).await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.run("flush", Inner::flush).await
     }

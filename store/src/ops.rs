@@ -118,6 +118,13 @@ from_redb!(
     redb::SetDurabilityError
 );
 
+/// Opens the sessions table in a read transaction, which fails when the file cannot be read.
+pub(crate) fn ping(inner: &Inner) -> Result<(), OpError> {
+    let txn = inner.db.begin_read()?;
+    txn.open_table(SESSIONS)?;
+    Ok(())
+}
+
 pub(crate) fn load(inner: &Inner, id: &ConversationId, now: Timestamp) -> Result<Option<Versioned>, OpError> {
     let txn = inner.db.begin_read()?;
     let sessions = txn.open_table(SESSIONS)?;
