@@ -29,7 +29,7 @@ use crate::message::Timestamp;
 
 pub use recent::{RecentStats, StatsBucket, StatsSnapshot, BUCKET_MS, BUCKETS_KEPT};
 
-/// How a customer turn ended, for counting turns by outcome.
+/// The outcome of a customer turn, for counting turns by outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TurnKind {
     /// A matched intent's response or flow ran.
@@ -56,7 +56,7 @@ pub enum TurnKind {
 }
 
 impl TurnKind {
-    /// The label value used in metrics: `intent`, `knowledge`, `form`,
+    /// Returns the label value used in metrics: `intent`, `knowledge`, `form`,
     /// `fallback`, `handoff`, `human`, `other`, `duplicate`, `error` or `busy`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,7 +115,7 @@ pub enum SignInOutcome {
 }
 
 impl SignInOutcome {
-    /// The label value used in metrics: `succeeded`, `rejected` or `rate_limited`.
+    /// Returns the label value used in metrics: `succeeded`, `rejected` or `rate_limited`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
@@ -141,29 +141,29 @@ pub struct BotReload {
 /// Methods run on the caller's task, in the middle of a turn or a send, so
 /// they must return quickly and must not block on I/O.
 pub trait Observer: Send + Sync {
-    /// A customer turn finished, successfully or not.
+    /// Records a finished customer turn, successful or not.
     fn turn_finished(&self, _turn: &TurnReport<'_>) {}
 
-    /// The intent classifier ran; `top_confidence` is the best intent's
-    /// confidence, `None` when it ranked no intent.
+    /// Records a run of the intent classifier. `top_confidence` is the best
+    /// intent's confidence, `None` when it ranked no intent.
     fn classified(&self, _elapsed: Duration, _top_confidence: Option<f32>) {}
 
-    /// The knowledge base was searched; `answered` is true when an entry scored high enough.
+    /// Records a knowledge base search. `answered` is true when an entry scored high enough.
     fn knowledge_searched(&self, _elapsed: Duration, _answered: bool) {}
 
-    /// An agent claimed a conversation that had waited `waited` in the queue.
+    /// Records an agent's claim of a conversation that had waited `waited` in the queue.
     fn agent_claimed(&self, _channel: &Channel, _waited: Duration) {}
 
-    /// A channel failed to deliver a message to its platform (after its own retries).
+    /// Records a message a channel failed to deliver to its platform after its own retries.
     fn send_failed(&self, _channel: &Channel) {}
 
-    /// A channel waited `wait` because its platform rate-limited it.
+    /// Records a wait of `wait` that a platform's rate limit imposed on a channel.
     fn rate_limited(&self, _channel: &Channel, _wait: Duration) {}
 
-    /// Someone tried to sign in to the support console.
+    /// Records an attempt to sign in to the support console.
     fn sign_in(&self, _outcome: SignInOutcome) {}
 
-    /// The bot folder was loaded again, or an edit was rejected.
+    /// Records a reload of the bot folder, or the rejection of an edit.
     fn bot_reloaded(&self, _reload: &BotReload) {}
 }
 

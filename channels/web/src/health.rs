@@ -37,8 +37,9 @@ struct Checks {
     store: String,
 }
 
-/// `GET /readyz`: 200 when the models answer a probe and the session store a
-/// ping within [`STORE_PING_TIMEOUT`], else 503. The body names what failed.
+/// `GET /readyz`: returns 200 when the models pass a probe and the session
+/// store replies to a ping within [`STORE_PING_TIMEOUT`], else 503. The body
+/// names what failed.
 pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let engine = state.engine();
     let mut not_ready = Vec::new();

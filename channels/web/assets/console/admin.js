@@ -119,7 +119,7 @@ function ratesChart(buckets) {
   return chartFrame(t('admin.ratesChart'), t('admin.ratesChart'), yAxis(max, (value) => `${Math.round(value * 100)}%`), xAxis(buckets, scale), lines);
 }
 
-/** The key of the rates chart, as text above it so that it never covers a line. */
+/** Builds the key of the rates chart as text above it, so that it never covers a line. */
 function ratesLegend() {
   return el(
     'p',
