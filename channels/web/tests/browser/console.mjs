@@ -477,6 +477,7 @@ async function chineseUi(page, browser) {
   check((await page.evaluate(`document.documentElement.lang`)) === 'zh-CN', '<html lang> follows the switch');
   check((await page.evaluate(`document.title`)).endsWith('Lepton 客服台'), 'the title switches to Chinese');
   check((await text(page, '.queue-waiting .queue-heading span')) === '等待接入', 'the queue switches to Chinese');
+  check((await text(page, '.nav-admin')) === '统计', 'the statistics tab switches to Chinese');
   const composer = await page.evaluate(`document.querySelector('.composer-input')?.placeholder ?? ''`);
   check(composer === '' || /[\u4e00-\u9fff]/.test(composer), `the composer switches to Chinese: ${composer}`);
   if (config.screenshots) {
