@@ -83,6 +83,13 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     engine.set_active_limit(options.limits.active);
     options.limits.log();
     engine.add_observer(metrics.clone());
+    metrics.expect_channel(lepton_web::CHANNEL);
+    if options.telegram.is_some() {
+        metrics.expect_channel(lepton_telegram::CHANNEL);
+    }
+    if options.discord.is_some() {
+        metrics.expect_channel(lepton_discord::CHANNEL);
+    }
 
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
     let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));

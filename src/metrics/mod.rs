@@ -170,6 +170,16 @@ impl Metrics {
         registry.register("console_sign_ins", "Sign-in attempts to the support console, by outcome (succeeded, rejected, rate_limited)", self.sign_ins.clone());
     }
 
+    /// Creates the turn counters of `channel` at zero for every outcome, so
+    /// that dashboards and `rate()` see the series before the first turn.
+    pub fn expect_channel(&self, channel: &str) {
+        for kind in bot_core::observe::TurnKind::ALL {
+            let labels = TurnLabels { channel: channel.to_owned(), outcome: kind.as_str() };
+            drop(self.turns.get_or_create(&labels));
+        }
+        drop(self.turn_duration.get_or_create(&ChannelLabels { channel: channel.to_owned() }));
+    }
+
     /// Changes how long a conversation counts as active, after a reload changed the session TTL.
     pub fn set_session_ttl(&self, ttl: Duration) {
         self.active.set_ttl(ttl);

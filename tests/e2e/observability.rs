@@ -47,6 +47,7 @@ async fn metrics_move_with_turns() -> anyhow::Result<()> {
     let after = scrape(&server).await?;
 
     let fallback = r#"lepton_turns_total{channel="web",outcome="fallback"}"#;
+    assert_eq!(before.get(fallback), Some(&0.0), "the web channel's turn counters start at 0");
     let handoff = r#"lepton_turns_total{channel="web",outcome="handoff"}"#;
     let turns = r#"lepton_turn_duration_seconds_count{channel="web"}"#;
     let commits = r#"lepton_store_operation_duration_seconds_count{operation="commit_turn"}"#;
