@@ -375,12 +375,14 @@ fn install_tracing(format: LogFormat, level: &str) -> TracingGuard {
         LogFormat::Text => output.boxed(),
         LogFormat::Json => output.json().boxed(),
     };
-    let registry = tracing_subscriber::registry().with(filter).with(output);
+    // The level filters the log lines only, so that spans reach the exporter
+    // (with the `otel` feature) at its own level.
+    let registry = tracing_subscriber::registry().with(output.with_filter(filter));
 
     #[cfg(feature = "otel")]
     {
         let (layer, guard) = match lepton::telemetry::layer() {
-            Ok(Some((layer, guard))) => (Some(layer), Some(guard)),
+            Ok(Some((layer, guard))) => (Some(layer.with_filter(lepton::telemetry::span_filter())), Some(guard)),
             Ok(None) => (None, None),
             Err(error) => {
                 // The subscriber is not installed yet, so this goes to standard error directly.

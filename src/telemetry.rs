@@ -16,6 +16,13 @@ use tracing_opentelemetry::OpenTelemetryLayer;
 /// The environment variables that name a collector; export is off without one.
 const ENDPOINT_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
 
+/// Returns the filter of the spans exported: INFO and above, which includes
+/// the span of every turn, without the spans of the HTTP and OpenTelemetry
+/// crates, whose export requests would otherwise be traced in turn.
+pub fn span_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new("info,h2=off,hyper=off,hyper_util=off,reqwest=off,tonic=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry_http=off")
+}
+
 /// Keeps the exporter running; dropping it sends the spans still buffered.
 pub struct OtelGuard {
     provider: SdkTracerProvider,
