@@ -366,7 +366,20 @@ fn key_at(table: &DeTable<'_>, prefix: &str, offset: usize) -> Option<String> {
 fn toml_diagnostic(error: &toml::de::Error, text: &str, path: &Path, key: Option<String>) -> Diagnostic {
     let (line, column) = error.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
     let message = error.message().trim().to_owned();
+    let message = match &key {
+        Some(name) if super::show::is_secret_key(name) => without_value(&message),
+        _ => message,
+    };
     Diagnostic { path: path.to_path_buf(), line, column, key, message }
+}
+
+/// Drops the value from a parser's message about a secret, such as
+/// "invalid type: integer `123`, expected a string", keeping what was expected.
+fn without_value(message: &str) -> String {
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("invalid value (not shown, it is a secret), expected {expected}"),
+        None => "invalid value (not shown, it is a secret)".to_owned(),
+    }
 }
 
 /// Returns the 1-based line and column (in characters) of byte `offset`.

@@ -158,6 +158,17 @@ fn invalid_environment_secret_is_not_printed() {
 }
 
 #[test]
+fn mistyped_file_secret_is_not_printed() {
+    let found = diagnostics(load_text("[agent]\ntoken = 987654321\n", &[]));
+
+    assert_eq!(found[0].key.as_deref(), Some("agent.token"));
+    assert_eq!(found[0].line, 2);
+    let shown = found[0].to_string();
+    assert!(shown.contains("expected a string"), "{shown}");
+    assert!(!shown.contains("987654321"), "{shown}");
+}
+
+#[test]
 fn flag_overrides_environment() -> anyhow::Result<()> {
     let flags = [Override::new("server.port", "--port", 7000)];
     let loaded = load(None, &env_of(&[("LEPTON_SERVER_PORT", "9100")]), &flags)?;
