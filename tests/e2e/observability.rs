@@ -226,3 +226,23 @@ async fn info_logs_leave_out_customer_text() -> anyhow::Result<()> {
     assert_eq!(turn_lines[0]["span"]["channel"], json!("web"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_for_warning_names_the_configuration_key() -> anyhow::Result<()> {
+    let (server, log) = serve_with_json_logs("forwarded-for-warning")?;
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/conversations/forwarded-for/messages", server.url))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({ "text": "hello" }))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    server.stop()?;
+    let text = std::fs::read_to_string(&log)?;
+
+    let warning = text.lines().find(|line| line.contains("X-Forwarded-For")).with_context(|| format!("no X-Forwarded-For warning:\n{text}"))?;
+    assert!(warning.contains("web.trusted_proxies"), "{warning}");
+    assert!(!warning.contains("--trusted-proxies"), "lepton serve has no --trusted-proxies flag: {warning}");
+    Ok(())
+}

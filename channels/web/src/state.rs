@@ -146,7 +146,7 @@ impl WebState {
         if untrusted_forward && !self.inner.limits.forwarded_for_seen.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 %peer,
-                "a request carries X-Forwarded-For from a peer that is not a trusted proxy, so rate limits count the peer's address; list the reverse proxy with --trusted-proxies if it is one"
+                "a request carries X-Forwarded-For from a peer that is not a trusted proxy, so rate limits count the peer's address; list the reverse proxy in web.trusted_proxies (LEPTON_WEB_TRUSTED_PROXIES) if it is one"
             );
         }
         client_ip::client_ip(peer, headers, trusted)
