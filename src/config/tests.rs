@@ -280,6 +280,15 @@ fn metrics_path_inside_api_rejected() {
 }
 
 #[test]
+fn metrics_path_on_another_route_rejected() {
+    for path in ["/", "/healthz", "/readyz", "/widget.js", "/demo/orders/1"] {
+        let found = diagnostics(load_text(&format!("[metrics]\npath = \"{path}\"\n"), &[]));
+
+        assert_eq!(found[0].key.as_deref(), Some("metrics.path"), "{path}");
+    }
+}
+
+#[test]
 fn metrics_token_from_environment_redacted() -> anyhow::Result<()> {
     let loaded = load_text("", &[("LEPTON_METRICS_TOKEN", "scrape-s3cret")])?;
 

@@ -5,6 +5,10 @@ use reqwest::Url;
 
 use super::Config;
 
+/// Routes of `lepton_web::router` outside /api/ and /console; the metrics
+/// route may not be one of them (`/demo/` belongs to the demo orders).
+const OTHER_ROUTES: &[&str] = &["/", "/widget.js", "/healthz", "/readyz"];
+
 /// Returns each invalid key with the reason, in the order of the sections.
 pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     let mut problems = Vec::new();
@@ -57,6 +61,8 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     let path = &config.metrics.path;
     if !path.starts_with('/') || path.starts_with("/api/") || path.starts_with("/console") || path.contains(['{', '}', '*']) {
         problem("metrics.path", format!("{path:?} must start with / and lie outside /api/ and /console, such as /metrics"));
+    } else if OTHER_ROUTES.contains(&path.as_str()) || path.starts_with("/demo/") {
+        problem("metrics.path", format!("{path:?} is a route the server already serves: choose another, such as /metrics"));
     }
     if let Some(url) = &config.telegram.webhook_url {
         if !Url::parse(url).is_ok_and(|url| url.scheme() == "https") {
