@@ -149,9 +149,9 @@ fn finish(config: Config, mut sources: BTreeMap<String, Source>, file: Option<Pa
     let mut value = to_value(&config);
     for key in sources.keys().cloned().collect::<Vec<_>>() {
         let Some((variable, text)) = env_value(&key, env) else { continue };
-        value = set_from_text(&value, &key, &text).map_err(|reason| {
-            let shown = (!super::show::is_secret_key(&key)).then(|| text.clone());
-            ConfigError::Env { variable: variable.clone(), value: shown, key: key.clone(), reason }
+        value = set_from_text(&value, &key, &text).map_err(|reason| match hides_value(&key, &text) {
+            true => ConfigError::Env { variable: variable.clone(), value: None, key: key.clone(), reason: without_value(&reason) },
+            false => ConfigError::Env { variable: variable.clone(), value: Some(text.clone()), key: key.clone(), reason },
         })?;
         sources.insert(key, Source::Env(variable));
     }
@@ -366,19 +366,26 @@ fn key_at(table: &DeTable<'_>, prefix: &str, offset: usize) -> Option<String> {
 fn toml_diagnostic(error: &toml::de::Error, text: &str, path: &Path, key: Option<String>) -> Diagnostic {
     let (line, column) = error.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
     let message = error.message().trim().to_owned();
+    let value = error.span().and_then(|span| text.get(span));
     let message = match &key {
-        Some(name) if super::show::is_secret_key(name) => without_value(&message),
+        Some(name) if hides_value(name, value.unwrap_or(&message)) => without_value(&message),
         _ => message,
     };
     Diagnostic { path: path.to_path_buf(), line, column, key, message }
+}
+
+/// Whether an error about `key` must not print its value: a secret, or text
+/// that looks like a URL with a password, such as a Redis URL in the wrong key.
+fn hides_value(key: &str, value: &str) -> bool {
+    super::show::is_secret_key(key) || (value.contains("://") && value.contains('@'))
 }
 
 /// Drops the value from a parser's message about a secret, such as
 /// "invalid type: integer `123`, expected a string", keeping what was expected.
 fn without_value(message: &str) -> String {
     match message.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("invalid value (not shown, it is a secret), expected {expected}"),
-        None => "invalid value (not shown, it is a secret)".to_owned(),
+        Some((_, expected)) => format!("invalid value (not shown, as it may hold a secret), expected {expected}"),
+        None => "invalid value (not shown, as it may hold a secret)".to_owned(),
     }
 }
 

@@ -169,6 +169,20 @@ fn mistyped_file_secret_is_not_printed() {
 }
 
 #[test]
+fn url_password_in_a_wrong_value_is_not_printed() {
+    let from_env = load(None, &env_of(&[("LEPTON_SESSION_STORE", "redis://:hunter2@h:6379/0")]), &[]).expect_err("a URL accepted as store.kind").to_string();
+    let from_file = diagnostics(load_text("[store]\nkind = \"rediss://:hunter2@h:6379\"\n", &[]))[0].to_string();
+    let proxy = diagnostics(load_text("[discord]\napi_proxy = \"htp://user:hunter2@proxy:3000\"\n", &[]))[0].to_string();
+
+    for message in [from_env, from_file] {
+        assert!(message.contains("store.kind"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    assert!(proxy.contains("discord.api_proxy"), "{proxy}");
+    assert!(!proxy.contains("hunter2"), "{proxy}");
+}
+
+#[test]
 fn flag_overrides_environment() -> anyhow::Result<()> {
     let flags = [Override::new("server.port", "--port", 7000)];
     let loaded = load(None, &env_of(&[("LEPTON_SERVER_PORT", "9100")]), &flags)?;

@@ -66,12 +66,12 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if let Some(url) = &config.telegram.webhook_url {
         if !Url::parse(url).is_ok_and(|url| url.scheme() == "https") {
-            problem("telegram.webhook_url", format!("{url:?} is not an https:// URL such as https://bot.example.com/telegram/webhook"));
+            problem("telegram.webhook_url", format!("{:?} is not an https:// URL such as https://bot.example.com/telegram/webhook", lepton_redis::redact_url(url)));
         }
     }
     if let Some(url) = &config.telegram.api_url {
         if !is_http_url(url) {
-            problem("telegram.api_url", format!("{url:?} is not an http:// or https:// URL such as http://127.0.0.1:8081/"));
+            problem("telegram.api_url", format!("{:?} is not an http:// or https:// URL such as http://127.0.0.1:8081/", lepton_redis::redact_url(url)));
         }
     }
     if let Some(shards) = &config.discord.shards {
@@ -81,7 +81,7 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if let Some(url) = &config.discord.api_proxy {
         if !is_http_url(url) {
-            problem("discord.api_proxy", format!("{url:?} is not an http:// or https:// URL such as http://127.0.0.1:3000"));
+            problem("discord.api_proxy", format!("{:?} is not an http:// or https:// URL such as http://127.0.0.1:3000", lepton_redis::redact_url(url)));
         }
     }
     problems
