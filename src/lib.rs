@@ -22,6 +22,7 @@
 //!     telegram: None,
 //!     discord: None,
 //!     shutdown_timeout: std::time::Duration::from_secs(10),
+//!     header_read_timeout: std::time::Duration::from_secs(10),
 //!     handoff_timer_period: std::time::Duration::from_secs(5),
 //!     metrics: Some(Default::default()),
 //!     limits: Default::default(),

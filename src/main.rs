@@ -512,6 +512,7 @@ fn serve(args: ServeArgs, demo: bool, log_format: Option<LogFormat>) -> anyhow::
         metrics: config.metrics.access(),
         limits: lepton::limits::Limits::from_config(&config)?,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_seconds),
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_seconds),
         handoff_timer_period: Duration::from_secs(config.server.handoff_timer_seconds.max(1)),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

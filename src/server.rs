@@ -2,15 +2,21 @@
 //! Telegram and Discord channels, with the bot folder watched so that edits
 //! are picked up without a restart.
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::{Listener, ListenerExt};
 use axum::Router;
+use http_body::Body as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tower_service::Service as _;
 use bot_core::{Engine, EngineParts};
 use lepton_discord::DiscordConfig;
 use lepton_telegram::TelegramConfig;
@@ -57,6 +63,8 @@ pub struct ServeOptions {
     pub metrics: Option<MetricsAccess>,
     /// How long turns in flight may take to finish once `shutdown` completes.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub header_read_timeout: Duration,
     /// The interval between the checks for customers who have waited too long
     /// for an agent; the no-agent offer comes at most this much later than its setting.
     pub handoff_timer_period: Duration,
@@ -123,7 +131,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         println!("Support console: {server_url}/console (name: demo, password: {password})");
     }
 
-    let (served, deadline) = serve_http(listener, router, state, shutdown, &stop, options.shutdown_timeout).await;
+    let deadline = serve_http(listener, router, state, shutdown, &stop, options.shutdown_timeout, options.header_read_timeout).await;
 
     let channels_stopped = match tokio::time::timeout_at(deadline, channels.stop()).await {
         Ok(stopped) => stopped,
@@ -136,7 +144,6 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         tracing::error!(%error, "the handoff timer failed");
     }
     let flushed = engine.flush().await.context("cannot flush the session store");
-    served?;
     channels_stopped?;
     flushed?;
     tracing::info!("server stopped");
@@ -195,6 +202,11 @@ fn start_helpdesk(engine: &Engine, settings: &bot_core::bot::HandoffAdapterSetti
 /// `stop` so that every other part stops too. Once stopping, it accepts no new
 /// connection and waits up to `timeout` for the requests in flight; it returns
 /// that deadline, which the channels' shutdown shares.
+///
+/// A client gets `read_timeout` to send a request's headers, and then again
+/// to send its body; past either, its connection is closed or the request
+/// fails, so a slow client neither holds a connection nor delays the shutdown.
+/// A WebSocket, once upgraded, has no such limit: its pings watch it.
 async fn serve_http(
     listener: TcpListener,
     router: Router,
@@ -202,10 +214,11 @@ async fn serve_http(
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop: &watch::Sender<bool>,
     timeout: Duration,
-) -> (anyhow::Result<()>, tokio::time::Instant) {
+    read_timeout: Duration,
+) -> tokio::time::Instant {
     // Replies are small and written as they are ready; without TCP_NODELAY,
     // Nagle's algorithm and delayed ACKs hold some of them for tens of ms.
-    let listener = listener.tap_io(|stream| {
+    let mut listener = listener.tap_io(|stream| {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
@@ -217,36 +230,104 @@ async fn serve_http(
             stop.send_replace(true);
         }
     });
-    let stopped = stop.subscribe();
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            wait_for_stop(stopped).await;
-            state.close_sockets();
-        })
-        .into_future();
-    tokio::pin!(server);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    // Each connection's task holds a receiver; `closed` resolves once all have ended.
+    let (open, open_rx) = watch::channel(());
 
-    let mut deadline = None;
-    let served = tokio::select! {
-        served = &mut server => served,
-        () = wait_for_stop(stop.subscribe()) => {
-            tracing::info!(timeout_s = timeout.as_secs(), "stopped accepting connections; finishing the requests in flight");
-            let at = *deadline.insert(tokio::time::Instant::now() + timeout);
-            match tokio::time::timeout_at(at, &mut server).await {
-                Ok(served) => served,
-                Err(_) => {
-                    tracing::warn!(timeout_s = timeout.as_secs(), "requests were still in flight at the shutdown deadline; closing their connections");
-                    Ok(())
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = wait_for_stop(stop.subscribe()) => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(|body| match body.is_end_stream() {
+                true => Body::new(body),
+                false => Body::new(DeadlineBody::new(body, read_timeout)),
+            });
+            request.extensions_mut().insert(ConnectInfo(remote));
+            router.clone().call(request)
+        });
+        let builder = builder.clone();
+        let stopped = stop.subscribe();
+        let open_rx = open_rx.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let stopping = wait_for_stop(stopped);
+            tokio::pin!(stopping);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => {
+                        if let Err(error) = served {
+                            tracing::debug!(%error, %remote, "the connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = &mut stopping, if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
                 }
             }
-        }
-    };
-    let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
+            drop(open_rx);
+        });
+    }
 
+    drop(listener);
+    drop(open_rx);
+    state.close_sockets();
+    tracing::info!(timeout_s = timeout.as_secs(), "stopped accepting connections; finishing the requests in flight");
+    let deadline = tokio::time::Instant::now() + timeout;
+    if tokio::time::timeout_at(deadline, open.closed()).await.is_err() {
+        tracing::warn!(timeout_s = timeout.as_secs(), "requests were still in flight at the shutdown deadline; closing their connections");
+    }
     stop.send_replace(true);
     signal.abort();
-    (served.context("the HTTP server failed"), deadline)
+    deadline
+}
+
+/// A request body that fails once its deadline passes before it has all arrived.
+struct DeadlineBody {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
+        Self { inner, deadline: Box::pin(tokio::time::sleep(timeout)), timeout }
+    }
+}
+
+/// The error of a [`DeadlineBody`] whose deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs())]
+struct BodyTimedOut(Duration);
+
+impl http_body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut(self.timeout).into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Waits until the server should stop, or until nothing can send the signal any more.

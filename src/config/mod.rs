@@ -70,6 +70,9 @@ pub struct ServerSection {
     pub demo_orders: bool,
     /// On SIGTERM or SIGINT, how long turns in flight may take to finish before the server exits anyway.
     pub shutdown_timeout_seconds: u64,
+    /// How long a client may take to send a request's headers, and then its
+    /// body, before the server closes the connection or fails the request.
+    pub header_read_timeout_seconds: u64,
     /// How often the server checks for customers who have waited too long for an agent.
     pub handoff_timer_seconds: u64,
     /// Conversations this process serves at once; a message that would start
@@ -89,6 +92,7 @@ impl Default for ServerSection {
             watch: true,
             demo_orders: false,
             shutdown_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
             handoff_timer_seconds: 5,
             max_active_conversations: bot_core::engine::ActiveLimit::default().max_conversations,
             active_conversation_idle_seconds: bot_core::engine::ActiveLimit::default().idle_window.as_secs(),

@@ -17,6 +17,9 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     if config.server.handoff_timer_seconds == 0 {
         problem("server.handoff_timer_seconds", "must be at least 1".to_owned());
     }
+    if config.server.header_read_timeout_seconds == 0 {
+        problem("server.header_read_timeout_seconds", "must be at least 1".to_owned());
+    }
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         problem("log.level", format!("{:?} is not a log filter such as `info` or `info,lepton_web=debug`: {error}", config.log.level));
     }

@@ -139,6 +139,62 @@ async fn sigterm_finishes_turns_then_restart_resumes() -> anyhow::Result<()> {
     server.stop()
 }
 
+/// Reads from `stream` until the server closes it or `limit` passes; returns
+/// what arrived and how long the server took.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> anyhow::Result<(String, Duration)> {
+    use std::io::Read;
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit))?;
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(error) => bail!("the server kept a slow connection open past {limit:?} ({error}); received {:?}", String::from_utf8_lossy(&received)),
+        }
+    }
+    Ok((String::from_utf8_lossy(&received).into_owned(), started.elapsed()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_and_do_not_delay_shutdown() -> anyhow::Result<()> {
+    use std::io::Write;
+    // A shutdown deadline far above the read timeout: a prompt exit shows
+    // that the slow connection was closed, not waited for.
+    let env = [("LEPTON_SERVER_HEADER_READ_TIMEOUT_SECONDS", "1"), ("LEPTON_SERVER_SHUTDOWN_TIMEOUT_SECONDS", "30")];
+    let server = Server::start_with_args(&[], &env)?;
+    let address = server.url.trim_start_matches("http://").to_owned();
+
+    // Half a request's headers: the connection is closed after the read timeout.
+    let mut stream = std::net::TcpStream::connect(&address)?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: lepton\r\n")?;
+    let (_, took) = tokio::task::block_in_place(|| read_until_closed(&mut stream, Duration::from_secs(6)))?;
+    assert!(took >= Duration::from_millis(500), "the connection was closed before the read timeout: {took:?}");
+
+    // A body that stops halfway: the request fails and the connection closes.
+    let mut stream = std::net::TcpStream::connect(&address)?;
+    let head = "POST /api/v1/conversations/slow-body/messages HTTP/1.1\r\nHost: lepton\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(br#"{"text": "hel"#)?;
+    let (response, _) = tokio::task::block_in_place(|| read_until_closed(&mut stream, Duration::from_secs(6)))?;
+    assert!(!response.starts_with("HTTP/1.1 200"), "a request whose body never finished succeeded: {response}");
+
+    // SIGTERM with a slow connection open: the server exits within the read
+    // timeout, not at the 30 s shutdown deadline.
+    let mut slow = std::net::TcpStream::connect(&address)?;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = Instant::now();
+    server.terminate()?;
+    let status = tokio::task::spawn_blocking(move || server.wait_for_exit(Duration::from_secs(8))).await??;
+    assert!(status.success(), "lepton serve exited with {status} after SIGTERM");
+    assert!(stopped.elapsed() < Duration::from_secs(8), "the slow connection delayed the shutdown: {:?}", stopped.elapsed());
+    drop(slow);
+    Ok(())
+}
+
 fn lepton_config(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<std::process::Output> {
     let mut command = Command::new(LEPTON);
     command.arg("config").args(args).env_remove("LEPTON_CONFIG").env_remove("LEPTON_AGENT_TOKEN").env_remove("LEPTON_SERVER_PORT");
