@@ -313,3 +313,33 @@ fn metrics_token_from_environment_redacted() -> anyhow::Result<()> {
     assert_eq!(access.and_then(|access| access.token).as_deref(), Some("scrape-s3cret"));
     Ok(())
 }
+
+#[test]
+fn mistyped_log_level_in_file_is_rejected() {
+    let found = diagnostics(load_text("[log]\nlevel = \"inof\"\n", &[]));
+
+    assert!(found.iter().any(|d| d.key.as_deref() == Some("log.level")), "{found:?}");
+}
+
+#[test]
+fn mistyped_log_level_in_env_names_variable() {
+    let result = load_text("", &[("LEPTON_LOG", "verbose")]);
+
+    let Err(ConfigError::Value { key, source_name, .. }) = result else {
+        panic!("expected a value error, got {result:?}");
+    };
+    assert_eq!(key, "log.level");
+    assert_eq!(source_name, "environment LEPTON_LOG");
+}
+
+#[test]
+fn log_filters_with_levels_and_targets_pass() -> anyhow::Result<()> {
+    for level in ["info", "WARN", "info,lepton_web=debug", "off", "lepton=trace"] {
+        let text = format!("[log]\nlevel = \"{level}\"\n");
+
+        let loaded = load_text(&text, &[])?;
+
+        assert_eq!(loaded.config.log.level, level);
+    }
+    Ok(())
+}

@@ -22,6 +22,11 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     }
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         problem("log.level", format!("{:?} is not a log filter such as `info` or `info,lepton_web=debug`: {error}", config.log.level));
+    } else if let Some(word) = bare_target(&config.log.level) {
+        problem(
+            "log.level",
+            format!("{word:?} is not a level: use trace, debug, info, warn, error or off, or TARGET=LEVEL such as `lepton_web=debug`"),
+        );
     }
     if let Some(url) = &config.redis.url {
         let url = url.expose();
@@ -92,4 +97,18 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
 
 fn is_http_url(text: &str) -> bool {
     Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+}
+
+/// Returns the first directive of a log filter that is a bare word but not a
+/// level. `EnvFilter` reads such a word (`inof`, `verbose`) as a target name
+/// that enables everything for that target only, so a typo silently turns
+/// logging off.
+fn bare_target(filter: &str) -> Option<&str> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .filter(|directive| !directive.contains(['=', '[', '{']))
+        .find(|directive| !LEVELS.iter().any(|level| level.eq_ignore_ascii_case(directive)))
 }

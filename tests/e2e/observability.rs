@@ -117,6 +117,7 @@ async fn readyz_fails_while_redis_is_down() -> anyhow::Result<()> {
     assert_eq!(down_status, 503, "{down_body}");
     assert_eq!(down_body["not_ready"], json!(["store"]));
     assert_eq!(down_body["checks"]["models"], json!("ok"));
+    assert_eq!(down_body["checks"]["store"], json!("failed"));
     assert_eq!(recovered.0, 200, "{}", recovered.1);
     Ok(())
 }

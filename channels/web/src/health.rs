@@ -20,8 +20,9 @@ const STORE_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// and a recovery when it ends, not on every probe.
 static WAS_READY: AtomicBool = AtomicBool::new(true);
 
-/// The readiness report: `ready`, each check's result (`ok` or the reason it
-/// failed), and the names of the failed checks.
+/// The readiness report: `ready`, each check's result (`ok` or `failed`), and
+/// the names of the failed checks. The reasons go to the log only, because the
+/// route needs no credentials and a store error names its host and database.
 #[derive(Debug, Serialize)]
 struct Readiness {
     ready: bool,
@@ -32,9 +33,17 @@ struct Readiness {
 #[derive(Debug, Serialize)]
 struct Checks {
     /// The result of probing the intent model and the knowledge index.
-    models: String,
+    models: &'static str,
     /// The result of pinging the session store.
-    store: String,
+    store: &'static str,
+}
+
+fn check_result(outcome: &str) -> &'static str {
+    if outcome == "ok" {
+        "ok"
+    } else {
+        "failed"
+    }
 }
 
 /// `GET /readyz`: returns 200 when the models pass a probe and the session
@@ -67,6 +76,7 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
         tracing::info!("readiness check passed again");
     }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Readiness { ready, checks: Checks { models, store }, not_ready };
+    let checks = Checks { models: check_result(&models), store: check_result(&store) };
+    let body = Readiness { ready, checks, not_ready };
     (status, [(CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
