@@ -45,7 +45,7 @@ enum Command {
         /// Session store: `embedded`, `memory`, `redis`, a redis:// URL, or an embedded store file path [default: from the environment and the bot settings, else DATA_DIR/sessions.redb].
         #[arg(long)]
         store: Option<String>,
-        /// The console's accounts file; created with an admin `demo` when missing [default: LEPTON_AGENTS_FILE, else DATA_DIR/agents.json].
+        /// The console's accounts file, created with an admin `demo` when missing [default: LEPTON_AGENTS_FILE, else DATA_DIR/agents.json].
         #[arg(long)]
         agents: Option<PathBuf>,
         #[command(flatten)]
@@ -149,7 +149,7 @@ struct EvalArgs {
 struct AgentArgs {
     #[command(subcommand)]
     command: AgentSubcommand,
-    /// The bot folder whose data folder holds the accounts file.
+    /// The bot folder whose data folder contains the accounts file.
     #[arg(long, global = true, default_value = ".")]
     bot: PathBuf,
     /// The bot's data folder [default: BOT/.lepton].
@@ -162,7 +162,7 @@ struct AgentArgs {
 
 #[derive(Subcommand)]
 enum AgentSubcommand {
-    /// Add an agent; asks for the password twice on a terminal, else reads it
+    /// Add an agent. Prompts for the password twice on a terminal, else reads it
     /// from the first line of standard input.
     Add {
         name: String,
@@ -175,9 +175,9 @@ enum AgentSubcommand {
     },
     /// List the agents and their roles.
     List,
-    /// Remove an agent; their console sessions end.
+    /// Remove an agent and end their console sessions.
     Remove { name: String },
-    /// Change an agent's password; their console sessions end.
+    /// Change an agent's password and end their console sessions.
     Passwd {
         name: String,
         /// Read the password from standard input even on a terminal.
@@ -197,7 +197,7 @@ struct ConfigArgs {
 
 #[derive(Subcommand)]
 enum ConfigSubcommand {
-    /// Check the file and the LEPTON_* environment variables; report each problem
+    /// Check the file and the LEPTON_* environment variables. Report each problem
     /// with file, line and column, and exit 1 if there is one.
     Check,
     /// Print the effective configuration (file, environment and defaults) as
@@ -232,7 +232,7 @@ struct ServeArgs {
     /// The console's accounts file, written by `lepton agent add` [default: LEPTON_AGENTS_FILE, else DATA_DIR/agents.json].
     #[arg(long)]
     agents: Option<PathBuf>,
-    /// Bearer token the agent API requires; without it, only loopback clients may
+    /// Bearer token the agent API requires. Without it, only loopback clients may
     /// use the agent API [default: LEPTON_AGENT_TOKEN]. The environment variable
     /// keeps it out of the process list.
     #[arg(long)]
@@ -259,7 +259,7 @@ struct MetricsArgs {
     /// The route of the Prometheus metrics (`metrics.path`) [default: /metrics].
     #[arg(long, value_name = "PATH")]
     metrics_path: Option<String>,
-    /// Bearer token scrapers must send for the metrics (`metrics.token`); without it, only loopback clients may read them.
+    /// Bearer token scrapers must send for the metrics (`metrics.token`). Without it, only loopback clients may read them.
     #[arg(long)]
     metrics_token: Option<String>,
 }
@@ -335,7 +335,7 @@ fn main() -> ExitCode {
         Command::Config(args) => config_command(&args),
         command => {
             // Commands that print a report keep the log to warnings, so that the
-            // engine's INFO lines do not mix with the report; LEPTON_LOG overrides it.
+            // engine's INFO lines do not mix with the report. LEPTON_LOG overrides it.
             let default_level = match command {
                 Command::Test { .. } | Command::Chat { .. } | Command::Validate { .. } | Command::Eval(..) => "warn",
                 _ => "info",
@@ -354,14 +354,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to standard error; `level` is a tracing filter such as `info,lepton_web=debug`.
-/// Keeps the tracing exporters running until the command ends: with the
-/// `otel` feature, dropping it sends the spans still buffered.
+/// Guard that keeps the tracing exporters running until the command ends.
+/// With the `otel` feature, dropping it sends the spans still buffered.
 struct TracingGuard {
     #[cfg(feature = "otel")]
     _otel: Option<lepton::telemetry::OtelGuard>,
 }
 
+/// Installs the log on standard error. `level` is a tracing filter such as
+/// `info,lepton_web=debug`.
 fn install_tracing(format: LogFormat, level: &str) -> TracingGuard {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -520,8 +521,8 @@ fn serve(args: ServeArgs, demo: bool, log_format: Option<LogFormat>) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// Returns the configuration keys that `lepton serve`'s flags set; flags
-/// left out leave the environment, the file or the default to decide.
+/// Returns the configuration keys that `lepton serve`'s flags set. For flags
+/// left out, the environment, the file or the default decides.
 fn serve_overrides(args: &ServeArgs, log_format: Option<LogFormat>) -> anyhow::Result<Vec<Override>> {
     let path = |path: &Path| serde_json::Value::from(path.to_string_lossy().into_owned());
     let mut overrides = Vec::new();

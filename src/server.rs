@@ -37,9 +37,9 @@ pub struct ServeOptions {
     pub paths: BotPaths,
     pub host: String,
     pub port: u16,
-    /// The session store; the bot's settings decide what this leaves unset.
+    /// The session store. The bot's settings decide what this leaves unset.
     pub store: StoreSection,
-    /// The Redis store's settings; the bot's `settings.redis` fills what this leaves unset.
+    /// The Redis store's settings. The bot's `settings.redis` fills what this leaves unset.
     pub redis: RedisSection,
     /// The web channel's limits.
     pub web: WebSection,
@@ -59,14 +59,14 @@ pub struct ServeOptions {
     pub discord: Option<DiscordConfig>,
     /// Rate limits, the cap on active conversations and the HTTP actions' timeouts.
     pub limits: crate::limits::Limits,
-    /// Where and to whom `GET /metrics` is served; `None` serves no metrics.
+    /// The metrics route and the clients allowed to read it. `None` serves no metrics.
     pub metrics: Option<MetricsAccess>,
-    /// How long turns in flight may take to finish once `shutdown` completes.
+    /// The maximum time that turns in flight may take to finish once `shutdown` completes.
     pub shutdown_timeout: Duration,
-    /// How long a client may take to send a request's headers, and then its body.
+    /// The maximum time a client may take to send a request's headers, and then its body.
     pub header_read_timeout: Duration,
     /// The interval between the checks for customers who have waited too long
-    /// for an agent; the no-agent offer comes at most this much later than its setting.
+    /// for an agent. The no-agent offer comes at most this much later than its setting.
     pub handoff_timer_period: Duration,
 }
 
@@ -169,9 +169,9 @@ fn web_config(options: &ServeOptions) -> anyhow::Result<lepton_web::WebConfig> {
     })
 }
 
-/// Prepares the console's accounts: for the demo, creates the file with an
-/// admin `demo` when it is missing and returns the password; otherwise says
-/// in the log how to add an agent when there is none.
+/// Prepares the console's accounts. For the demo, creates the file with an
+/// admin `demo` when it is missing and returns the password. Otherwise, logs
+/// how to add an agent when there is none.
 fn console_accounts(options: &ServeOptions) -> anyhow::Result<Option<String>> {
     if options.demo_account {
         return crate::agent_cmd::ensure_demo_account(&options.accounts);
@@ -188,7 +188,7 @@ fn console_accounts(options: &ServeOptions) -> anyhow::Result<Option<String>> {
 }
 
 /// Starts forwarding conversations with people to the helpdesk that the bot's
-/// settings name, and returns its callback routes; `None` for the console alone.
+/// settings name, and returns its callback routes, or `None` for the console alone.
 /// The choice is read once: changing it takes a restart, not a reload.
 fn start_helpdesk(engine: &Engine, settings: &bot_core::bot::HandoffAdapterSettings) -> anyhow::Result<Option<Router>> {
     let Some(helpdesk) = lepton_handoff::from_settings(settings, &|name| std::env::var(name).ok())? else { return Ok(None) };
@@ -200,13 +200,13 @@ fn start_helpdesk(engine: &Engine, settings: &bot_core::bot::HandoffAdapterSetti
 
 /// Serves HTTP until `shutdown` completes or `stop` turns `true`, then sets
 /// `stop` so that every other part stops too. Once stopping, it accepts no new
-/// connection and waits up to `timeout` for the requests in flight; it returns
+/// connection and waits up to `timeout` for the requests in flight. It returns
 /// that deadline, which the channels' shutdown shares.
 ///
 /// A client gets `read_timeout` to send a request's headers, and then again
-/// to send its body; past either, its connection is closed or the request
-/// fails, so a slow client neither holds a connection nor delays the shutdown.
-/// A WebSocket, once upgraded, has no such limit: its pings watch it.
+/// to send its body. Past either, its connection is closed or the request
+/// fails, so a slow client neither keeps a connection open nor delays the shutdown.
+/// A WebSocket, once upgraded, has no such limit, and its pings monitor it instead.
 async fn serve_http(
     listener: TcpListener,
     router: Router,
@@ -232,7 +232,7 @@ async fn serve_http(
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
-    // Each connection's task holds a receiver; `closed` resolves once all have ended.
+    // Each connection's task owns a receiver, so `closed` resolves once all have ended.
     let (open, open_rx) = watch::channel(());
 
     loop {

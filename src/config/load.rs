@@ -17,10 +17,10 @@ pub const CONFIG_ENV: &str = "LEPTON_CONFIG";
 /// The `LEPTON_<SECTION>_<KEY>` name wins when both are set.
 pub const ENV_ALIASES: &[(&str, &str)] = &[("LEPTON_SESSION_STORE", "store.kind"), ("LEPTON_AGENTS_FILE", "agent.accounts_file"), ("LEPTON_LOG", "log.level")];
 
-/// Reads environment variables; a parameter so that tests need not change the process's environment.
+/// Lookup of environment variables, passed as a parameter so that tests need not change the process's environment.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Where a key's value came from.
+/// Origin of a key's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Default,
@@ -77,7 +77,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Why the configuration cannot be used.
+/// Reason the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {}: {source}", path.display())]
@@ -108,7 +108,7 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// Loads the file given, else the one `LEPTON_CONFIG` names, else none; then
+/// Loads the file given, else the one `LEPTON_CONFIG` names, else none. Then
 /// applies the environment and `overrides`.
 pub fn load(file: Option<&Path>, env: Env<'_>, overrides: &[Override]) -> Result<Loaded, ConfigError> {
     let named = env(CONFIG_ENV).filter(|value| !value.trim().is_empty()).map(PathBuf::from);
@@ -248,8 +248,8 @@ fn with_leaf(value: &Value, key: &str, leaf: Value) -> Value {
     value
 }
 
-/// The known keys: the sections and keys of the default configuration, where
-/// an object is a section and anything else (`null` for an unset option) a key.
+/// Returns the known keys: the sections and keys of the default configuration.
+/// An object is a section, and anything else (`null` for an unset option) is a key.
 pub(crate) fn schema() -> Map<String, Value> {
     match to_value(&Config::default()) {
         Value::Object(map) => map,
@@ -257,7 +257,7 @@ pub(crate) fn schema() -> Map<String, Value> {
     }
 }
 
-/// Every key of the schema, dotted, each with the default source.
+/// Lists every key of the schema, dotted, each with the default source.
 fn default_sources() -> BTreeMap<String, Source> {
     let mut keys = Vec::new();
     leaf_keys(&schema(), "", &mut keys);
@@ -282,7 +282,8 @@ fn dotted(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Makes the relative paths the file sets relative to the file's folder; these are the keys holding paths.
+/// Makes the relative paths that the file sets relative to the file's folder.
+/// The keys in `fields` are the ones that contain paths.
 fn resolve_paths(config: &mut Config, sources: &BTreeMap<String, Source>, file: &Path) {
     let Some(folder) = file.parent() else { return };
     let from_file = |key: &str| matches!(sources.get(key), Some(Source::File { .. }));
@@ -374,7 +375,7 @@ fn toml_diagnostic(error: &toml::de::Error, text: &str, path: &Path, key: Option
     Diagnostic { path: path.to_path_buf(), line, column, key, message }
 }
 
-/// Whether an error about `key` must not print its value: a secret, or text
+/// Returns whether an error about `key` must not print its value: a secret, or text
 /// that looks like a URL with a password, such as a Redis URL in the wrong key.
 fn hides_value(key: &str, value: &str) -> bool {
     super::show::is_secret_key(key) || (value.contains("://") && value.contains('@'))

@@ -2,7 +2,7 @@
 //! argon2 password hash and session generation, plus the secret that signs
 //! session cookies.
 //!
-//! `lepton agent add|list|remove|passwd` edits the file; the server reads it
+//! `lepton agent add|list|remove|passwd` edits the file. The server reads it
 //! and reads it again when it changes, so accounts take effect without a
 //! restart. Several servers sharing one file accept each other's cookies.
 //!
@@ -32,7 +32,7 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The maximum length of a password, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-/// What an agent may do in the console.
+/// An agent's permissions in the console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -122,13 +122,13 @@ impl std::fmt::Debug for Accounts {
 }
 
 impl Accounts {
-    /// An empty set of accounts with a new random secret.
+    /// Creates an empty set of accounts with a new random secret.
     pub fn new() -> Result<Self, AccountsError> {
         let secret = random_bytes::<32>()?;
         Ok(Self { version: FORMAT_VERSION, secret: hex(&secret), next_generation: 1, agents: Vec::new() })
     }
 
-    /// Reads the file; `Ok(None)` when it does not exist.
+    /// Reads the file, or returns `Ok(None)` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<Self>, AccountsError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -197,7 +197,7 @@ impl Accounts {
         Ok(self.agents.last().expect("an agent was just added"))
     }
 
-    /// Removes an agent; its cookies stop working because its account is gone.
+    /// Removes an agent. Its cookies stop working because its account is gone.
     pub fn remove(&mut self, name: &str) -> Result<Account, AccountsError> {
         let index = self.agents.iter().position(|agent| agent.name.as_str() == name);
         let index = index.ok_or_else(|| AccountsError::NotFound { name: name.to_owned() })?;
@@ -215,17 +215,17 @@ impl Accounts {
         Ok(())
     }
 
-    /// Generations are never reused, so that an agent removed and added again
-    /// does not get its old cookies back.
+    /// Takes the next generation. Generations are never reused, so that an agent
+    /// removed and added again does not get its old cookies back.
     fn take_generation(&mut self) -> u64 {
         let generation = self.next_generation;
         self.next_generation += 1;
         generation
     }
 
-    /// Checks a password against the agent's hash; `None` for an unknown name
-    /// or a wrong password. Slow on purpose (argon2): call it off the async
-    /// threads, such as in `spawn_blocking`. An unknown name costs as much as a
+    /// Checks a password against the agent's hash, and returns `None` for an
+    /// unknown name or a wrong password. It is slow on purpose (argon2), so call
+    /// it off the async threads, such as in `spawn_blocking`. An unknown name costs as much as a
     /// known one, so that timing does not tell which names exist.
     pub fn verify(&self, name: &str, password: &str) -> Option<&Account> {
         let account = self.find(name);
@@ -277,7 +277,7 @@ fn hash_password(password: &str) -> Result<String, AccountsError> {
     Ok(hash.map_err(|error| AccountsError::Hash { detail: error.to_string() })?.to_string())
 }
 
-/// A hash of a random password, checked against for unknown names.
+/// Returns a hash of a random password, which `verify` checks unknown names against.
 fn dummy_hash() -> &'static String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| {
@@ -286,7 +286,7 @@ fn dummy_hash() -> &'static String {
     })
 }
 
-/// A random password of 20 characters from letters and digits, for `lepton demo`.
+/// Generates a random password of 20 characters from letters and digits, for `lepton demo`.
 pub fn random_password() -> Result<String, AccountsError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let bytes = random_bytes::<20>()?;
@@ -314,7 +314,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// What identifies one version of the file on disk, to notice edits cheaply.
+/// Identity of one version of the file on disk, used to notice edits cheaply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     modified: Option<SystemTime>,

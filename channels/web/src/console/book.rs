@@ -1,4 +1,4 @@
-//! The accounts file as the server sees it: read at first use and read again
+//! The server's cached copy of the accounts file: read at first use and read again
 //! whenever it changes on disk, so that `lepton agent` edits apply at once.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ pub struct AccountBook {
 }
 
 impl AccountBook {
-    /// Reads accounts from `path`; `None` serves a console nobody can sign in to.
+    /// Creates a book that reads accounts from `path` on first use. With `None`,
+    /// no agent can sign in to the console.
     pub fn new(path: Option<PathBuf>) -> Self {
         Self { path, cached: Mutex::new(None) }
     }
@@ -22,7 +23,7 @@ impl AccountBook {
         self.path.as_deref()
     }
 
-    /// Returns the accounts as the file holds them now; `None` when there is no
+    /// Returns the accounts as the file contains them now, or `None` when there is no
     /// file. Costs a `stat` when the file did not change since the last call.
     pub async fn current(&self) -> Result<Option<Arc<Accounts>>, AccountsError> {
         let Some(path) = &self.path else {

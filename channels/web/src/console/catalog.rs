@@ -1,4 +1,4 @@
-//! What the console offers to pick from: the agents (for transfers), canned
+//! Pick lists for the console: the agents (for transfers), canned
 //! replies (the bot's own responses) and the intents (for learning).
 
 use axum::extract::State;
@@ -61,7 +61,7 @@ pub struct CannedResponse {
 /// that language (the bot's default language for responses without one), with
 /// the bot's variables filled in and `{slot}` placeholders left for the agent.
 /// A language that the bot does not list in `settings.languages` gets the
-/// default language, and `lang` in the answer names the language used.
+/// default language, and `lang` in the response names the language used.
 /// The engine's reserved responses (fallback, handoff notices) are left out.
 pub(crate) async fn canned(State(state): State<WebState>, _agent: SignedIn, QueryParams(query): QueryParams<CannedQuery>) -> Result<Json<CannedResponse>, ConsoleError> {
     let bot = state.engine().bot();

@@ -99,7 +99,7 @@ impl Console {
         self.request(Some(agent), Method::POST, path, Some(body)).await
     }
 
-    /// Has a customer ask for a person, so that the conversation waits for an agent.
+    /// Makes a customer request a person, so that the conversation waits for an agent.
     async fn waiting_conversation(&self, name: &str) -> Result<String> {
         let id = conversation(name);
         self.server.say(&id, "hello").await?;
@@ -130,7 +130,7 @@ fn session_cookie(response: &reqwest::Response) -> Result<String> {
     Ok(value.ok_or_else(|| anyhow!("no console cookie in {header}"))?.to_owned())
 }
 
-/// Every API route with a body that would be valid.
+/// Lists every API route with a body that would be valid.
 fn api_routes() -> Vec<(Method, &'static str, Option<Value>)> {
     let id = "/console/api/conversations/web:x";
     let leaked: &'static str = Box::leak(id.to_owned().into_boxed_str());
@@ -230,7 +230,8 @@ async fn me_and_sign_out_use_cookie() -> Result<()> {
     assert_eq!(me["agent"], json!({ "name": ROOT, "role": "admin" }));
     assert_eq!(me["csrf"].as_str(), Some(root.csrf.as_str()));
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(cleared.starts_with("lepton_console=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(cleared.starts_with("lepton_console=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
     Ok(())
 }
 
@@ -360,7 +361,7 @@ async fn admin_routes_forbid_agents() -> Result<()> {
     assert_eq!(get_status, 403);
     assert_eq!(error_code(&get_body), "forbidden");
     assert_eq!(post_status, 403);
-    // The test server has no reloader: the admin gets past the role check to that answer.
+    // The test server has no reloader, so the admin passes the role check and gets that error.
     assert_eq!(admin_status, 404);
     assert_eq!(error_code(&admin_body), "reload_unavailable");
     Ok(())
