@@ -91,8 +91,8 @@ pub trait SessionStore: Send + Sync {
     /// Returns false when the list does not contain it.
     async fn dismiss_unrecognised(&self, id: &ConversationId, seq: u64) -> Result<bool, StoreError>;
 
-    /// Checks that the store answers, for readiness probes. It must be cheap
-    /// (a Redis `PING`, a read transaction); callers bound it with a timeout.
+    /// Checks that the store responds, for readiness probes. It must be cheap
+    /// (a Redis `PING`, a read transaction), and callers bound it with a timeout.
     /// This default reports success, which suits stores in process memory.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -105,7 +105,7 @@ pub trait SessionStore: Send + Sync {
     }
 }
 
-/// What [`SessionStore::commit_turn`] stores.
+/// The session, events and queue change that [`SessionStore::commit_turn`] stores.
 #[derive(Clone, Copy, Debug)]
 pub struct TurnCommit<'a> {
     pub session: &'a Session,
@@ -118,11 +118,11 @@ pub struct TurnCommit<'a> {
     pub ttl: Duration,
 }
 
-/// The number of unrecognised messages a store keeps; recording one more drops the oldest.
+/// The number of unrecognised messages a store keeps. Recording one more drops the oldest.
 pub const MAX_UNRECOGNISED: usize = 1000;
 
 /// A customer text message whose turn ended in the fallback: no intent matched
-/// and the knowledge base had no answer.
+/// and the knowledge base returned no result.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnrecognisedMessage {
     pub conversation_id: ConversationId,

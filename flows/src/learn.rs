@@ -4,8 +4,8 @@
 //! An example of an existing intent goes into the file that defines the intent,
 //! at the end of its list for the language (a new list when the intent has none
 //! for it). A new intent goes into [`LEARNED_FILE`] and hands the customer to a
-//! person until someone writes an answer for it, through the flow
-//! [`LEARNED_FLOW`]. The edit inserts lines and leaves every other byte of the
+//! person through the flow [`LEARNED_FLOW`] until someone writes a response
+//! for it. The edit inserts lines and leaves every other byte of the
 //! file as it was. The bot folder is then validated, and a change that makes it
 //! invalid is undone, byte for byte.
 
@@ -32,8 +32,8 @@ use edit::{Insertion, Lines, Unplaceable};
 /// The file that new intents are added to, relative to the bot folder.
 pub const LEARNED_FILE: &str = "intents/learned.yml";
 
-/// The flow a new intent starts: a handoff to a person, because nobody has
-/// written an answer for the intent yet.
+/// The flow a new intent starts: a handoff to a person, because no response
+/// has been written for the intent yet.
 pub const LEARNED_FLOW: &str = "learned_handoff";
 
 /// The maximum length of an example, in characters.
@@ -59,7 +59,7 @@ static APPEND_LOCK: Mutex<()> = Mutex::new(());
 #[derive(Clone, Copy, Debug)]
 pub struct NewExample<'a> {
     pub intent: &'a str,
-    /// True to create the intent; false to add to an existing one.
+    /// True to create the intent, false to add to an existing one.
     pub new_intent: bool,
     pub lang: &'a Lang,
     /// The customer's message. Leading and trailing whitespace is dropped.
@@ -89,7 +89,7 @@ pub enum AppendError {
     #[error("invalid example: {reason}")]
     InvalidText { reason: String },
     /// The same text (ignoring case and runs of whitespace) is already an example
-    /// of `intent`, which may be another intent than the one asked for.
+    /// of `intent`, which may be another intent than the one requested.
     #[error("the message is already an example of intent `{intent}`")]
     Duplicate { intent: String },
     /// The bot folder had errors before the change, so nothing was written.
@@ -210,7 +210,7 @@ fn check_duplicate(bot: &LoadedBot, text: &str) -> Result<(), AppendError> {
 /// An edit of one file, ready to write.
 struct Planned {
     path: PathBuf,
-    /// The bytes before the edit; `None` when the file does not exist yet.
+    /// The bytes before the edit, `None` when the file does not exist yet.
     original: Option<String>,
     edited: String,
 }
@@ -238,7 +238,7 @@ impl Written<'_> {
             None => fs::remove_file(path).map_err(|source| AppendError::Io { path: path.clone(), source })?,
         }
         for folder in &self.created_folders {
-            // Only an empty folder is removed; one that gained other files stays.
+            // Only an empty folder is removed, so one that gained other files stays.
             let _ = fs::remove_dir(folder);
         }
         Ok(())
@@ -258,9 +258,9 @@ fn create_parents(path: &Path) -> Result<Vec<PathBuf>, AppendError> {
     Ok(missing)
 }
 
-/// Writes `bytes` to a hidden temporary file beside `path` (which the loader
-/// skips), flushes it to disk and renames it over `path`, so that a reader sees
-/// the old file or the new one, never a part. The file keeps its permissions.
+/// Writes `bytes` to a hidden temporary file beside `path`, which the loader
+/// skips, flushes it to disk and renames it over `path`. A reader therefore
+/// gets the old file or the new one, never a part. The file keeps its permissions.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AppendError> {
     let io_error = |source| AppendError::Io { path: path.to_path_buf(), source };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

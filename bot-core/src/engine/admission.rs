@@ -13,7 +13,7 @@ use crate::message::Timestamp;
 /// The maximum number of conversations this process serves at once. A conversation is
 /// *active* while one of its turns runs on this process and for `idle_window`
 /// after its last turn here ended. A turn of an active conversation always
-/// runs; a turn of any other conversation runs only while fewer than
+/// runs. A turn of any other conversation runs only while fewer than
 /// `max_conversations` are active, and otherwise fails with
 /// [`EngineError::TooManyConversations`](super::EngineError::TooManyConversations).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub struct ActiveLimit {
 
 impl Default for ActiveLimit {
     // NOTE: 10,000 conversations within 5 minutes is a starting point, not a
-    // measured capacity; size it from the turn rate a load test of your bot
-    // and hardware sustains.
+    // measured capacity. Size it from the turn rate that a load test of your
+    // bot and hardware sustains.
     fn default() -> Self {
         Self { max_conversations: 10_000, idle_window: Duration::from_secs(300) }
     }
@@ -43,7 +43,8 @@ struct State {
     /// No idle conversation expires before this time, so a rejection before
     /// it skips the scan for expired ones. `None` when none is idle.
     earliest_expiry: Option<Timestamp>,
-    /// Rejections since the last warning, which is logged at most once a minute.
+    /// Rejections since the last warning. The warning, with this count, is
+    /// logged at most once per `WARNING_INTERVAL_MS` (a minute) of clock time.
     rejected_since_warning: u64,
     last_warning: Option<Timestamp>,
 }
@@ -176,7 +177,7 @@ fn window_ms(window: Duration) -> u64 {
     u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A turn admitted by [`ActiveConversations::admit`]; dropping it ends the turn.
+/// A turn admitted by [`ActiveConversations::admit`]. Dropping it ends the turn.
 pub(crate) struct Admitted {
     /// `None` when no limit applied at admission.
     owner: Option<Arc<ActiveConversations>>,

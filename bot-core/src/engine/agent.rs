@@ -111,12 +111,13 @@ impl Engine {
     }
 
     /// Moves a conversation that agent `from` owns to agent `to`, and sends the
-    /// customer the `handoff_transferred` notice naming `to`. With `force` (for admins), `from` need not
-    /// be the owner. Transferring to the current owner changes nothing.
+    /// customer the `handoff_transferred` notice naming `to`. With `force`
+    /// (for admins), `from` need not be the owner. Transferring to the current
+    /// owner changes nothing.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, from = %from, to = %to, force))]
     pub async fn transfer(&self, id: &ConversationId, from: &AgentId, to: &AgentId, force: bool) -> Result<Vec<Event>, EngineError> {
         self.change(id, |change| {
-            // Nobody owns a conversation that is not with an agent, so `from`
+            // A conversation that is not with an agent has no owner, so `from`
             // must claim it first, even with `force`.
             let HandoffState::Agent { agent: owner, reason, .. } = &change.session.handoff else {
                 return Err(EngineError::NotOwner { conversation_id: id.clone(), agent: from.clone() });
@@ -151,8 +152,8 @@ impl Engine {
     }
 
     /// Hands back or closes a conversation that `agent` owns or that still
-    /// waits for an agent, for helpdesk adapters: a helpdesk may end a
-    /// conversation nobody claimed, and the customer then reads only the
+    /// waits for an agent, for helpdesk adapters. A helpdesk may end a
+    /// conversation that no agent claimed, and the customer then reads only the
     /// ending notice, with no "agent joined" before it. The console calls
     /// [`hand_back`](Self::hand_back) and [`close`](Self::close), which need a claim.
     #[tracing::instrument(skip_all, fields(conversation_id = %id, agent = %agent, end = ?end))]
@@ -207,10 +208,11 @@ impl Engine {
             }
 
             // The index entry is written only when the conversation joins or
-            // leaves it: a store may remove the entry when the commit fails
-            // after writing it, which must not drop a conversation that was
-            // listed before (a claim keeps the waiting time as the entry's time).
-            // NOTE: conversations an agent claimed before the index also held
+            // leaves the index, because a store may remove the entry when the
+            // commit fails after writing it. Rewriting on every change would
+            // then drop a conversation that was listed before. A claim keeps
+            // the waiting time as the entry's time.
+            // NOTE: conversations an agent claimed before the index also listed
             // agent-owned ones stay unlisted until they leave people and return.
             let queued_after = change.session.handoff.human_since();
             let queue_changed = queued_before.is_some() != queued_after.is_some();

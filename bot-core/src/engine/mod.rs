@@ -71,7 +71,7 @@ pub struct TurnOutcome {
     /// True when the message was a retry of one already processed; `events` are
     /// then the original ones.
     pub duplicate: bool,
-    /// How the turn ended.
+    /// The way the turn ended.
     pub kind: TurnKind,
     /// The intent the turn acted on, if any.
     pub intent: Option<crate::ids::IntentId>,
@@ -103,7 +103,7 @@ pub enum EngineError {
     Contended { conversation_id: ConversationId },
     /// This process serves its maximum of active conversations (see
     /// [`ActiveLimit`]) and the message would start another. Nothing was
-    /// stored; the customer should send the message again after `retry_after`.
+    /// stored, so the customer should send the message again after `retry_after`.
     #[error("conversation {conversation_id} was not started: this server is at its limit of {max_conversations} active conversations; retry in {} seconds", retry_after.as_secs())]
     TooManyConversations { conversation_id: ConversationId, max_conversations: usize, retry_after: Duration },
     #[error(transparent)]
@@ -213,7 +213,7 @@ impl Engine {
     }
 
     /// Registers an observer of turns, classifications, searches and the
-    /// other events of [`Observer`]; it receives them from now on.
+    /// other events of [`Observer`]. It receives them from now on.
     pub fn add_observer(&self, observer: Arc<dyn Observer>) {
         self.inner.observers.add(observer);
     }
@@ -230,7 +230,7 @@ impl Engine {
     }
 
     /// Runs the classifier and a knowledge search on a fixed probe text, for
-    /// readiness checks: it fails when the knowledge index cannot be read.
+    /// readiness checks. It fails when the knowledge index cannot be read.
     pub fn probe_models(&self) -> Result<(), crate::knowledge::KnowledgeError> {
         const PROBE: &str = "readiness probe";
         let runtime = self.runtime();
@@ -238,11 +238,11 @@ impl Engine {
         runtime.knowledge.search(PROBE, &runtime.bot.settings.default_language(), f32::MAX).map(|_| ())
     }
 
-    /// Reports whether the session store answers, within `timeout`.
+    /// Pings the session store and fails when it does not reply within `timeout`.
     pub async fn ping_store(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, self.inner.store.ping()).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable { reason: format!("no answer to a ping within {} ms", timeout.as_millis()) }),
+            Err(_) => Err(StoreError::Unavailable { reason: format!("ping timed out after {} ms", timeout.as_millis()) }),
         }
     }
 
@@ -260,8 +260,8 @@ impl Engine {
         }
     }
 
-    /// Sets the cap on active conversations of this process; `None` removes
-    /// it. [`ActiveLimit::default`] applies until this is called.
+    /// Sets the cap on active conversations of this process, or removes it
+    /// with `None`. [`ActiveLimit::default`] applies until this is called.
     pub fn set_active_limit(&self, limit: Option<ActiveLimit>) {
         self.inner.active.set_limit(limit);
     }
@@ -415,13 +415,13 @@ impl Engine {
         self.inner.proactive.subscribe()
     }
 
-    /// Subscribes to the events of every conversation: those this process
-    /// commits (turns, agent operations, notes, timers; `local` is true) and
-    /// those other processes sharing the store commit (`local` is false).
+    /// Subscribes to the events of every conversation. Events this process
+    /// commits (turns, agent operations, notes, timers) have `local` true, and
+    /// events that other processes sharing the store commit have `local` false.
     /// After a gap in the store's feed of other processes' events, only the
     /// conversations someone [`subscribe`](Self::subscribe)s to are read back.
     /// So a subscriber that must not miss a remote event reads the store again
-    /// when it sees a gap in a conversation's `seq`s.
+    /// when it finds a gap in a conversation's `seq`s.
     pub fn subscribe_all(&self) -> broadcast::Receiver<FeedEvent> {
         self.inner.feed.subscribe()
     }

@@ -40,7 +40,7 @@ pub(crate) struct Turn<'a> {
     pub prefill: bool,
     /// True when the turn ended in the fallback, so the message joins the unrecognised list.
     pub unrecognised: bool,
-    /// How the turn ended so far; see [`Turn::mark`].
+    /// The way the turn has ended so far, as [`Turn::mark`] ranks it.
     pub kind: TurnKind,
     /// The intent the turn acted on.
     pub intent: Option<IntentId>,
@@ -146,8 +146,8 @@ struct Loaded {
     /// The stored version to compare-and-set against (0: none stored).
     version: u64,
     start: Start,
-    /// When the stored session joined the queue index of conversations with
-    /// people, if it is there.
+    /// The time the stored session joined the queue index of conversations
+    /// with people, `None` when it is not in the index.
     waiting_before: Option<Timestamp>,
 }
 
@@ -222,8 +222,8 @@ impl<'a> Turn<'a> {
         }
     }
 
-    /// Records how the turn ended, keeping the kind that says most when a
-    /// turn has several: a handoff over a fallback (the fallback that hands
+    /// Records how the turn ended. When a turn has several kinds, it keeps the
+    /// most specific one: a handoff over a fallback (the fallback that hands
     /// off), a fallback over a knowledge answer, and so on.
     fn mark(&mut self, kind: TurnKind) {
         fn rank(kind: TurnKind) -> u8 {

@@ -1,11 +1,11 @@
 //! Token-bucket rate limits of the customer API, per conversation and per
 //! client address, in memory and with a bounded number of tracked keys.
 //!
-//! Each key has a bucket of `burst` tokens that refills at `per_second`; a
+//! Each key has a bucket of `burst` tokens that refills at `per_second`. A
 //! request takes one token, and a request that finds the bucket empty is
 //! rejected with the time until a token is back. A bucket that has refilled
-//! completely carries no state, so it may be dropped at any time: that is how
-//! the map stays within [`RateLimiter::max_keys`].
+//! completely carries no state, so it may be dropped at any time, which keeps
+//! the map within [`RateLimiter::max_keys`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,7 +19,7 @@ use crate::config::SettingError;
 /// The rate and burst of one kind of limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate {
-    /// Requests per second allowed over time; fractions such as `0.5` are fine.
+    /// Requests per second allowed over time. Fractions such as `0.5` are valid.
     pub per_second: f64,
     /// Requests allowed at once after a quiet period.
     pub burst: u32,
@@ -73,7 +73,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// Returns the tokens the bucket holds at `now`, refilled since its last update.
+    /// Returns the tokens in the bucket at `now`, refilled since its last update.
     fn tokens_at(&self, now: Instant, rate: &Rate) -> f64 {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         (self.tokens + elapsed * rate.per_second).min(f64::from(rate.burst))
@@ -97,7 +97,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         self.rate
     }
 
-    /// The maximum number of keys tracked at once.
+    /// Returns the maximum number of keys tracked at once.
     pub fn max_keys(&self) -> usize {
         self.max_keys
     }
@@ -121,7 +121,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         Ok(())
     }
 
-    /// The number of keys tracked now.
+    /// Returns the number of keys tracked now.
     pub fn len(&self) -> usize {
         self.buckets.lock().expect("rate limiter lock poisoned").len()
     }
@@ -130,8 +130,8 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         self.len() == 0
     }
 
-    /// Drops every refilled bucket; when that frees too little, also the eighth
-    /// of the buckets updated longest ago, which are the fullest. Dropping a
+    /// Drops every refilled bucket. When that frees too little, it also drops
+    /// the eighth of the buckets updated longest ago, which are the fullest. Dropping a
     /// bucket that is not full forgives its key the missing tokens, so this
     /// happens only when more than `max_keys` keys were busy within one refill
     /// time (`burst / per_second`). Freeing an eighth at once keeps the cost of
@@ -154,7 +154,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             removed += usize::from(drop);
             !drop
         });
-        tracing::warn!(max_keys = self.max_keys, evicted = removed, "rate limiter is full of busy keys; forgot the least recently used ones");
+        tracing::warn!(max_keys = self.max_keys, evicted = removed, "rate limiter is full of busy keys, so it dropped the least recently updated buckets");
     }
 }
 
