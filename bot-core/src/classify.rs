@@ -8,7 +8,18 @@ use crate::ids::IntentId;
 pub trait Classifier: Send + Sync {
     /// Ranks every intent for `text`, highest confidence first; confidences sum to at most 1.
     fn classify(&self, text: &str) -> Classification;
+
+    /// The same ranking for a caller on an async runtime. The engine calls this
+    /// one; a classifier that waits for a shared model (a batch of an encoder's
+    /// requests, say) overrides it so that the wait does not hold a runtime
+    /// thread. The default runs [`Classifier::classify`] in place.
+    fn classify_async<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Classification> {
+        Box::pin(std::future::ready(self.classify(text)))
+    }
 }
+
+/// A boxed, sendable future, as the async methods of the engine's boundaries return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Intents ranked by confidence, highest first.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::classify::BoxFuture;
 use crate::ids::Lang;
 
 /// One FAQ entry: a question, its variants and the answer.
@@ -41,6 +42,17 @@ pub struct KnowledgeAnswer {
 /// (no query syntax) and return `None` when nothing scores at least `min_score`.
 pub trait KnowledgeSearch: Send + Sync {
     fn search(&self, query: &str, lang: &Lang, min_score: f32) -> Result<Option<KnowledgeAnswer>, KnowledgeError>;
+
+    /// The same search for a caller on an async runtime; the engine calls this
+    /// one. The default runs [`KnowledgeSearch::search`] in place.
+    fn search_async<'a>(
+        &'a self,
+        query: &'a str,
+        lang: &'a Lang,
+        min_score: f32,
+    ) -> BoxFuture<'a, Result<Option<KnowledgeAnswer>, KnowledgeError>> {
+        Box::pin(std::future::ready(self.search(query, lang, min_score)))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

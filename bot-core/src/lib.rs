@@ -38,7 +38,7 @@ pub mod text;
 
 pub use action::{HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use bot::BotDefinition;
-pub use classify::{Classification, Classifier, ScoredIntent};
+pub use classify::{BoxFuture, Classification, Classifier, ScoredIntent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineError, EngineParts, FeedEvent, HandoffEntry, TurnOutcome};
 pub use event::{Event, EventKind, Understanding};

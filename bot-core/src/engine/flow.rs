@@ -140,7 +140,7 @@ impl Turn<'_> {
             StepKind::Http(http) => self.run_http(http).await,
             StepKind::Knowledge { query, on_miss } => {
                 let query = query.as_ref().map(|q| self.fill(q));
-                if self.answer_from_knowledge(query.as_deref()) {
+                if self.answer_from_knowledge(query.as_deref()).await {
                     return Next::Continue;
                 }
                 match on_miss {

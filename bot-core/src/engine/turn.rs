@@ -288,7 +288,7 @@ impl<'a> Turn<'a> {
 
     /// Classifies the message and records the ranking. Returns the intent to act
     /// on when one passes the threshold and margin, or a `/intent` payload names one.
-    pub fn classify(&mut self) -> Option<IntentId> {
+    pub async fn classify(&mut self) -> Option<IntentId> {
         let bot = &self.runtime.bot;
         if let Some(name) = self.text.strip_prefix('/') {
             let id = IntentId::new(name.trim());
@@ -299,7 +299,8 @@ impl<'a> Turn<'a> {
         }
 
         let started = std::time::Instant::now();
-        let classification = self.runtime.classifier.classify(&self.text);
+        let runtime = self.runtime;
+        let classification = runtime.classifier.classify_async(&self.text).await;
         let top_confidence = classification.top().map(|scored| scored.confidence);
         self.engine.observers().classified(started.elapsed(), top_confidence);
         let settings = &bot.settings.classifier;
@@ -311,7 +312,7 @@ impl<'a> Turn<'a> {
     }
 
     async fn understand_and_act(&mut self) {
-        if let Some(intent) = self.classify() {
+        if let Some(intent) = self.classify().await {
             if intent.as_str() != KNOWLEDGE_INTENT {
                 self.session.consecutive_fallbacks = 0;
             }
@@ -320,7 +321,7 @@ impl<'a> Turn<'a> {
         }
 
         let knowledge = &self.runtime.bot.settings.knowledge;
-        if knowledge.answer_unmatched && long_enough_to_search(&self.text) && self.answer_from_knowledge(None) {
+        if knowledge.answer_unmatched && long_enough_to_search(&self.text) && self.answer_from_knowledge(None).await {
             self.session.consecutive_fallbacks = 0;
             return;
         }
@@ -330,7 +331,7 @@ impl<'a> Turn<'a> {
     pub async fn run_intent(&mut self, intent: &IntentId) {
         self.intent = Some(intent.clone());
         if intent.as_str() == KNOWLEDGE_INTENT {
-            if self.answer_confirmed_question() {
+            if self.answer_confirmed_question().await {
                 self.session.consecutive_fallbacks = 0;
             } else {
                 self.fall_back();
@@ -351,28 +352,29 @@ impl<'a> Turn<'a> {
     }
 
     /// Answers from the knowledge base; returns false when nothing scored high enough.
-    pub fn answer_from_knowledge(&mut self, query: Option<&str>) -> bool {
+    pub async fn answer_from_knowledge(&mut self, query: Option<&str>) -> bool {
         let min_score = self.runtime.bot.settings.knowledge.min_score;
-        self.search_and_answer(query, min_score)
+        self.search_and_answer(query, min_score).await
     }
 
     /// Answers a message the classifier took for a knowledge-base question. The
     /// classifier's verdict is a second signal, so the search needs less
     /// relevance: a word that no entry contains ("Buds Pro") would otherwise
     /// sink an otherwise good match below `min_score`.
-    fn answer_confirmed_question(&mut self) -> bool {
+    async fn answer_confirmed_question(&mut self) -> bool {
         let min_score = self.runtime.bot.settings.knowledge.min_score * CONFIRMED_QUESTION_SCORE_FACTOR;
-        self.search_and_answer(None, min_score)
+        self.search_and_answer(None, min_score).await
     }
 
-    fn search_and_answer(&mut self, query: Option<&str>, min_score: f32) -> bool {
+    async fn search_and_answer(&mut self, query: Option<&str>, min_score: f32) -> bool {
         // A quick-reply payload such as `/returns` names an intent, not a question.
         let query = query.unwrap_or(&self.text).to_owned();
         if query.trim().is_empty() || is_payload(&query) {
             return false;
         }
         let started = std::time::Instant::now();
-        let found = self.runtime.knowledge.search(&query, &self.session.lang, min_score);
+        let runtime = self.runtime;
+        let found = runtime.knowledge.search_async(&query, &self.session.lang, min_score).await;
         self.engine.observers().knowledge_searched(started.elapsed(), matches!(found, Ok(Some(_))));
         match found {
             Ok(Some(answer)) => {
@@ -470,11 +472,11 @@ impl<'a> Turn<'a> {
         // is an answer even when it also reads as an intent ("不" is both "no"
         // and "cancel"). Free text validates always, so there intents go first.
         let strict = slot.is_some_and(|slot| !matches!(slot.kind, crate::bot::SlotKind::Text));
-        let intent = self.classify().filter(|_| !(strict && value.is_some()));
+        let intent = self.classify().await.filter(|_| !(strict && value.is_some()));
         if let Some(intent) = intent {
             if intent.as_str() == KNOWLEDGE_INTENT {
                 // A question instead of an answer: answer it and ask again, at no cost.
-                if self.answer_confirmed_question() {
+                if self.answer_confirmed_question().await {
                     self.reprompt(&flow, step);
                     return;
                 }
