@@ -18,6 +18,8 @@ pub enum IntentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the sentence encoder failed")]
+    Encoder(#[from] lepton_encoder::EncoderError),
     #[error("model file {path} is invalid ({problem}); delete the model folder or use load_or_train to retrain")]
     InvalidModel { path: PathBuf, problem: String },
 }

@@ -14,6 +14,11 @@
 //! A model is stored as safetensors plus JSON metadata holding a hash of the
 //! examples and configuration, so a stale model is retrained.
 //!
+//! [`EncoderIntentModel`] classifies with a pretrained sentence encoder
+//! (`lepton-encoder`) instead: a small head trained with candle on the
+//! encoder's frozen embeddings, optionally blended with the n-gram model. It
+//! understands paraphrases that share no words with the examples.
+//!
 //! Confidence follows familiarity: n-grams never seen in training lengthen a
 //! text's vector before normalisation without adding to the known part, so a
 //! text made mostly of unseen n-grams gets flat, low confidences.
@@ -37,6 +42,8 @@
 //! # Ok(()) }
 //! ```
 
+mod encoder_head;
+mod encoder_model;
 mod error;
 pub mod eval;
 mod features;
@@ -47,6 +54,8 @@ mod rng;
 pub mod text;
 mod train;
 
+pub use encoder_head::HeadConfig;
+pub use encoder_model::{head_training_hash, EncoderIntentModel, HEAD_METADATA_FILE, HEAD_WEIGHTS_FILE};
 pub use error::{DatasetError, IntentError};
 pub use features::FeatureConfig;
 pub use model::IntentModel;

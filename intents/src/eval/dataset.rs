@@ -1,5 +1,6 @@
 //! Evaluation data sets: JSON Lines, CSV (BANKING77) and the CLINC150 layout.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use bot_core::IntentId;
 use serde::Deserialize;
 
 use crate::error::DatasetError;
+use crate::rng::SplitMix64;
 
 /// A text with its intent; `None` marks an out-of-scope text that no intent
 /// should claim.
@@ -98,6 +100,25 @@ impl Dataset {
     /// Returns the in-scope examples as training pairs.
     pub fn in_scope(&self) -> Vec<(String, IntentId)> {
         self.examples.iter().filter_map(|e| e.intent.clone().map(|intent| (e.text.clone(), intent))).collect()
+    }
+
+    /// Returns up to `shots` in-scope examples of each intent, drawn with `seed`,
+    /// in file order; out-of-scope examples are left out.
+    pub fn sample_per_intent(&self, shots: usize, seed: u64) -> Dataset {
+        let mut by_intent: BTreeMap<&IntentId, Vec<usize>> = BTreeMap::new();
+        for (index, example) in self.examples.iter().enumerate() {
+            if let Some(intent) = &example.intent {
+                by_intent.entry(intent).or_default().push(index);
+            }
+        }
+        let mut rng = SplitMix64::new(seed);
+        let mut chosen: Vec<usize> = Vec::new();
+        for indices in by_intent.values_mut() {
+            rng.shuffle(indices);
+            chosen.extend(indices.iter().take(shots));
+        }
+        chosen.sort_unstable();
+        Dataset { examples: chosen.into_iter().map(|i| self.examples[i].clone()).collect() }
     }
 
     /// Number of out-of-scope examples.

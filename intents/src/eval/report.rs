@@ -47,6 +47,10 @@ pub struct EvalReport {
     /// Mean wall time of one `classify` call, in microseconds.
     pub classify_micros: f64,
     pub out_of_scope: Option<OutOfScopeReport>,
+    /// Scores on the test data at the threshold chosen on a validation split
+    /// with out-of-scope examples, when the evaluation had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated: Option<CalibratedThreshold>,
     /// Scores of every intent that occurs in the data or in a prediction, by name.
     pub per_intent: Vec<IntentScores>,
 }
@@ -141,7 +145,45 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
         macro_f1,
         classify_micros,
         out_of_scope,
+        validated: None,
         per_intent,
+    }
+}
+
+/// Chooses the highest threshold (margin 0) that keeps `keep_in_scope` of the
+/// in-scope examples of `validation`, and scores `test` at it: the share of
+/// out-of-scope test examples rejected and of in-scope ones accepted with the
+/// right intent. Choosing on separate data keeps the test scores honest.
+pub fn validated_threshold<C: Classifier + ?Sized>(classifier: &C, validation: &Dataset, test: &Dataset, keep_in_scope: f64) -> CalibratedThreshold {
+    let in_scope_confidences: Vec<f32> = validation
+        .examples
+        .iter()
+        .filter(|e| e.intent.is_some())
+        .map(|e| classifier.classify(&e.text).top().map_or(0.0, |t| t.confidence))
+        .collect();
+    let threshold = threshold_keeping(&in_scope_confidences, keep_in_scope);
+
+    let (mut in_scope, mut accepted_correct, mut out_of_scope, mut rejected) = (0, 0, 0, 0);
+    for example in &test.examples {
+        let classification = classifier.classify(&example.text);
+        let top = classification.top();
+        let accepted = top.is_some_and(|t| t.confidence >= threshold);
+        match &example.intent {
+            Some(gold) => {
+                in_scope += 1;
+                accepted_correct += usize::from(accepted && top.is_some_and(|t| &t.intent == gold));
+            }
+            None => {
+                out_of_scope += 1;
+                rejected += usize::from(!accepted);
+            }
+        }
+    }
+    CalibratedThreshold {
+        keep_in_scope,
+        threshold,
+        out_of_scope_recall: ratio(rejected, out_of_scope),
+        in_scope_accuracy: ratio(accepted_correct, in_scope),
     }
 }
 
@@ -264,6 +306,17 @@ impl fmt::Display for EvalReport {
                 c.keep_in_scope * 100.0,
                 c.out_of_scope_recall,
                 c.in_scope_accuracy * 100.0
+            )?;
+        }
+
+        if let Some(v) = &self.validated {
+            writeln!(
+                f,
+                "  threshold {:.3} (keeps {:.0}% of validation in-scope): out-of-scope recall {:.3}, in-scope accuracy {:.2}%",
+                v.threshold,
+                v.keep_in_scope * 100.0,
+                v.out_of_scope_recall,
+                v.in_scope_accuracy * 100.0
             )?;
         }
 
