@@ -58,6 +58,10 @@ pub struct Settings {
     pub name: String,
     /// Languages every response must be translated into; the first is the default.
     pub languages: Vec<Lang>,
+    /// A pretrained sentence encoder for the classifier and the knowledge
+    /// search; `None` keeps the embedded model only.
+    #[serde(default)]
+    pub encoder: Option<EncoderSettings>,
     pub classifier: ClassifierSettings,
     pub knowledge: KnowledgeSettings,
     pub handoff: HandoffSettings,
@@ -74,6 +78,7 @@ impl Default for Settings {
         Self {
             name: "bot".to_owned(),
             languages: vec![Lang::new("en")],
+            encoder: None,
             classifier: ClassifierSettings::default(),
             knowledge: KnowledgeSettings::default(),
             handoff: HandoffSettings::default(),
@@ -99,11 +104,122 @@ pub struct ClassifierSettings {
     pub margin: f32,
     /// Seed for training, so that the same examples give the same model.
     pub seed: u64,
+    /// Which model classifies intents.
+    #[serde(default)]
+    pub model: ClassifierModel,
 }
 
 impl Default for ClassifierSettings {
     fn default() -> Self {
-        Self { threshold: 0.5, margin: 0.1, seed: 42 }
+        Self { threshold: 0.5, margin: 0.1, seed: 42, model: ClassifierModel::default() }
+    }
+}
+
+/// The model behind the intent classifier (`settings.classifier.model`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierModel {
+    /// The encoder's head when `settings.encoder` is set, else the embedded model.
+    #[default]
+    Auto,
+    /// The embedded model, even when an encoder is configured.
+    Embedded,
+    /// A head trained on the encoder's embeddings; needs `settings.encoder`.
+    Encoder,
+}
+
+impl ClassifierModel {
+    pub const NAMES: [&'static str; 3] = ["auto", "embedded", "encoder"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(Self::Auto),
+            "embedded" => Some(Self::Embedded),
+            "encoder" => Some(Self::Encoder),
+            _ => None,
+        }
+    }
+
+    /// Whether the encoder classifies, given whether one is configured.
+    pub fn uses_encoder(self, encoder_configured: bool) -> bool {
+        match self {
+            Self::Auto => encoder_configured,
+            Self::Embedded => false,
+            Self::Encoder => true,
+        }
+    }
+}
+
+/// A pretrained sentence encoder (`settings.encoder`). Plain values here; the
+/// server turns them into the encoder crate's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncoderSettings {
+    /// A model folder (relative to the bot folder, or absolute) or a Hugging
+    /// Face id `org/name` found in the local Hugging Face cache.
+    pub model: String,
+    /// `None`: the folder's `1_Pooling/config.json` decides, else mean.
+    pub pooling: Option<EncoderPooling>,
+    /// Prepended to customer messages, such as `query: ` for e5 models.
+    pub query_prefix: String,
+    /// Prepended to FAQ questions and article chunks, such as `passage: `.
+    pub passage_prefix: String,
+    pub device: EncoderDevice,
+    /// Tokens kept of a text, special tokens included.
+    pub max_tokens: usize,
+    /// The most texts in one forward pass.
+    pub batch_size: usize,
+    /// How long the batcher waits for more texts after the first, in milliseconds.
+    pub batch_wait_ms: u64,
+}
+
+impl EncoderSettings {
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            pooling: None,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
+            device: EncoderDevice::Cpu,
+            max_tokens: 256,
+            batch_size: 32,
+            batch_wait_ms: 2,
+        }
+    }
+}
+
+/// How an encoder turns token vectors into one sentence vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderPooling {
+    Mean,
+    Cls,
+}
+
+/// Where an encoder runs: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderDevice {
+    Cpu,
+    Cuda(usize),
+}
+
+impl EncoderDevice {
+    /// Parses `cpu`, `cuda` or `cuda:N`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cpu" => Some(Self::Cpu),
+            "cuda" => Some(Self::Cuda(0)),
+            _ => name.strip_prefix("cuda:")?.parse().ok().map(Self::Cuda),
+        }
+    }
+}
+
+impl std::fmt::Display for EncoderDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
     }
 }
 
@@ -113,11 +229,25 @@ pub struct KnowledgeSettings {
     pub min_score: f32,
     /// Answer from the knowledge base when no intent matches, before falling back.
     pub answer_unmatched: bool,
+    /// Search the words of FAQ entries and articles (BM25).
+    #[serde(default = "default_true")]
+    pub bm25: bool,
+    /// Search by the encoder's embeddings too; used only when an encoder is set.
+    #[serde(default = "default_true")]
+    pub embeddings: bool,
+    /// The cosine similarity below which an embedding match is no candidate;
+    /// `None` leaves it to the knowledge search's measured default.
+    #[serde(default)]
+    pub min_similarity: Option<f32>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for KnowledgeSettings {
     fn default() -> Self {
-        Self { min_score: 0.5, answer_unmatched: true }
+        Self { min_score: 0.5, answer_unmatched: true, bm25: true, embeddings: true, min_similarity: None }
     }
 }
 

@@ -33,6 +33,7 @@ mod knowledge;
 mod learn;
 mod load;
 mod loops;
+mod model_folder;
 mod reach;
 mod responses;
 mod sections;
@@ -53,6 +54,7 @@ pub use conversation_tests::{
 pub use diagnostic::{Diagnostic, Report, Severity, MAX_SNIPPET_CHARS};
 pub use examples::{ExamplePlace, ExamplePlaces};
 pub use learn::{append_example, AppendError, AppendedExample, NewExample, LEARNED_FILE, LEARNED_FLOW, MAX_EXAMPLE_CHARS, MAX_INTENT_NAME_CHARS};
+pub use model_folder::{is_hub_id, resolve_model, HubCache, ModelLookupError, MODEL_FILES};
 pub use source::MAX_FILE_BYTES;
 pub use tree::MAX_NODES;
 pub use intents::MIN_EXAMPLES;

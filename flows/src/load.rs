@@ -109,7 +109,7 @@ pub(crate) fn invalid_utf8(path: PathBuf, bytes: &[u8], valid_up_to: usize) -> D
 }
 
 fn convert_all(converter: &mut Converter<'_, '_>, dir: &Path, hasher: &mut SourcesHasher) -> Result<BotDefinition, LoadError> {
-    let (settings, folders) = converter.convert_settings();
+    let (settings, folders) = converter.convert_settings(dir);
     let default_lang = settings.default_language();
     let slots = converter.convert_slots();
     let responses = converter.convert_responses();

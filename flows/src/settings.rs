@@ -2,7 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bot_core::bot::{ClassifierSettings, HandoffSettings, KnowledgeSettings, RedisSettings, SessionSettings, Settings, StoreKind};
+use std::path::Path;
+
+use bot_core::bot::{
+    ClassifierModel, ClassifierSettings, EncoderDevice, EncoderPooling, EncoderSettings, HandoffSettings, KnowledgeSettings, RedisSettings,
+    SessionSettings, Settings, StoreKind,
+};
 use bot_core::Lang;
 
 use crate::convert::Converter;
@@ -10,8 +15,13 @@ use crate::cx::Fields;
 use crate::handoff_adapter::ADAPTER_FIELDS;
 use crate::tree::{Loc, Node};
 
-const SETTINGS_FIELDS: [&str; 9] =
-    ["name", "languages", "classifier", "knowledge", "handoff", "session", "session_store", "redis", "variables"];
+const SETTINGS_FIELDS: [&str; 10] =
+    ["name", "languages", "encoder", "classifier", "knowledge", "handoff", "session", "session_store", "redis", "variables"];
+
+const ENCODER_FIELDS: [&str; 8] = ["model", "pooling", "query_prefix", "passage_prefix", "device", "max_tokens", "batch_size", "batch_wait_ms"];
+
+/// The largest `encoder.max_tokens`: BERT-family models have 512 positions.
+const MAX_ENCODER_TOKENS: u64 = 512;
 
 /// The maximum of `handoff.no_agent_after_seconds`: 30 days. That is longer
 /// than any sensible session TTL, so a larger value is a typo.
@@ -29,8 +39,9 @@ pub(crate) struct ArticleFolder {
 
 impl Converter<'_, '_> {
     /// Converts `settings:`, setting the declared languages and variables. Reports a
-    /// missing section and falls back to the defaults.
-    pub fn convert_settings(&mut self) -> (Settings, Vec<ArticleFolder>) {
+    /// missing section and falls back to the defaults. `dir` is the bot folder,
+    /// against which the encoder's model folder is checked.
+    pub fn convert_settings(&mut self, dir: &Path) -> (Settings, Vec<ArticleFolder>) {
         let mut settings = Settings::default();
         let default_folders = vec![ArticleFolder { path: DEFAULT_ARTICLES_FOLDER.to_owned(), loc: None }];
         let Some((key, value)) = self.sections.settings else {
@@ -47,12 +58,15 @@ impl Converter<'_, '_> {
             self.languages = self.read_languages(node);
             settings.languages = self.languages.clone().unwrap_or(settings.languages);
         }
+        if let Some(node) = fields.get("encoder") {
+            settings.encoder = self.read_encoder(node, key.loc, dir);
+        }
         if let Some(node) = fields.get("classifier") {
-            settings.classifier = self.read_classifier(node, key.loc);
+            settings.classifier = self.read_classifier(node, key.loc, fields.has("encoder"));
         }
         let mut folders = default_folders;
         if let Some(node) = fields.get("knowledge") {
-            (settings.knowledge, folders) = self.read_knowledge(node, key.loc, folders);
+            (settings.knowledge, folders) = self.read_knowledge(node, key.loc, folders, fields.has("encoder"));
         }
         if let Some(node) = fields.get("handoff") {
             settings.handoff = self.read_handoff(node, key.loc);
@@ -105,9 +119,68 @@ impl Converter<'_, '_> {
         valid.then_some(languages)
     }
 
-    fn read_classifier(&mut self, node: &Node, owner: Loc) -> ClassifierSettings {
+    /// Reads `settings.encoder`; `None` when it is invalid. A model that is no
+    /// folder and not in the Hugging Face cache is reported at `model:`.
+    fn read_encoder(&mut self, node: &Node, owner: Loc, dir: &Path) -> Option<EncoderSettings> {
+        let fields = self.cx.fields(node, owner, "settings.encoder", &ENCODER_FIELDS)?;
+        let model_node = fields.require(&mut self.cx, "model")?;
+        let model = self.cx.text(model_node, "settings.encoder.model")?;
+        let mut encoder = EncoderSettings::new(model.trim());
+        let mut valid = true;
+        if let Err(error) = crate::model_folder::resolve_model(dir, &encoder.model, &crate::model_folder::HubCache::from_env()) {
+            self.cx.error(model_node.loc, error.to_string());
+            valid = false;
+        }
+
+        if let Some(node) = fields.get("pooling") {
+            match self.cx.string(node, "settings.encoder.pooling").as_deref() {
+                Some("mean") => encoder.pooling = Some(EncoderPooling::Mean),
+                Some("cls") => encoder.pooling = Some(EncoderPooling::Cls),
+                Some(other) => {
+                    self.cx.error(node.loc, format!("unknown pooling `{other}`; use mean or cls"));
+                    valid = false;
+                }
+                None => valid = false,
+            }
+        }
+        for (name, prefix) in [("query_prefix", &mut encoder.query_prefix), ("passage_prefix", &mut encoder.passage_prefix)] {
+            let Some(node) = fields.get(name) else { continue };
+            match self.cx.string(node, &format!("settings.encoder.{name}")) {
+                Some(text) => *prefix = text,
+                None => valid = false,
+            }
+        }
+        if let Some(node) = fields.get("device") {
+            let name = self.cx.string(node, "settings.encoder.device");
+            match name.as_deref().map(|name| (name, EncoderDevice::from_name(name))) {
+                Some((_, Some(device))) => encoder.device = device,
+                Some((name, None)) => {
+                    self.cx.error(node.loc, format!("unknown device `{name}`; use cpu, cuda or cuda:N such as cuda:1"));
+                    valid = false;
+                }
+                None => valid = false,
+            }
+        }
+        let counts: [(&str, &mut usize, u64); 2] = [("max_tokens", &mut encoder.max_tokens, MAX_ENCODER_TOKENS), ("batch_size", &mut encoder.batch_size, 4096)];
+        for (name, field, max) in counts {
+            let Some(node) = fields.get(name) else { continue };
+            match self.cx.integer(node, &format!("settings.encoder.{name}"), 1, max) {
+                Some(value) => *field = value as usize,
+                None => valid = false,
+            }
+        }
+        if let Some(node) = fields.get("batch_wait_ms") {
+            match self.cx.integer(node, "settings.encoder.batch_wait_ms", 0, 1000) {
+                Some(value) => encoder.batch_wait_ms = value,
+                None => valid = false,
+            }
+        }
+        valid.then_some(encoder)
+    }
+
+    fn read_classifier(&mut self, node: &Node, owner: Loc, has_encoder: bool) -> ClassifierSettings {
         let mut classifier = ClassifierSettings::default();
-        let allowed = ["threshold", "margin", "seed"];
+        let allowed = ["threshold", "margin", "seed", "model"];
         let Some(fields) = self.cx.fields(node, owner, "settings.classifier", &allowed) else { return classifier };
         if let Some(value) = fields.get("threshold").and_then(|n| self.cx.number_in(n, "classifier.threshold", 0.0, 1.0)) {
             classifier.threshold = value as f32;
@@ -118,6 +191,20 @@ impl Converter<'_, '_> {
         if let Some(value) = fields.get("seed").and_then(|n| self.cx.integer(n, "classifier.seed", 0, u64::MAX)) {
             classifier.seed = value;
         }
+        if let Some(node) = fields.get("model") {
+            let name = self.cx.string(node, "settings.classifier.model");
+            match name.as_deref().map(|name| (name, ClassifierModel::from_name(name))) {
+                Some((_, Some(ClassifierModel::Encoder))) if !has_encoder => {
+                    self.cx.error(node.loc, "settings.classifier.model is `encoder` but settings.encoder is not set; add settings.encoder with a model, or use auto or embedded");
+                }
+                Some((_, Some(model))) => classifier.model = model,
+                Some((name, None)) => {
+                    let names = ClassifierModel::NAMES.join(", ");
+                    self.cx.error(node.loc, format!("unknown classifier model `{name}`; use one of {names}"));
+                }
+                None => {}
+            }
+        }
         classifier
     }
 
@@ -126,9 +213,10 @@ impl Converter<'_, '_> {
         node: &Node,
         owner: Loc,
         default_folders: Vec<ArticleFolder>,
+        has_encoder: bool,
     ) -> (KnowledgeSettings, Vec<ArticleFolder>) {
         let mut knowledge = KnowledgeSettings::default();
-        let allowed = ["min_score", "answer_unmatched", "articles"];
+        let allowed = ["min_score", "answer_unmatched", "articles", "bm25", "embeddings", "min_similarity"];
         let Some(fields) = self.cx.fields(node, owner, "settings.knowledge", &allowed) else {
             return (knowledge, default_folders);
         };
@@ -137,6 +225,21 @@ impl Converter<'_, '_> {
         }
         if let Some(value) = fields.get("answer_unmatched").and_then(|n| self.cx.bool(n, "knowledge.answer_unmatched")) {
             knowledge.answer_unmatched = value;
+        }
+        if let Some(value) = fields.get("bm25").and_then(|n| self.cx.bool(n, "knowledge.bm25")) {
+            knowledge.bm25 = value;
+        }
+        if let Some(value) = fields.get("embeddings").and_then(|n| self.cx.bool(n, "knowledge.embeddings")) {
+            knowledge.embeddings = value;
+        }
+        if let Some(value) = fields.get("min_similarity").and_then(|n| self.cx.number_in(n, "knowledge.min_similarity", -1.0, 1.0)) {
+            knowledge.min_similarity = Some(value as f32);
+        }
+        let searches_embeddings = knowledge.embeddings && has_encoder;
+        if let Some(entry) = fields.entry("bm25").filter(|_| !knowledge.bm25 && !searches_embeddings) {
+            let why = if has_encoder { "knowledge.embeddings is false" } else { "settings.encoder is not set" };
+            let message = format!("knowledge.bm25 is false and {why}, so the knowledge base would never answer; turn one of them on");
+            self.cx.error(entry.value.loc, message);
         }
         let Some(node) = fields.get("articles") else { return (knowledge, default_folders) };
         (knowledge, self.read_article_folders(node))

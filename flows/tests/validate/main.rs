@@ -11,6 +11,7 @@ use bot_core::{FlowId, IntentId, Lang, ResponseId, SlotName};
 use lepton_flows::{load_bot, validate, Diagnostic, LoadError, Report, Severity};
 
 mod conversation_tests;
+mod encoder;
 mod files;
 mod flows;
 mod handoff_adapter;
