@@ -31,6 +31,18 @@ pub enum KnowledgeBuildError {
         source: tantivy::TantivyError,
     },
 
+    #[error(
+        "failed to embed {passages} knowledge passages; check settings.encoder or set settings.knowledge.embeddings to false"
+    )]
+    Embed {
+        passages: usize,
+        #[source]
+        source: lepton_encoder::EncoderError,
+    },
+
+    #[error("the encoder returned vectors of different lengths for {passages} knowledge passages")]
+    VectorShape { passages: usize },
+
     #[error("failed to write the index metadata {}", path.display())]
     Metadata {
         path: PathBuf,

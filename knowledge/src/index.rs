@@ -187,7 +187,7 @@ fn write_documents(index: &Index, fields: &Fields, documents: &[KnowledgeDoc]) -
 
 /// Returns the hex SHA-256 of the sources and the format version: the index is
 /// current exactly when this matches the hash stored next to it.
-fn sources_sha256(faq: &[FaqEntry], articles: &[Article]) -> String {
+pub(crate) fn sources_sha256(faq: &[FaqEntry], articles: &[Article]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(FORMAT_VERSION.to_le_bytes());
     // serde_json fails only on maps with non-string keys or on failing Serialize

@@ -86,13 +86,17 @@
 
 mod analysis;
 mod error;
+mod hybrid;
 mod index;
 pub mod markdown;
 mod schema;
 mod search;
+mod semantic;
 mod stopwords;
+mod vectors;
 
 pub use error::KnowledgeBuildError;
+pub use hybrid::{HybridConfig, HybridHit, HybridKnowledge, DEFAULT_MIN_SIMILARITY};
 pub use index::KnowledgeIndex;
 pub use markdown::{split_sections, ArticleSection};
 pub use search::KnowledgeHit;

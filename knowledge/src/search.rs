@@ -19,7 +19,7 @@ use crate::schema::lang_key;
 
 /// Only the first this many bytes of a message are analysed. Customer questions
 /// are far shorter, and the cap bounds the work a pasted 100 KB text causes.
-const MAX_QUERY_BYTES: usize = 4096;
+pub(crate) const MAX_QUERY_BYTES: usize = 4096;
 
 /// At most this many distinct words of a message become query terms.
 const MAX_QUERY_WORDS: usize = 32;
@@ -67,10 +67,22 @@ struct PreparedQuery {
 }
 
 /// Language filter of one search pass.
-enum LangFilter<'a> {
+#[derive(Clone, Copy)]
+pub(crate) enum LangFilter<'a> {
     Any,
     Only(&'a str),
     Except(&'a str),
+}
+
+impl LangFilter<'_> {
+    /// Returns whether a document in the language `key` (lowercase) passes.
+    pub(crate) fn accepts(&self, key: &str) -> bool {
+        match self {
+            LangFilter::Any => true,
+            LangFilter::Only(only) => key == *only,
+            LangFilter::Except(except) => key != *except,
+        }
+    }
 }
 
 /// A candidate before its stored fields are loaded.
@@ -84,15 +96,26 @@ impl KnowledgeIndex {
     /// Returns up to `limit` documents for `query` in BM25 order, best first, with
     /// their relevance. With `lang`, only documents in that language are ranked.
     pub fn rank(&self, query: &str, lang: Option<&Lang>, limit: usize) -> Result<Vec<KnowledgeHit>, KnowledgeError> {
-        let Some(prepared) = self.prepare(query).map_err(search_error)? else {
-            return Ok(Vec::new());
-        };
-
         let lang_key = lang.map(lang_key);
         let filter = match &lang_key {
             Some(key) => LangFilter::Only(key),
             None => LangFilter::Any,
         };
+        self.rank_filtered(query, filter, limit)
+    }
+
+    /// Returns up to `limit` documents passing `filter` in BM25 order, best first,
+    /// with their relevance.
+    pub(crate) fn rank_filtered(
+        &self,
+        query: &str,
+        filter: LangFilter,
+        limit: usize,
+    ) -> Result<Vec<KnowledgeHit>, KnowledgeError> {
+        let Some(prepared) = self.prepare(query).map_err(search_error)? else {
+            return Ok(Vec::new());
+        };
+
         let candidates = self.candidates(&prepared, &filter, limit.max(CANDIDATES)).map_err(search_error)?;
         candidates.into_iter().take(limit).map(|candidate| self.hit(candidate).map_err(search_error)).collect()
     }
@@ -279,7 +302,7 @@ fn term_query(field: Field, text: &str, boost: f32) -> Box<dyn Query> {
 
 /// Returns the longest prefix of `text` of at most `max_bytes` bytes that ends on
 /// a character boundary.
-fn truncate(text: &str, max_bytes: usize) -> &str {
+pub(crate) fn truncate(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
         return text;
     }

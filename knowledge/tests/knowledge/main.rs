@@ -9,6 +9,8 @@ use anyhow::Context;
 use bot_core::{Article, FaqEntry, KnowledgeSearch, Lang};
 use lepton_knowledge::{KnowledgeBuildError, KnowledgeIndex};
 
+mod hybrid;
+
 const MIN_SCORE: f32 = 0.5;
 
 fn entry(id: &str, lang: &str, question: &str, variants: &[&str], answer: &str, tags: &[&str]) -> FaqEntry {
