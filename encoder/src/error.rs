@@ -1,0 +1,24 @@
+use std::path::PathBuf;
+
+/// Why an encoder could not be loaded or could not encode.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Model { path: PathBuf, message: String },
+    #[error("encoding failed: {0}")]
+    Run(String),
+    #[error("the encoder's batcher has stopped")]
+    Closed,
+}
+
+impl EncoderError {
+    pub(crate) fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Model { path: path.into(), message: message.into() }
+    }
+
+    pub(crate) fn run(error: impl std::fmt::Display) -> Self {
+        Self::Run(error.to_string())
+    }
+}

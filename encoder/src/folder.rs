@@ -1,0 +1,138 @@
+//! Reading a Hugging Face model folder: which files it must have, the
+//! architecture its `config.json` names, its tokenizer and its pooling.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::{EncoderError, Pooling};
+
+pub(crate) const CONFIG_FILE: &str = "config.json";
+pub(crate) const WEIGHTS_FILE: &str = "model.safetensors";
+pub(crate) const TOKENIZER_FILE: &str = "tokenizer.json";
+const POOLING_FILE: &str = "1_Pooling/config.json";
+
+/// The paths of a model folder's files, each checked to exist.
+pub(crate) struct ModelFiles {
+    pub config: PathBuf,
+    pub weights: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn find(folder: &Path) -> Result<Self, EncoderError> {
+        if !folder.is_dir() {
+            return Err(EncoderError::model(
+                folder,
+                "model folder not found; download one with `lepton model pull REPO` \
+                 or set encoder.model to a local Hugging Face folder",
+            ));
+        }
+        Ok(Self {
+            config: require(folder, CONFIG_FILE)?,
+            weights: require(folder, WEIGHTS_FILE)?,
+            tokenizer: require(folder, TOKENIZER_FILE)?,
+        })
+    }
+}
+
+fn require(folder: &Path, name: &str) -> Result<PathBuf, EncoderError> {
+    let path = folder.join(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(EncoderError::model(
+        path,
+        format!(
+            "missing {name}: the folder needs config.json, model.safetensors and tokenizer.json; \
+             download a complete one with `lepton model pull REPO`"
+        ),
+    ))
+}
+
+/// The encoder architectures this crate runs, with their parsed configuration.
+pub(crate) enum Architecture {
+    Bert(candle_transformers::models::bert::Config),
+    XlmRoberta(candle_transformers::models::xlm_roberta::Config),
+}
+
+impl Architecture {
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Bert(config) => config.hidden_size,
+            Self::XlmRoberta(config) => config.hidden_size,
+        }
+    }
+
+    pub fn pad_token_id(&self) -> u32 {
+        match self {
+            Self::Bert(config) => config.pad_token_id as u32,
+            Self::XlmRoberta(config) => config.pad_token_id,
+        }
+    }
+}
+
+/// Parses `config.json`, dispatching on its `model_type`.
+pub(crate) fn read_architecture(path: &Path, text: &[u8]) -> Result<Architecture, EncoderError> {
+    let value: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|error| EncoderError::model(path, format!("invalid JSON: {error}")))?;
+    let model_type = value.get("model_type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+    let invalid = |error: serde_json::Error| {
+        EncoderError::model(path, format!("invalid {model_type} configuration: {error}"))
+    };
+
+    match model_type.as_str() {
+        "bert" => serde_json::from_value(value).map(Architecture::Bert).map_err(invalid),
+        "xlm-roberta" => serde_json::from_value(value).map(Architecture::XlmRoberta).map_err(invalid),
+        "" => Err(EncoderError::model(path, "missing model_type; expected bert or xlm-roberta")),
+        other => Err(EncoderError::model(
+            path,
+            format!("unsupported model_type {other:?}; expected bert or xlm-roberta"),
+        )),
+    }
+}
+
+/// Loads `tokenizer.json` with truncation at `max_tokens` and its own padding
+/// switched off: batches are padded to their longest text when they are built.
+pub(crate) fn read_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, EncoderError> {
+    let mut tokenizer = Tokenizer::from_file(path)
+        .map_err(|error| EncoderError::model(path, format!("invalid tokenizer: {error}")))?;
+    let truncation = TruncationParams { max_length: max_tokens, ..TruncationParams::default() };
+    tokenizer
+        .with_truncation(Some(truncation))
+        .map_err(|error| EncoderError::model(path, format!("invalid truncation: {error}")))?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
+#[derive(Deserialize)]
+struct PoolingFile {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+}
+
+/// The pooling sentence-transformers configured in `1_Pooling/config.json`;
+/// mean when the folder has no such file.
+pub(crate) fn read_pooling(folder: &Path) -> Result<Pooling, EncoderError> {
+    let path = folder.join(POOLING_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Pooling::Mean),
+        Err(source) => return Err(EncoderError::Io { path, source }),
+    };
+    let file: PoolingFile = serde_json::from_slice(&text)
+        .map_err(|error| EncoderError::model(&path, format!("invalid JSON: {error}")))?;
+
+    match (file.pooling_mode_cls_token, file.pooling_mode_mean_tokens) {
+        (true, false) => Ok(Pooling::Cls),
+        (false, true) => Ok(Pooling::Mean),
+        _ => Err(EncoderError::model(
+            &path,
+            "unsupported pooling: exactly one of pooling_mode_cls_token and \
+             pooling_mode_mean_tokens must be true; set encoder.pooling to override",
+        )),
+    }
+}

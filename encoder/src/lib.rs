@@ -1,0 +1,36 @@
+//! Pretrained sentence encoders for Lepton: BERT-family models (BERT,
+//! XLM-RoBERTa) loaded from a local Hugging Face folder with candle, and a
+//! batcher that runs the requests of concurrent conversations in one forward
+//! pass.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lepton_encoder::{Batcher, Encoder, EncoderConfig, TextKind};
+//!
+//! let encoder = Encoder::load(&EncoderConfig::new("models/all-MiniLM-L6-v2"))?;
+//! let batcher = Batcher::new(Arc::new(encoder));
+//! let refund = batcher.embed_blocking("I want my money back", TextKind::Query)?;
+//! let faq = batcher.embed_blocking("How do I get a refund?", TextKind::Passage)?;
+//! println!("cosine {}", lepton_encoder::dot(&refund, &faq));
+//! # Ok::<(), lepton_encoder::EncoderError>(())
+//! ```
+
+mod batcher;
+mod config;
+mod device;
+mod encoder;
+mod error;
+mod folder;
+mod network;
+mod testing;
+
+pub use batcher::{Batcher, BatcherStats};
+pub use config::{DeviceChoice, EncoderConfig, InvalidDevice, Pooling, TextKind};
+pub use encoder::Encoder;
+pub use error::EncoderError;
+pub use testing::test_model;
+
+/// The dot product of two vectors of equal length: the cosine for normalised ones.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
