@@ -46,6 +46,17 @@ pub struct HeadConfig {
     pub initial_scale: f32,
     /// Whether training adjusts the logit scale (a learned temperature).
     pub learn_scale: bool,
+    /// Familiarity gate: below this cosine similarity between a text's
+    /// embedding and the nearest intent centroid (the normalised mean of an
+    /// intent's example embeddings) the logits are scaled to 0, so the
+    /// confidences become equal.
+    pub unfamiliar_similarity: f32,
+    /// At or above this similarity the logits keep their size; in between they
+    /// are scaled linearly. A softmax head alone is confident about any text,
+    /// in scope or not; the gate makes confidence follow familiarity, as in
+    /// the n-gram model. Equal to `unfamiliar_similarity` (both 0, say)
+    /// turns the gate off.
+    pub familiar_similarity: f32,
     /// Weight of the embedded n-gram model ([`crate::IntentModel`]) in a
     /// blend of the two models' probabilities; 0 trains no n-gram model.
     pub ngram_weight: f32,
@@ -69,6 +80,8 @@ impl Default for HeadConfig {
             label_smoothing: 0.0,
             initial_scale: 10.0,
             learn_scale: false,
+            unfamiliar_similarity: 0.2,
+            familiar_similarity: 0.5,
             ngram_weight: 0.0,
             ngram: TrainConfig::default(),
             seed: 42,
@@ -103,6 +116,12 @@ impl HeadConfig {
         if !(0.0..=1.0).contains(&self.ngram_weight) {
             return invalid("ngram_weight", format!("is {}, expected 0 to 1", self.ngram_weight));
         }
+        if !(-1.0..=1.0).contains(&self.unfamiliar_similarity) || !(self.unfamiliar_similarity..=1.0).contains(&self.familiar_similarity) {
+            return invalid(
+                "familiar_similarity",
+                format!("is {} with unfamiliar_similarity {}, expected -1 <= unfamiliar <= familiar <= 1", self.familiar_similarity, self.unfamiliar_similarity),
+            );
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return invalid("learning_rate", format!("is {}, expected a positive number", self.learning_rate));
         }
@@ -132,8 +151,9 @@ pub(crate) struct HeadWeights {
 }
 
 impl HeadWeights {
-    /// Returns the member's softmax output for one embedding.
-    pub(crate) fn probabilities(&self, embedding: &[f32]) -> Vec<f32> {
+    /// Returns the member's softmax output for one embedding, with the logits
+    /// multiplied by `gate` (0 to 1).
+    pub(crate) fn probabilities(&self, embedding: &[f32], gate: f32) -> Vec<f32> {
         let input = embedding.len();
         let hidden: Vec<f32>;
         let features = if self.hidden_bias.is_empty() {
@@ -150,13 +170,13 @@ impl HeadWeights {
 
         let width = features.len();
         let mut logits: Vec<f32> =
-            self.output_weight.chunks_exact(width).zip(&self.output_bias).map(|(row, bias)| (dot(row, features) + bias) * self.scale).collect();
+            self.output_weight.chunks_exact(width).zip(&self.output_bias).map(|(row, bias)| (dot(row, features) + bias) * self.scale * gate).collect();
         softmax_in_place(&mut logits);
         logits
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -168,6 +188,23 @@ pub(crate) fn softmax_in_place(values: &mut [f32]) {
         sum += *value;
     }
     values.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// Returns the normalised mean of each class's vectors, `classes × dimension`, row-major.
+pub(crate) fn centroids(vectors: &[Vec<f32>], labels: &[u32], classes: usize) -> Vec<f32> {
+    let dimension = vectors[0].len();
+    let mut sums = vec![0.0f32; classes * dimension];
+    for (vector, &label) in vectors.iter().zip(labels) {
+        let row = &mut sums[label as usize * dimension..(label as usize + 1) * dimension];
+        row.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
+    }
+    for row in sums.chunks_exact_mut(dimension) {
+        let norm = dot(row, row).sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    sums
 }
 
 /// Trains `config.members` members on `vectors` (one embedding per example,

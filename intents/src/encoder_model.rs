@@ -47,6 +47,8 @@ pub struct EncoderIntentModel {
     fingerprint: String,
     dimension: usize,
     members: Vec<HeadWeights>,
+    /// The normalised mean embedding of each intent, `intents × dimension`.
+    centroids: Vec<f32>,
     ngram: Option<IntentModel>,
     batcher: Batcher,
     /// Set after the first encoder failure was logged, so that an encoder that
@@ -138,6 +140,7 @@ impl EncoderIntentModel {
         let labels: Vec<u32> = examples.iter().map(|(_, intent)| class_of[intent]).collect();
 
         let members = encoder_head::train_members(vectors, &labels, intents.len(), config)?;
+        let centroids = encoder_head::centroids(vectors, &labels, intents.len());
         let ngram = if config.ngram_weight > 0.0 { Some(IntentModel::train(examples, &config.ngram)?) } else { None };
 
         tracing::info!(
@@ -154,6 +157,7 @@ impl EncoderIntentModel {
             fingerprint,
             dimension,
             members,
+            centroids,
             ngram,
             batcher: batcher.clone(),
             warned: AtomicBool::new(false),
@@ -203,9 +207,10 @@ impl EncoderIntentModel {
     /// [`EncoderIntentModel::intents`], for `text` whose query embedding is
     /// `embedding`. The n-gram model of a blend reads `text`.
     pub fn probabilities(&self, text: &str, embedding: &[f32]) -> Vec<f32> {
+        let gate = self.familiarity_gate(embedding);
         let mut mean = vec![0.0f32; self.intents.len()];
         for member in &self.members {
-            for (m, p) in mean.iter_mut().zip(member.probabilities(embedding)) {
+            for (m, p) in mean.iter_mut().zip(member.probabilities(embedding, gate)) {
                 *m += p / self.members.len() as f32;
             }
         }
@@ -216,6 +221,21 @@ impl EncoderIntentModel {
             }
         }
         mean
+    }
+
+    /// Returns the cosine similarity of `embedding` to the nearest intent centroid.
+    pub fn familiarity(&self, embedding: &[f32]) -> f32 {
+        self.centroids.chunks_exact(self.dimension).map(|centroid| encoder_head::dot(centroid, embedding)).fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    /// Returns the factor (0 to 1) the head's logits are multiplied by, from
+    /// the familiarity and [`HeadConfig::familiar_similarity`].
+    fn familiarity_gate(&self, embedding: &[f32]) -> f32 {
+        let (low, high) = (self.config.unfamiliar_similarity, self.config.familiar_similarity);
+        if high <= low {
+            return 1.0;
+        }
+        ((self.familiarity(embedding) - low) / (high - low)).clamp(0.0, 1.0)
     }
 
     /// Ranks the intents for `text` whose query embedding is `embedding`.
@@ -308,6 +328,7 @@ impl EncoderIntentModel {
             }
             tensors.insert(member_tensor(i, "scale"), Tensor::from_slice(&[member.scale], 1, &device)?);
         }
+        tensors.insert("centroids".to_owned(), Tensor::from_slice(&self.centroids, self.centroids.len(), &device)?);
         Ok(tensors)
     }
 }
@@ -384,6 +405,7 @@ fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher
         });
     }
 
+    let centroids = read("centroids".to_owned(), classes * input)?;
     let ngram = if metadata.config.ngram_weight > 0.0 {
         let ngram_dir = dir.join(NGRAM_DIR);
         let model = IntentModel::load(&ngram_dir)?;
@@ -402,6 +424,7 @@ fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher
         fingerprint: metadata.encoder_fingerprint,
         dimension: metadata.dimension,
         members,
+        centroids,
         ngram,
         batcher: batcher.clone(),
         warned: AtomicBool::new(false),

@@ -1,5 +1,7 @@
 //! Integration tests of training, storage, classification and evaluation.
 
+mod encoder_head;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
