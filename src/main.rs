@@ -143,6 +143,39 @@ struct EvalArgs {
     /// Output folder of --cross-validation [default: TEST/.lepton/eval].
     #[arg(long, value_name = "DIR", requires = "cross_validation")]
     out: Option<PathBuf>,
+    /// Train on N examples of each intent, drawn with the seed from the training data.
+    #[arg(long, value_name = "N", conflicts_with = "cross_validation")]
+    shots: Option<usize>,
+    /// Classify with the intent head on this sentence encoder (a Hugging Face
+    /// model folder) instead of the embedded model.
+    #[arg(long, value_name = "DIR", conflicts_with = "cross_validation")]
+    encoder: Option<PathBuf>,
+    /// Pooling of the encoder's token vectors: mean or cls [default: the
+    /// folder's 1_Pooling/config.json, else mean].
+    #[arg(long, value_parser = parse_pooling, requires = "encoder")]
+    pooling: Option<lepton_encoder::Pooling>,
+    /// Text put before every query, such as "query: " for e5 models.
+    #[arg(long, default_value = "", requires = "encoder")]
+    query_prefix: String,
+    /// Where the encoder runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", requires = "encoder")]
+    device: lepton_encoder::DeviceChoice,
+    /// The intent head's configuration as JSON, such as '{"hidden": 512}';
+    /// missing fields keep their defaults.
+    #[arg(long, value_name = "JSON", requires = "encoder")]
+    head: Option<String>,
+    /// Folder caching the data sets' embeddings, keyed by the encoder's
+    /// fingerprint and the text [default: .lepton/embeddings].
+    #[arg(long, value_name = "DIR", requires = "encoder")]
+    embedding_cache: Option<PathBuf>,
+}
+
+fn parse_pooling(value: &str) -> Result<lepton_encoder::Pooling, String> {
+    match value {
+        "mean" => Ok(lepton_encoder::Pooling::Mean),
+        "cls" => Ok(lepton_encoder::Pooling::Cls),
+        other => Err(format!("invalid pooling {other:?}: expected mean or cls")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -454,6 +487,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 threshold: args.threshold,
                 margin: args.margin,
                 seed: args.seed,
+                shots: args.shots,
+                encoder: args.encoder.map(|model| lepton::eval::EncoderOptions {
+                    model,
+                    pooling: args.pooling,
+                    query_prefix: args.query_prefix,
+                    device: args.device,
+                    head: args.head,
+                    cache_dir: args.embedding_cache.unwrap_or_else(|| PathBuf::from(".lepton/embeddings")),
+                }),
             };
             let report = lepton::eval::run(&options)?;
             match args.json {

@@ -1,5 +1,6 @@
-//! `lepton eval`: train the embedded intent model on one data set and score it
-//! on another, or cross-validate it on a bot's own examples and write a report
+//! `lepton eval`: train the embedded intent model, or the intent head on a
+//! pretrained sentence encoder, on one data set and score it on another, or
+//! cross-validate the embedded model on a bot's own examples and write a report
 //! folder with images.
 
 mod charts;
@@ -10,8 +11,9 @@ pub mod scores;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use lepton_intents::eval::{run_eval, Clinc150, Dataset, EvalConfig, EvalReport};
-use lepton_intents::TrainConfig;
+use lepton_encoder::{Batcher, DeviceChoice, Encoder, EncoderConfig, Pooling};
+use lepton_intents::eval::{run_encoder_eval, run_eval, Clinc150, Dataset, EncoderEvalConfig, EvalConfig, EvalReport};
+use lepton_intents::{HeadConfig, TrainConfig};
 
 use scores::CrossValidationReport;
 
@@ -33,12 +35,30 @@ pub struct EvalOptions {
     pub threshold: Option<f32>,
     pub margin: Option<f32>,
     pub seed: Option<u64>,
+    /// Train on this many examples of each intent, drawn with the seed from the training data.
+    pub shots: Option<usize>,
+    /// Classify with a sentence encoder instead of the embedded model.
+    pub encoder: Option<EncoderOptions>,
+}
+
+/// The sentence encoder of `lepton eval --encoder` and its intent head.
+pub struct EncoderOptions {
+    /// A Hugging Face model folder.
+    pub model: PathBuf,
+    pub pooling: Option<Pooling>,
+    pub query_prefix: String,
+    pub device: DeviceChoice,
+    /// The intent head's configuration as JSON; missing fields keep their
+    /// defaults, and the seeds are those of the evaluation.
+    pub head: Option<String>,
+    /// Folder of the embedding cache.
+    pub cache_dir: PathBuf,
 }
 
 /// Loads the data, trains a model and scores it.
 pub fn run(options: &EvalOptions) -> anyhow::Result<EvalReport> {
     let mut config = EvalConfig::default();
-    let (train, test) = load(options, &mut config)?;
+    let (mut train, validation, test) = load(options, &mut config)?;
     if let Some(threshold) = options.threshold {
         config.threshold = threshold;
     }
@@ -48,26 +68,66 @@ pub fn run(options: &EvalOptions) -> anyhow::Result<EvalReport> {
     if let Some(seed) = options.seed {
         config.train.seed = seed;
     }
+    if let Some(shots) = options.shots {
+        train = train.sample_per_intent(shots, config.train.seed);
+    }
     if train.in_scope().is_empty() {
         bail!("the training data has no labelled examples");
     }
 
     tracing::info!(train = train.len(), test = test.len(), "training and evaluating");
-    Ok(run_eval(&train, &test, &config)?)
+    match &options.encoder {
+        None => Ok(run_eval(&train, &test, &config)?),
+        Some(encoder) => run_with_encoder(encoder, &train, validation.as_ref(), &test, &config),
+    }
 }
 
-fn load(options: &EvalOptions, config: &mut EvalConfig) -> anyhow::Result<(Dataset, Dataset)> {
+/// Loads the encoder, embeds the data (through the cache) and scores the intent head.
+fn run_with_encoder(
+    options: &EncoderOptions,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    test: &Dataset,
+    config: &EvalConfig,
+) -> anyhow::Result<EvalReport> {
+    let mut encoder_config = EncoderConfig::new(&options.model);
+    encoder_config.pooling = options.pooling;
+    encoder_config.query_prefix = options.query_prefix.clone();
+    encoder_config.device = options.device;
+    let encoder = Encoder::load(&encoder_config).with_context(|| format!("cannot load the encoder in {}", options.model.display()))?;
+    tracing::info!(model = %options.model.display(), device = %encoder.device_name(), dimension = encoder.dimension(), "loaded the encoder");
+
+    let mut head = match &options.head {
+        Some(json) => serde_json::from_str::<HeadConfig>(json).context("invalid --head JSON")?,
+        None => HeadConfig::default(),
+    };
+    head.seed = config.train.seed;
+    head.ngram.seed = config.train.seed;
+    let eval_config = EncoderEvalConfig {
+        head,
+        threshold: config.threshold,
+        margin: config.margin,
+        keep_in_scope: config.keep_in_scope,
+        cache_dir: Some(options.cache_dir.clone()),
+    };
+    let batcher = Batcher::new(std::sync::Arc::new(encoder));
+    Ok(run_encoder_eval(train, validation, test, &batcher, &eval_config)?)
+}
+
+/// Returns the training data, the validation data (CLINC150's `val` when scoring
+/// `test`) and the test data.
+fn load(options: &EvalOptions, config: &mut EvalConfig) -> anyhow::Result<(Dataset, Option<Dataset>, Dataset)> {
     let is_clinc = options.test.extension().is_some_and(|e| e == "json");
-    let (clinc_train, test) = if is_clinc {
+    let (clinc_train, validation, test) = if is_clinc {
         let data = Clinc150::load(&options.test)?;
-        let test = match options.split.as_str() {
-            "test" => data.test,
-            "val" => data.val,
+        let (validation, test) = match options.split.as_str() {
+            "test" => (Some(data.val), data.test),
+            "val" => (None, data.val),
             other => bail!("unknown CLINC150 split {other:?}; use `test` or `val`"),
         };
-        (Some(data.train), test)
+        (Some(data.train), validation, test)
     } else {
-        (None, Dataset::load(&options.test)?)
+        (None, None, Dataset::load(&options.test)?)
     };
 
     let train = match (&options.train, clinc_train) {
@@ -76,7 +136,7 @@ fn load(options: &EvalOptions, config: &mut EvalConfig) -> anyhow::Result<(Datas
         (None, Some(train)) => train,
         (None, None) => bail!("{} has no training split; pass --train FILE or --bot DIR", options.test.display()),
     };
-    Ok((train, test))
+    Ok((train, validation, test))
 }
 
 /// Turns a bot's intent examples into a training set and takes its classifier settings.
