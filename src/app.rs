@@ -1,12 +1,18 @@
 //! Turning a bot folder into a running engine: load and validate the YAML,
-//! train the intent model and build the knowledge index when they are stale.
+//! load the pretrained encoder when one is configured, train the intent model
+//! and build the knowledge index when they are stale.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bot_core::bot::{EncoderDevice, EncoderPooling, EncoderSettings};
 use bot_core::{BotDefinition, Classifier, KnowledgeSearch};
+use lepton_encoder::{Batcher, DeviceChoice, Encoder, EncoderConfig, Pooling};
+use lepton_knowledge::{HybridConfig, HybridKnowledge};
+
+use crate::config::EncoderSection;
 
 /// The folders of a bot's sources and of its trained model and index.
 #[derive(Clone, Debug)]
@@ -57,24 +63,73 @@ pub fn load_bot(bot_dir: &Path) -> anyhow::Result<lepton_flows::LoadedBot> {
     }
 }
 
+/// The inputs of [`prepare_with`] besides the bot folder.
+#[derive(Clone, Default)]
+pub struct PrepareOptions {
+    /// Becomes the `server_url` variable unless the bot defines it.
+    pub server_url: Option<String>,
+    /// The server configuration's `[encoder]` keys, applied over the bot's.
+    pub encoder: EncoderSection,
+    /// The encoder loaded by an earlier preparation, reused while its
+    /// configuration stays the same.
+    pub encoders: EncoderSlot,
+}
+
+/// The encoder in use and its batcher, shared by every preparation of one
+/// server, so that a reload that keeps the encoder settings does not load the
+/// model again.
+#[derive(Clone, Default)]
+pub struct EncoderSlot {
+    current: Arc<Mutex<Option<Batcher>>>,
+}
+
+impl EncoderSlot {
+    /// Returns a batcher for `config`: the current one when its encoder was
+    /// loaded with the same configuration, else a newly loaded one, which
+    /// replaces it. The bool is true when the model was loaded now.
+    pub fn batcher(&self, config: &EncoderConfig) -> anyhow::Result<(Batcher, bool)> {
+        let mut current = self.current.lock().map_err(|_| anyhow::anyhow!("the encoder slot's lock is poisoned"))?;
+        if let Some(batcher) = current.as_ref().filter(|batcher| batcher.encoder().config() == config) {
+            return Ok((batcher.clone(), false));
+        }
+
+        let started = Instant::now();
+        let encoder = Encoder::load(config).with_context(|| format!("cannot load the encoder in {}", config.model.display()))?;
+        tracing::info!(
+            model = %config.model.display(),
+            device = %encoder.device_name(),
+            dimension = encoder.dimension(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded the sentence encoder"
+        );
+        let batcher = Batcher::new(Arc::new(encoder));
+        *current = Some(batcher.clone());
+        Ok((batcher, true))
+    }
+}
+
 /// Loads the bot, trains the intent model if its examples changed, and opens
 /// (or rebuilds) the knowledge index. `server_url` becomes the `server_url`
-/// variable unless the bot defines it.
+/// variable unless the bot defines it. The encoder, when the bot has one, is
+/// loaded from its own settings only; see [`prepare_with`].
 pub fn prepare(paths: &BotPaths, server_url: Option<&str>) -> anyhow::Result<Prepared> {
+    let options = PrepareOptions { server_url: server_url.map(str::to_owned), ..PrepareOptions::default() };
+    prepare_with(paths, &options)
+}
+
+/// Like [`prepare`], with the server configuration's encoder keys and an
+/// encoder kept from an earlier preparation.
+pub fn prepare_with(paths: &BotPaths, options: &PrepareOptions) -> anyhow::Result<Prepared> {
     let loaded = load_bot(&paths.bot_dir)?;
     let mut bot = loaded.bot;
-    if let Some(url) = server_url {
-        bot.settings.variables.entry("server_url".to_owned()).or_insert_with(|| url.to_owned());
+    if let Some(url) = &options.server_url {
+        bot.settings.variables.entry("server_url".to_owned()).or_insert_with(|| url.clone());
     }
+    bot.settings.encoder = options.encoder.apply(bot.settings.encoder.take());
 
-    let (classifier, trained): (Arc<dyn Classifier>, bool) = if bot.intents.is_empty() && bot.faq.is_empty() {
-        tracing::warn!("the bot has no intent examples and no FAQ entries; every message falls back");
-        (Arc::new(bot_core::classify::NoIntents), false)
-    } else {
-        let (model, trained) = train(paths, &bot)?;
-        (Arc::new(model), trained)
-    };
-    let (index, indexed) = index(paths, &bot)?;
+    let batcher = load_encoder(paths, &bot, &options.encoders)?;
+    let (classifier, trained) = train(paths, &bot, batcher.as_ref())?;
+    let (index, indexed) = index(paths, &bot, batcher.as_ref())?;
     Ok(Prepared {
         bot: Arc::new(bot),
         classifier,
@@ -84,34 +139,103 @@ pub fn prepare(paths: &BotPaths, server_url: Option<&str>) -> anyhow::Result<Pre
     })
 }
 
-/// Trains the intent model unless the stored one was trained on the same examples.
-pub fn train(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_intents::IntentModel, bool)> {
-    let started = Instant::now();
-    let examples = bot.training_examples();
-    let config = lepton_intents::TrainConfig { seed: bot.settings.classifier.seed, ..Default::default() };
-    let dir = paths.model_dir();
-    let (model, trained) = lepton_intents::IntentModel::load_or_train(&dir, &examples, &config)
-        .with_context(|| format!("cannot train or load the intent model in {}", dir.display()))?;
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    if trained {
-        tracing::info!(examples = examples.len(), elapsed_ms, "trained the intent model");
-    } else {
-        tracing::debug!(elapsed_ms, "intent model is up to date");
+/// Loads the encoder the bot's settings name, or takes it from `slot` when it
+/// is loaded already; `None` when the bot has no encoder.
+pub fn load_encoder(paths: &BotPaths, bot: &BotDefinition, slot: &EncoderSlot) -> anyhow::Result<Option<Batcher>> {
+    let Some(settings) = &bot.settings.encoder else { return Ok(None) };
+    let config = encoder_config(&paths.bot_dir, settings)?;
+    let (batcher, loaded) = slot.batcher(&config)?;
+    if !loaded {
+        tracing::info!(model = %config.model.display(), device = %batcher.encoder().device_name(), "reusing the loaded sentence encoder");
     }
-    Ok((model, trained))
+    Ok(Some(batcher))
 }
 
-/// Builds the knowledge index unless the stored one was built from the same sources.
-pub fn index(paths: &BotPaths, bot: &BotDefinition) -> anyhow::Result<(lepton_knowledge::KnowledgeIndex, bool)> {
+/// Turns the bot's encoder settings into the encoder's configuration, finding
+/// the model folder (a path, or a Hugging Face id in the local cache).
+pub fn encoder_config(bot_dir: &Path, settings: &EncoderSettings) -> anyhow::Result<EncoderConfig> {
+    let cache = lepton_flows::HubCache::from_env();
+    let folder = lepton_flows::resolve_model(bot_dir, &settings.model, &cache)?;
+    let mut config = EncoderConfig::new(folder);
+    config.pooling = settings.pooling.map(|pooling| match pooling {
+        EncoderPooling::Mean => Pooling::Mean,
+        EncoderPooling::Cls => Pooling::Cls,
+    });
+    config.query_prefix.clone_from(&settings.query_prefix);
+    config.passage_prefix.clone_from(&settings.passage_prefix);
+    config.device = match settings.device {
+        EncoderDevice::Cpu => DeviceChoice::Cpu,
+        EncoderDevice::Cuda(ordinal) => DeviceChoice::Cuda(ordinal),
+    };
+    config.max_tokens = settings.max_tokens;
+    config.max_batch = settings.batch_size;
+    config.max_wait = Duration::from_millis(settings.batch_wait_ms);
+    Ok(config)
+}
+
+/// Trains the intent classifier that `settings.classifier.model` chooses
+/// unless the stored one was trained on the same examples (and encoder).
+/// Returns it and whether it was trained now.
+pub fn train(paths: &BotPaths, bot: &BotDefinition, batcher: Option<&Batcher>) -> anyhow::Result<(Arc<dyn Classifier>, bool)> {
+    if bot.intents.is_empty() && bot.faq.is_empty() {
+        tracing::warn!("the bot has no intent examples and no FAQ entries; every message falls back");
+        return Ok((Arc::new(bot_core::classify::NoIntents), false));
+    }
+    let started = Instant::now();
+    let examples = bot.training_examples();
+    let dir = paths.model_dir();
+    let seed = bot.settings.classifier.seed;
+    let on_encoder = batcher.filter(|_| bot.settings.classifier.model.uses_encoder(true));
+
+    let (classifier, trained, model): (Arc<dyn Classifier>, bool, &str) = match on_encoder {
+        Some(batcher) => {
+            let config = lepton_intents::HeadConfig::with_seed(seed);
+            let (head, trained) = lepton_intents::EncoderIntentModel::load_or_train(&dir, &examples, batcher, &config)
+                .with_context(|| format!("cannot train or load the encoder's intent head in {}", dir.display()))?;
+            (Arc::new(head), trained, "encoder")
+        }
+        None => {
+            let config = lepton_intents::TrainConfig { seed, ..Default::default() };
+            let (model, trained) = lepton_intents::IntentModel::load_or_train(&dir, &examples, &config)
+                .with_context(|| format!("cannot train or load the intent model in {}", dir.display()))?;
+            (Arc::new(model), trained, "embedded")
+        }
+    };
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    if trained {
+        tracing::info!(model, examples = examples.len(), elapsed_ms, "trained the intent model");
+    } else {
+        tracing::info!(model, elapsed_ms, "reusing the stored intent model");
+    }
+    Ok((classifier, trained))
+}
+
+/// Builds the knowledge index, and the encoder's vectors of the FAQ and
+/// articles when there is an encoder, unless the stored ones were built from
+/// the same sources (and encoder).
+pub fn index(paths: &BotPaths, bot: &BotDefinition, batcher: Option<&Batcher>) -> anyhow::Result<(HybridKnowledge, bool)> {
     let started = Instant::now();
     let dir = paths.index_dir();
-    let (index, rebuilt) = lepton_knowledge::KnowledgeIndex::open_or_build(&dir, &bot.faq, &bot.articles)
+    let config = hybrid_config(&bot.settings.knowledge);
+    let (index, rebuilt) = HybridKnowledge::open_or_build(&dir, &bot.faq, &bot.articles, batcher, &config)
         .with_context(|| format!("cannot build or open the knowledge index in {}", dir.display()))?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let embeddings = index.uses_embeddings();
     if rebuilt {
-        tracing::info!(faq = bot.faq.len(), articles = bot.articles.len(), elapsed_ms, "built the knowledge index");
+        tracing::info!(faq = bot.faq.len(), articles = bot.articles.len(), embeddings, elapsed_ms, "built the knowledge index");
+    } else {
+        tracing::info!(embeddings, elapsed_ms, "reusing the stored knowledge index");
     }
     Ok((index, rebuilt))
+}
+
+fn hybrid_config(settings: &bot_core::bot::KnowledgeSettings) -> HybridConfig {
+    let default = HybridConfig::default();
+    HybridConfig {
+        bm25: settings.bm25,
+        embeddings: settings.embeddings,
+        min_similarity: settings.min_similarity.unwrap_or(default.min_similarity),
+    }
 }
 
 /// Returns a fingerprint of the bot folder's sources (YAML, Markdown and JSON

@@ -11,6 +11,7 @@
 //!     store: Default::default(),
 //!     redis: Default::default(),
 //!     web: Default::default(),
+//!     encoder: Default::default(),
 //!     paths,
 //!     host: "127.0.0.1".to_owned(),
 //!     port: 8080,
@@ -44,6 +45,7 @@ pub mod http_client;
 pub mod learn;
 pub mod limits;
 pub mod metrics;
+pub mod model_cmd;
 pub mod reload;
 pub mod server;
 pub mod store_config;

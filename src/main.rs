@@ -109,6 +109,29 @@ enum Command {
     /// Train the intent model on a data set and report accuracy, macro-F1, per-intent
     /// scores and out-of-scope recall.
     Eval(EvalArgs),
+    /// Download pretrained sentence encoders for `settings.encoder.model`.
+    Model(ModelArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    #[command(subcommand)]
+    command: ModelSubcommand,
+}
+
+#[derive(Subcommand)]
+enum ModelSubcommand {
+    /// Download a model from the Hugging Face Hub into the Hugging Face cache
+    /// (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub) and print
+    /// its folder. HF_ENDPOINT sets another Hub or a mirror; HF_TOKEN a token for
+    /// gated models. A bot then names it as `settings.encoder.model: REPO`.
+    Pull {
+        /// The model's id, such as sentence-transformers/all-MiniLM-L6-v2.
+        repo: String,
+        /// A branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -437,6 +460,15 @@ fn install_tracing(format: LogFormat, level: &str) -> TracingGuard {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { .. } | Command::Serve(_) | Command::Config(_) => unreachable!("main runs the server and config commands"),
+        Command::Model(args) => match args.command {
+            ModelSubcommand::Pull { repo, revision } => {
+                let options = lepton::model_cmd::PullOptions::from_env(repo, revision);
+                let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+                let folder = runtime.block_on(lepton::model_cmd::pull(&options))?;
+                println!("{}", folder.display());
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Agent(args) => {
             let paths = BotPaths::new(&args.bot, args.data_dir.as_deref());
             let file = lepton::agent_cmd::accounts_file(args.agents.as_deref(), &paths);
@@ -469,7 +501,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let bot = app::load_bot(&dir)?.bot;
             let started = std::time::Instant::now();
-            let (_, trained) = app::train(&paths, &bot)?;
+            let batcher = app::load_encoder(&paths, &bot, &app::EncoderSlot::default())?;
+            let (_, trained) = app::train(&paths, &bot, batcher.as_ref())?;
             let verb = if trained { "trained" } else { "up to date:" };
             println!("{verb} {} in {} ms", paths.model_dir().display(), started.elapsed().as_millis());
             Ok(ExitCode::SUCCESS)
@@ -513,7 +546,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Index { dir, data_dir } => {
             let paths = BotPaths::new(&dir, data_dir.as_deref());
             let bot = app::load_bot(&dir)?.bot;
-            let (_, rebuilt) = app::index(&paths, &bot)?;
+            let batcher = app::load_encoder(&paths, &bot, &app::EncoderSlot::default())?;
+            let (_, rebuilt) = app::index(&paths, &bot, batcher.as_ref())?;
             let verb = if rebuilt { "built" } else { "up to date:" };
             println!("{verb} {} ({} FAQ entries, {} articles)", paths.index_dir().display(), bot.faq.len(), bot.articles.len());
             Ok(ExitCode::SUCCESS)
@@ -545,6 +579,7 @@ fn serve(args: ServeArgs, demo: bool, log_format: Option<LogFormat>) -> anyhow::
         store: config.store.clone(),
         redis: config.redis.clone(),
         web: config.web.clone(),
+        encoder: config.encoder.clone(),
         agent_token: config.agent.token.as_ref().map(|token| token.expose().to_owned()).filter(|token| !token.is_empty()),
         accounts,
         demo_account: demo,

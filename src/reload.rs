@@ -14,7 +14,7 @@ use bot_core::Engine;
 use lepton_web::{BotReloader, ReloadReport};
 use tokio::sync::Mutex;
 
-use crate::app::{self, BotPaths};
+use crate::app::{self, BotPaths, PrepareOptions};
 
 /// How often the watcher compares the bot folder with the running bot.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -23,16 +23,19 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Reloader {
     engine: Engine,
     paths: BotPaths,
-    server_url: String,
+    /// The server URL, the configuration's encoder keys and the loaded
+    /// encoder, which a reload reuses when the encoder settings stay the same.
+    prepare: PrepareOptions,
     /// The fingerprint of the folder last loaded or rejected.
     loaded: Mutex<String>,
     last: std::sync::Mutex<Option<ReloadReport>>,
 }
 
 impl Reloader {
-    /// `fingerprint` is that of the folder the running bot was loaded from.
-    pub fn new(engine: Engine, paths: BotPaths, server_url: String, fingerprint: String) -> Self {
-        Self { engine, paths, server_url, loaded: Mutex::new(fingerprint), last: std::sync::Mutex::new(None) }
+    /// `fingerprint` is that of the folder the running bot was loaded from;
+    /// `prepare` contains the options the running bot was prepared with.
+    pub fn new(engine: Engine, paths: BotPaths, prepare: PrepareOptions, fingerprint: String) -> Self {
+        Self { engine, paths, prepare, loaded: Mutex::new(fingerprint), last: std::sync::Mutex::new(None) }
     }
 
     /// Reloads the folder and swaps the bot in when it is valid.
@@ -97,8 +100,8 @@ impl Reloader {
             return ReloadReport { diagnostics, ..ReloadReport::default() };
         }
 
-        let (paths, url) = (self.paths.clone(), self.server_url.clone());
-        let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await;
+        let (paths, options) = (self.paths.clone(), self.prepare.clone());
+        let prepared = tokio::task::spawn_blocking(move || app::prepare_with(&paths, &options)).await;
         match prepared {
             Ok(Ok(prepared)) => {
                 warn_about_restart_settings(&self.engine.bot().settings, &prepared.bot.settings);

@@ -29,7 +29,7 @@ use crate::channels::Channels;
 use crate::learn::FolderExampleWriter;
 use crate::metrics::{MeasuredStore, Metrics, MetricsAccess};
 use crate::reload::Reloader;
-use crate::config::{RedisSection, StoreSection, WebSection};
+use crate::config::{EncoderSection, RedisSection, StoreSection, WebSection};
 use crate::store_config;
 
 #[derive(Clone, Debug)]
@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub redis: RedisSection,
     /// The web channel's limits.
     pub web: WebSection,
+    /// The configuration's `[encoder]` keys, applied over the bot's `settings.encoder`.
+    pub encoder: EncoderSection,
     pub agent_token: Option<String>,
     /// The console's accounts file (`lepton agent add` writes it).
     pub accounts: PathBuf,
@@ -78,9 +80,9 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     let local = listener.local_addr()?;
     let server_url = format!("http://{local}");
 
-    let paths = options.paths.clone();
-    let url = server_url.clone();
-    let prepared = tokio::task::spawn_blocking(move || app::prepare(&paths, Some(&url))).await??;
+    let prepare = app::PrepareOptions { server_url: Some(server_url.clone()), encoder: options.encoder.clone(), encoders: app::EncoderSlot::default() };
+    let (paths, prepare_now) = (options.paths.clone(), prepare.clone());
+    let prepared = tokio::task::spawn_blocking(move || app::prepare_with(&paths, &prepare_now)).await??;
     let store_config = store_config::resolve(&options.store, &options.redis, &prepared.bot.settings, &options.paths.data_dir);
     let store = store_config::open(&store_config).await?;
     let metrics = Metrics::new(Duration::from_secs(prepared.bot.settings.session.ttl_seconds.max(1)));
@@ -100,7 +102,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
     }
 
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
-    let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), server_url.clone(), fingerprint));
+    let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), prepare, fingerprint));
     let web_config = web_config(&options)?;
     let demo_password = console_accounts(&options)?;
     let state = lepton_web::WebState::new(engine.clone(), web_config).with_reloader(reloader.clone()).with_accounts(options.accounts.clone());

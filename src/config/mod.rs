@@ -51,6 +51,7 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub telegram: TelegramSection,
     pub discord: DiscordSection,
+    pub encoder: EncoderSection,
 }
 
 /// `[server]`: where the server listens, which bot it serves, its timers and shutdown.
@@ -261,6 +262,54 @@ pub struct DiscordSection {
     pub shards: Option<String>,
     /// An HTTP proxy for the REST calls that applies Discord's rate limits.
     pub api_proxy: Option<String>,
+}
+
+/// `[encoder]`: the pretrained sentence encoder. Each key set here replaces the
+/// bot's `settings.encoder` value, so that one bot folder runs on a laptop's
+/// CPU and on a GPU server. A `model` here gives the bot an encoder even when
+/// its settings have none.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderSection {
+    /// A model folder (relative to the bot folder, or absolute) or a Hugging Face id `org/name` in the local cache.
+    pub model: Option<String>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: Option<String>,
+    /// The most texts in one forward pass.
+    pub batch_size: Option<usize>,
+    /// How long the batcher waits for more texts after the first, in milliseconds.
+    pub batch_wait_ms: Option<u64>,
+}
+
+impl EncoderSection {
+    /// Applies the keys set here over the bot's encoder settings. The values
+    /// were validated when the configuration loaded.
+    pub fn apply(&self, encoder: Option<bot_core::bot::EncoderSettings>) -> Option<bot_core::bot::EncoderSettings> {
+        let mut encoder = match (encoder, &self.model) {
+            (Some(mut encoder), Some(model)) => {
+                encoder.model = model.clone();
+                encoder
+            }
+            (Some(encoder), None) => encoder,
+            (None, Some(model)) => bot_core::bot::EncoderSettings::new(model.clone()),
+            (None, None) => return None,
+        };
+        if let Some(device) = self.device.as_deref().and_then(bot_core::bot::EncoderDevice::from_name) {
+            encoder.device = device;
+        }
+        if let Some(batch_size) = self.batch_size {
+            encoder.batch_size = batch_size;
+        }
+        if let Some(wait) = self.batch_wait_ms {
+            encoder.batch_wait_ms = wait;
+        }
+        Some(encoder)
+    }
+
+    /// Whether any key is set.
+    pub fn is_set(&self) -> bool {
+        self != &Self::default()
+    }
 }
 
 /// `[metrics]`: the Prometheus metrics route.

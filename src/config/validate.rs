@@ -92,6 +92,18 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             problem("discord.api_proxy", format!("{:?} is not an http:// or https:// URL such as http://127.0.0.1:3000", lepton_redis::redact_url(url)));
         }
     }
+    if let Some(device) = config.encoder.device.as_deref().filter(|name| bot_core::bot::EncoderDevice::from_name(name).is_none()) {
+        problem("encoder.device", format!("{device:?} is not a device: use cpu, cuda or cuda:N such as cuda:1"));
+    }
+    if config.encoder.model.as_deref().is_some_and(|model| model.trim().is_empty()) {
+        problem("encoder.model", "is empty: give a model folder or a Hugging Face id such as sentence-transformers/all-MiniLM-L6-v2".to_owned());
+    }
+    if let Some(size) = config.encoder.batch_size.filter(|size| !(1..=4096).contains(size)) {
+        problem("encoder.batch_size", format!("{size} must be from 1 to 4096"));
+    }
+    if let Some(wait) = config.encoder.batch_wait_ms.filter(|wait| *wait > 1000) {
+        problem("encoder.batch_wait_ms", format!("{wait} must be from 0 to 1000"));
+    }
     problems
 }
 

@@ -1,0 +1,128 @@
+//! A bot with a pretrained sentence encoder (all-MiniLM-L6-v2 from
+//! `lepton_encoder::test_model()`), served by the real `lepton serve`: it
+//! understands paraphrases that none of its examples contain. Skipped, with
+//! the reason printed, when the test model cannot be fetched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{temp_dir, Customer, Server, LEPTON};
+
+const REFUND_REPLY: &str = "I can refund that for you.";
+const HOURS_REPLY: &str = "We are open 9:00 to 18:00, Monday to Friday.";
+const TRACK_REPLY: &str = "Let me look up your delivery.";
+const GIFT_ANSWER: &str = "Yes, tick Gift wrap at checkout.";
+
+/// Returns the test model's folder, or prints why the test is skipped.
+pub fn test_model_or_skip(test: &str) -> Option<PathBuf> {
+    match lepton_encoder::test_model() {
+        Ok(folder) => Some(folder),
+        Err(reason) => {
+            eprintln!("skipping {test}: no test model: {reason}");
+            None
+        }
+    }
+}
+
+/// Writes a small shop bot whose settings use `model` as its encoder.
+pub fn write_encoder_bot(dir: &Path, model: &str) -> anyhow::Result<()> {
+    let bot = format!(
+        "settings:\n  name: encoder shop\n  languages: [en]\n  encoder:\n    model: {model}\n  classifier:\n    model: encoder\n"
+    );
+    std::fs::write(dir.join("bot.yml"), bot)?;
+    std::fs::write(
+        dir.join("intents.yml"),
+        concat!(
+            "intents:\n",
+            "  refund:\n",
+            "    response: refund\n",
+            "    examples:\n",
+            "      en: [I want a refund, give me my money back, can I get reimbursed, refund my purchase, I'd like to be refunded]\n",
+            "  opening_hours:\n",
+            "    response: opening_hours\n",
+            "    examples:\n",
+            "      en: [when are you open, what are your opening hours, are you open on weekends, what time do you close, business hours]\n",
+            "  track_order:\n",
+            "    response: track_order\n",
+            "    examples:\n",
+            "      en: [where is my order, track my package, has my parcel shipped, when will my delivery arrive, order status]\n",
+        ),
+    )?;
+    std::fs::write(
+        dir.join("responses.yml"),
+        format!(
+            "responses:\n  refund:\n    en: [\"{REFUND_REPLY}\"]\n  opening_hours:\n    en: [\"{HOURS_REPLY}\"]\n  track_order:\n    en: [\"{TRACK_REPLY}\"]\n  fallback:\n    en: [\"Sorry, I did not get that.\"]\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("faq.yml"),
+        format!(
+            "faq:\n  gift_wrapping:\n    lang: en\n    question: Do you offer gift wrapping?\n    variants: [Can I add a gift message?]\n    answer: \"{GIFT_ANSWER}\"\n"
+        ),
+    )?;
+    // The test harness serves the demo orders endpoint, which reads this file.
+    std::fs::write(dir.join("orders.json"), "{}")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encoder_bot_understands_paraphrases() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("encoder_bot_understands_paraphrases") else { return Ok(()) };
+    let bot = temp_dir("encoder-bot");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let server = Server::start_bot(&bot, &temp_dir("encoder-data"), &["--no-watch", "--store", "memory"], &[])?;
+
+    let mut customer = Customer::new(&server, "encoder-paraphrase");
+    let refund = customer.say("this blender broke, I expect my cash returned").await?;
+    let hours = customer.say("till what hour can I visit the store today?").await?;
+    let gift = customer.say("is it possible to have my purchase wrapped as a present?").await?;
+
+    assert_eq!(refund, [REFUND_REPLY], "a refund paraphrase got another reply");
+    assert_eq!(hours, [HOURS_REPLY], "an opening-hours paraphrase got another reply");
+    assert_eq!(gift, [GIFT_ANSWER], "a gift-wrapping paraphrase did not get the FAQ answer");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encoder_bot_is_ready() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("encoder_bot_is_ready") else { return Ok(()) };
+    let bot = temp_dir("encoder-ready");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let server = Server::start_bot(&bot, &temp_dir("encoder-ready-data"), &["--no-watch", "--store", "memory"], &[])?;
+
+    let response = reqwest::get(format!("{}/readyz", server.url)).await?;
+
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "/readyz: {}", response.text().await?);
+    Ok(())
+}
+
+#[test]
+fn bad_encoder_settings_are_reported_with_their_line() -> anyhow::Result<()> {
+    let dir = temp_dir("encoder-bad-settings");
+    write_encoder_bot(&dir, "./models/missing")?;
+    let bot = std::fs::read_to_string(dir.join("bot.yml"))?;
+    std::fs::write(dir.join("bot.yml"), bot.replace("  classifier:\n", "    device: tpu\n  classifier:\n"))?;
+
+    let output = Command::new(LEPTON).arg("validate").arg("--no-model").arg(&dir).output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let file = dir.join("bot.yml");
+
+    assert!(!output.status.success(), "lepton validate accepted bad encoder settings:\n{stdout}");
+    assert!(stdout.contains(&format!("{}:5:12: error: model folder `./models/missing` not found", file.display())), "{stdout}");
+    assert!(stdout.contains("run `lepton model pull"), "{stdout}");
+    assert!(stdout.contains(&format!("{}:6:13: error: unknown device `tpu`", file.display())), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn serve_refuses_a_bot_whose_model_is_missing() -> anyhow::Result<()> {
+    let dir = temp_dir("encoder-missing-model");
+    write_encoder_bot(&dir, "./models/missing")?;
+
+    let output = Command::new(LEPTON).args(["serve", "--port", "0", "--no-watch", "--store", "memory"]).arg(&dir).env("LEPTON_LOG", "warn").output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "lepton serve started without its model");
+    assert!(stderr.contains("bot.yml:5:12"), "{stderr}");
+    Ok(())
+}
