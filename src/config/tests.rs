@@ -343,3 +343,34 @@ fn log_filters_with_levels_and_targets_pass() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn encoder_env_overrides_file_and_bot() -> anyhow::Result<()> {
+    let loaded = load_text("[encoder]\ndevice = \"cpu\"\nbatch_size = 8\n", &[("LEPTON_ENCODER_DEVICE", "cuda:1")])?;
+    let bot = bot_core::bot::EncoderSettings::new("models/mini");
+
+    let applied = loaded.config.encoder.apply(Some(bot)).ok_or_else(|| anyhow::anyhow!("the bot's encoder was dropped"))?;
+
+    assert_eq!(applied.device, bot_core::bot::EncoderDevice::Cuda(1));
+    assert_eq!(applied.batch_size, 8);
+    assert_eq!(applied.model, "models/mini");
+    Ok(())
+}
+
+#[test]
+fn encoder_model_gives_a_bot_an_encoder() -> anyhow::Result<()> {
+    let loaded = load_text("[encoder]\nmodel = \"org/name\"\n", &[])?;
+
+    let applied = loaded.config.encoder.apply(None).ok_or_else(|| anyhow::anyhow!("no encoder from [encoder] model"))?;
+
+    assert_eq!(applied.model, "org/name");
+    Ok(())
+}
+
+#[test]
+fn encoder_device_typo_rejected() {
+    let found = diagnostics(load_text("[encoder]\ndevice = \"gpu\"\n", &[]));
+
+    assert_eq!(found[0].key.as_deref(), Some("encoder.device"));
+    assert!(found[0].message.contains("cpu, cuda or cuda:N"), "{}", found[0].message);
+}
