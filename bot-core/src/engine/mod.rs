@@ -231,11 +231,12 @@ impl Engine {
 
     /// Runs the classifier and a knowledge search on a fixed probe text, for
     /// readiness checks. It fails when the knowledge index cannot be read.
-    pub fn probe_models(&self) -> Result<(), crate::knowledge::KnowledgeError> {
+    pub async fn probe_models(&self) -> Result<(), crate::knowledge::KnowledgeError> {
         const PROBE: &str = "readiness probe";
         let runtime = self.runtime();
-        let _ = runtime.classifier.classify(PROBE);
-        runtime.knowledge.search(PROBE, &runtime.bot.settings.default_language(), f32::MAX).map(|_| ())
+        let _ = runtime.classifier.classify_async(PROBE).await;
+        let lang = runtime.bot.settings.default_language();
+        runtime.knowledge.search_async(PROBE, &lang, f32::MAX).await.map(|_| ())
     }
 
     /// Pings the session store and fails when it does not reply within `timeout`.

@@ -53,7 +53,7 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let engine = state.engine();
     let mut not_ready = Vec::new();
 
-    let models = match engine.probe_models() {
+    let models = match engine.probe_models().await {
         Ok(()) => "ok".to_owned(),
         Err(error) => {
             not_ready.push("models");
