@@ -14,23 +14,71 @@
 //! `KnowledgeSearch::search` on an index of the full entries (question and
 //! answer) and on one of the first 50 entries.
 //!
+//! With `--model DIR` (a sentence-encoder folder) the example also ranks with
+//! [`HybridKnowledge`]: BM25 alone, embeddings alone and both fused, on the same
+//! answers-only protocol. For each `min_similarity`, with `min_score` fixed at
+//! 0.5, it prints the share of questions answered, the share of answers that
+//! are right and the share of unrelated queries answered. A last column gives
+//! the share of unrelated queries answered by an index of the full entries,
+//! because unrelated questions resemble question vectors more than answers.
+//!
 //! ```text
-//! cargo run --release -p lepton-knowledge --example eval_faq [DATA_DIR]
+//! cargo run --release -p lepton-knowledge --example eval_faq -- [DATA_DIR] \
+//!     [--model DIR] [--query-prefix TEXT] [--passage-prefix TEXT]
 //! ```
 //!
 //! DATA_DIR contains `zaragoza-faq/faq-en.json` and, optionally,
 //! `clinc150/data_full.json`; the default is the `shared/data` folder next to
 //! the workspace. Without the FAQ file the example prints a note and exits 0.
+//! The prefixes are those of e5 models (`"query: "`, `"passage: "`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bot_core::{Article, FaqEntry, KnowledgeSearch, Lang};
-use lepton_knowledge::{KnowledgeHit, KnowledgeIndex};
+use lepton_encoder::{Batcher, Encoder, EncoderConfig};
+use lepton_knowledge::{HybridConfig, HybridHit, HybridKnowledge, KnowledgeHit, KnowledgeIndex};
 use serde::Deserialize;
 
 const THRESHOLDS: [f32; 7] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
+const SIMILARITY_THRESHOLDS: [f32; 9] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8];
+
+/// `min_score` of the hybrid threshold rows: the default of `settings.knowledge.min_score`.
+const HYBRID_MIN_SCORE: f32 = 0.5;
+
+/// Command-line arguments.
+struct Args {
+    data_dir: PathBuf,
+    model: Option<PathBuf>,
+    query_prefix: String,
+    passage_prefix: String,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let mut args = Args {
+            data_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")),
+            model: None,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
+        };
+        let mut iter = std::env::args().skip(1);
+        while let Some(arg) = iter.next() {
+            let mut value = || iter.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--model" => args.model = Some(PathBuf::from(value()?)),
+                "--query-prefix" => args.query_prefix = value()?,
+                "--passage-prefix" => args.passage_prefix = value()?,
+                other if other.starts_with("--") => anyhow::bail!("unknown option {other}"),
+                other => args.data_dir = PathBuf::from(other),
+            }
+        }
+        Ok(args)
+    }
+}
 
 #[derive(Deserialize)]
 struct FaqFile {
@@ -45,10 +93,8 @@ struct FaqRow {
 }
 
 fn main() -> anyhow::Result<()> {
-    let data_dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")));
+    let args = Args::parse()?;
+    let data_dir = args.data_dir.clone();
     let faq_path = data_dir.join("zaragoza-faq/faq-en.json");
     if !faq_path.is_file() {
         println!("skipped: {} not found; pass the data folder as the first argument", faq_path.display());
@@ -63,6 +109,9 @@ fn main() -> anyhow::Result<()> {
 
     measure_dictionary_load()?;
     evaluate_answers_only(&rows, &out_of_scope)?;
+    if let Some(model) = &args.model {
+        evaluate_hybrid(&rows, &out_of_scope, model, &args)?;
+    }
     measure_speed(&rows, &out_of_scope)?;
     Ok(())
 }
@@ -99,13 +148,30 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
+/// Returns each answer as a heading-less article whose source is its id.
+fn answer_articles(rows: &[FaqRow]) -> Vec<Article> {
+    let english = Lang::new("en");
+    rows.iter().map(|row| Article { path: row.id.clone(), lang: english.clone(), markdown: row.a.clone() }).collect()
+}
+
+/// Returns every pair as a FAQ entry: the question and its answer.
+fn full_entries(rows: &[FaqRow]) -> Vec<FaqEntry> {
+    rows.iter()
+        .map(|row| FaqEntry {
+            id: row.id.clone(),
+            lang: Lang::new("en"),
+            question: row.q.clone(),
+            variants: Vec::new(),
+            answer: row.a.clone(),
+            tags: Vec::new(),
+        })
+        .collect()
+}
+
 /// Indexes each answer as a heading-less article whose source is its id.
 fn evaluate_answers_only(rows: &[FaqRow], out_of_scope: &[String]) -> anyhow::Result<()> {
     let english = Lang::new("en");
-    let articles: Vec<Article> = rows
-        .iter()
-        .map(|row| Article { path: row.id.clone(), lang: english.clone(), markdown: row.a.clone() })
-        .collect();
+    let articles = answer_articles(rows);
     let index = KnowledgeIndex::in_memory(&[], &articles)?;
 
     let mut ranked = Vec::with_capacity(rows.len());
@@ -137,10 +203,16 @@ fn sorted_by_relevance(hits: &[KnowledgeHit]) -> Vec<KnowledgeHit> {
 }
 
 fn print_ranking_quality(label: &str, rows: &[FaqRow], ranked: &[Vec<KnowledgeHit>]) {
+    let sources: Vec<Vec<&str>> =
+        ranked.iter().map(|hits| hits.iter().map(|hit| hit.source.as_str()).collect()).collect();
+    print_source_quality(label, rows, &sources);
+}
+
+fn print_source_quality(label: &str, rows: &[FaqRow], ranked: &[Vec<&str>]) {
     let mut top1 = 0;
     let mut reciprocal_ranks = 0.0;
-    for (row, hits) in rows.iter().zip(ranked) {
-        if let Some(position) = hits.iter().position(|hit| hit.source == row.id) {
+    for (row, sources) in rows.iter().zip(ranked) {
+        if let Some(position) = sources.iter().take(10).position(|source| *source == row.id) {
             reciprocal_ranks += 1.0 / (position + 1) as f64;
             top1 += usize::from(position == 0);
         }
@@ -178,20 +250,121 @@ fn percent(part: usize, whole: usize) -> String {
     format!("{:.1}%", 100.0 * part as f64 / whole as f64)
 }
 
+/// Ranks the answers-only index with BM25 alone, embeddings alone and both,
+/// then prints the `min_similarity` rows.
+fn evaluate_hybrid(rows: &[FaqRow], out_of_scope: &[String], model: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    let mut config = EncoderConfig::new(model);
+    config.query_prefix = args.query_prefix.clone();
+    config.passage_prefix = args.passage_prefix.clone();
+    let started = Instant::now();
+    let encoder = Encoder::load(&config).with_context(|| format!("loading the encoder from {}", model.display()))?;
+    let batcher = Batcher::new(Arc::new(encoder));
+    println!("\nencoder {} loaded in {:.0} ms on {}", model.display(), millis(started.elapsed()), batcher.encoder().device_name());
+
+    let english = Lang::new("en");
+    let started = Instant::now();
+    let mut knowledge =
+        HybridKnowledge::in_memory(&[], &answer_articles(rows), Some(&batcher), &HybridConfig::default())?;
+    println!("answers-only index with vectors built in {:.1} s", started.elapsed().as_secs_f64());
+
+    println!("\nanswers indexed without questions; each question queried ({} queries)", rows.len());
+    println!("{:<34} {:>7} {:>8}", "ranking", "top-1", "MRR@10");
+    let mut fused = Vec::new();
+    for (label, bm25, embeddings) in
+        [("BM25 alone", true, false), ("embeddings alone", false, true), ("hybrid (reciprocal rank fusion)", true, true)]
+    {
+        knowledge.set_config(HybridConfig { bm25, embeddings, ..HybridConfig::default() });
+        let mut ranked = Vec::with_capacity(rows.len());
+        for row in rows {
+            ranked.push(knowledge.rank(&row.q, Some(&english), 10)?);
+        }
+        let sources: Vec<Vec<&str>> =
+            ranked.iter().map(|hits| hits.iter().map(|hit| hit.source.as_str()).collect()).collect();
+        print_source_quality(label, rows, &sources);
+        if bm25 && embeddings {
+            fused = ranked;
+        }
+    }
+
+    let mut unrelated = Vec::with_capacity(out_of_scope.len());
+    for query in out_of_scope {
+        unrelated.push(knowledge.rank(query, Some(&english), 10)?);
+    }
+    let started = Instant::now();
+    let full = HybridKnowledge::in_memory(&full_entries(rows), &[], Some(&batcher), &HybridConfig::default())?;
+    let full_build = started.elapsed();
+    let mut unrelated_full = Vec::with_capacity(out_of_scope.len());
+    for query in out_of_scope {
+        unrelated_full.push(full.rank(query, Some(&english), 10)?);
+    }
+
+    let queries: Vec<&str> =
+        rows.iter().map(|row| row.q.as_str()).chain(out_of_scope.iter().map(String::as_str)).collect();
+    let mut times = Vec::with_capacity(queries.len());
+    for query in &queries {
+        let started = Instant::now();
+        full.search(query, &english, HYBRID_MIN_SCORE)?;
+        times.push(started.elapsed());
+    }
+    println!("\nspeed of HybridKnowledge::search on full entries (query embedding included), {} queries", queries.len());
+    println!("{:>8} {:>9} {:>9} {:>9} {:>9} {:>9}", "entries", "build ms", "mean us", "p50 us", "p95 us", "max us");
+    print_timing(rows.len(), full_build, &mut times);
+
+    println!("\nhybrid answer rule with min_score {HYBRID_MIN_SCORE}");
+    println!("{:>14} {:>9} {:>9} {:>12} {:>17}", "min_similarity", "answered", "correct", "oos answered", "oos, full entries");
+    for threshold in SIMILARITY_THRESHOLDS {
+        print_similarity_row(threshold, rows, &fused, &unrelated, &unrelated_full);
+    }
+    Ok(())
+}
+
+/// Picks the answer the way `HybridKnowledge` does: the first hit in fused
+/// order whose relevance or similarity reaches its threshold.
+fn first_qualifying_hybrid(hits: &[HybridHit], min_similarity: f32) -> Option<&HybridHit> {
+    hits.iter().find(|hit| {
+        hit.relevance.is_some_and(|relevance| relevance >= HYBRID_MIN_SCORE)
+            || hit.similarity.is_some_and(|similarity| similarity >= min_similarity)
+    })
+}
+
+fn print_similarity_row(
+    threshold: f32,
+    rows: &[FaqRow],
+    ranked: &[Vec<HybridHit>],
+    unrelated: &[Vec<HybridHit>],
+    unrelated_full: &[Vec<HybridHit>],
+) {
+    let mut answered = 0;
+    let mut correct = 0;
+    for (row, hits) in rows.iter().zip(ranked) {
+        if let Some(best) = first_qualifying_hybrid(hits, threshold) {
+            answered += 1;
+            correct += usize::from(best.source == row.id);
+        }
+    }
+    let wrongly = |lists: &[Vec<HybridHit>]| {
+        if lists.is_empty() {
+            return "-".to_owned();
+        }
+        let count = lists.iter().filter(|hits| first_qualifying_hybrid(hits, threshold).is_some()).count();
+        percent(count, lists.len())
+    };
+
+    let precision = if answered == 0 { 0.0 } else { 100.0 * correct as f64 / answered as f64 };
+    println!(
+        "{:>14.2} {:>9} {:>8.1}% {:>12} {:>17}",
+        threshold,
+        percent(answered, rows.len()),
+        precision,
+        wrongly(unrelated),
+        wrongly(unrelated_full)
+    );
+}
+
 /// Times `search` over every question and out-of-scope query on full FAQ entries.
 fn measure_speed(rows: &[FaqRow], out_of_scope: &[String]) -> anyhow::Result<()> {
     let english = Lang::new("en");
-    let entries: Vec<FaqEntry> = rows
-        .iter()
-        .map(|row| FaqEntry {
-            id: row.id.clone(),
-            lang: english.clone(),
-            question: row.q.clone(),
-            variants: Vec::new(),
-            answer: row.a.clone(),
-            tags: Vec::new(),
-        })
-        .collect();
+    let entries = full_entries(rows);
     let queries: Vec<&str> =
         rows.iter().map(|row| row.q.as_str()).chain(out_of_scope.iter().map(String::as_str)).collect();
 

@@ -84,6 +84,41 @@
 //! much as a rare one, so in a small knowledge base a paraphrase with one unknown
 //! word can fall below 0.5. Add such words to an entry's variants or tags.
 
+//! # Hybrid search
+//!
+//! [`HybridKnowledge`] adds a pretrained sentence encoder (a
+//! [`lepton_encoder::Batcher`]) to the same index. Each FAQ entry gets a
+//! vector for its question and one per variant, embedded as queries. Each
+//! article section is split into chunks of up to three sentences (600 bytes),
+//! which are prefixed with the section's headings and embedded as passages. A
+//! document's similarity to a message is the best cosine over its vectors,
+//! computed exactly over all vectors.
+//!
+//! The top 10 documents by BM25 and the top 10 by similarity are fused by
+//! reciprocal rank: a document at rank `r` (from 1) on a side earns
+//! `1 / (60 + r)`, and the sums order the candidates. The first candidate whose
+//! BM25 relevance reaches `min_score` or whose similarity reaches
+//! [`HybridConfig::min_similarity`] is the answer, searching the message's
+//! language first and the others only when no candidate there qualifies. A
+//! candidate outside BM25's top 10 counts as relevance 0. The returned score
+//! is the larger of the relevance and the similarity mapped linearly onto the
+//! relevance scale, `min_similarity` to `min_score` and 1 to 1, so it reaches
+//! `min_score` exactly when the answer qualified by either signal.
+//!
+//! Either side can be switched off in [`HybridConfig`]. With embeddings off, or
+//! without a batcher, the search is exactly [`KnowledgeIndex`]'s. When the
+//! encoder fails on a message, a WARN line is logged and that message is
+//! answered by BM25 alone, even when the BM25 side is switched off.
+//! [`HybridKnowledge::open_or_build`] stores the vectors next to the index,
+//! keyed by the sources and the encoder's fingerprint, and embeds again only
+//! when either changes.
+//!
+//! Choosing `min_similarity`: see the `eval_faq` example and the figures for
+//! all-MiniLM-L6-v2 in `docs/benchmarks.md`.
+//!
+//! NOTE: the engine lowers `min_score` when the classifier already chose the
+//! knowledge intent, but `min_similarity` stays fixed.
+
 mod analysis;
 mod error;
 mod hybrid;
