@@ -44,7 +44,7 @@ use serde::Deserialize;
 
 const THRESHOLDS: [f32; 7] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
-const SIMILARITY_THRESHOLDS: [f32; 9] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8];
+const SIMILARITY_THRESHOLDS: [f32; 12] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 
 /// `min_score` of the hybrid threshold rows: the default of `settings.knowledge.min_score`.
 const HYBRID_MIN_SCORE: f32 = 0.5;
