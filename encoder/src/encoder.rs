@@ -9,14 +9,30 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use sha2::{Digest, Sha256};
 use tokenizers::{Encoding, Tokenizer};
 
-use crate::folder::{self, ModelFiles};
+use candle_nn::VarBuilder;
+
+use crate::folder::{self, Architecture, ModelFiles};
 use crate::network::Network;
+use crate::packed::PackedEncoder;
 use crate::{device, EncoderConfig, EncoderError, Pooling, TextKind};
+
+/// The forward pass in use.
+enum Backend {
+    /// Own packed pass on the CPU: no padding, fused kernels.
+    Packed(PackedEncoder),
+    /// candle-transformers' padded pass: GPUs, and architectures the packed
+    /// pass does not cover.
+    Padded(Network),
+}
+
+/// Set to `padded` to run candle-transformers' padded forward pass on the
+/// CPU too, for comparison in benchmarks and tests.
+pub const FORWARD_ENV: &str = "LEPTON_ENCODER_FORWARD";
 
 /// A loaded sentence encoder. `Send + Sync`; share it in an `Arc`.
 pub struct Encoder {
     config: EncoderConfig,
-    network: Network,
+    backend: Backend,
     tokenizer: Tokenizer,
     device: Device,
     pooling: Pooling,
@@ -28,6 +44,11 @@ pub struct Encoder {
 impl Encoder {
     /// Loads the model folder named by `config.model`.
     pub fn load(config: &EncoderConfig) -> Result<Self, EncoderError> {
+        let padded = std::env::var(FORWARD_ENV).is_ok_and(|value| value == "padded");
+        Self::load_with(config, padded)
+    }
+
+    fn load_with(config: &EncoderConfig, padded: bool) -> Result<Self, EncoderError> {
         let started = Instant::now();
         let files = ModelFiles::find(&config.model)?;
 
@@ -41,14 +62,14 @@ impl Encoder {
         };
 
         let device = device::open(config.device);
-        let network = Network::load(&architecture, &files.weights, &device)
+        let backend = load_backend(&architecture, &files.weights, &device, padded)
             .map_err(|error| EncoderError::model(&files.weights, format!("invalid weights: {error}")))?;
 
         let fingerprint = fingerprint(config, pooling, &config_text, &tokenizer_text, &files.weights)?;
         let pad_id = tokenizer.get_padding().map_or(architecture.pad_token_id(), |p| p.pad_id);
         let encoder = Self {
             config: config.clone(),
-            network,
+            backend,
             tokenizer,
             device,
             pooling,
@@ -62,6 +83,7 @@ impl Encoder {
             device = %encoder.device_name(),
             dimension = encoder.dimension,
             pooling = ?pooling,
+            forward = encoder.forward_name(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded sentence encoder"
         );
@@ -94,6 +116,14 @@ impl Encoder {
         device::name(&self.device)
     }
 
+    /// `packed` or `padded`: which forward pass runs.
+    pub fn forward_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Packed(_) => "packed",
+            Backend::Padded(_) => "padded",
+        }
+    }
+
     /// Encodes `texts` directly, in chunks of at most `max_batch` texts of
     /// similar length; one vector per text, in order.
     pub fn embed(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<f32>>, EncoderError> {
@@ -121,8 +151,44 @@ impl Encoder {
         Ok(vectors)
     }
 
-    /// Runs one forward pass over `batch`, padded to its longest text.
     fn embed_chunk(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        match &self.backend {
+            Backend::Packed(model) => self.embed_packed(model, batch),
+            Backend::Padded(network) => self.embed_padded(network, batch),
+        }
+    }
+
+    /// Runs one packed forward pass over `batch` and pools each text's rows.
+    fn embed_packed(&self, model: &PackedEncoder, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = batch.iter().map(|encoding| encoding.len()).collect();
+        let ids = batch.iter().flat_map(|encoding| encoding.get_ids()).copied().collect();
+        let type_ids = batch.iter().flat_map(|encoding| encoding.get_type_ids()).copied().collect();
+        let tokens = model.forward(ids, type_ids, &lengths)?;
+        let (storage, layout) = tokens.storage_and_layout();
+        let candle_core::Storage::Cpu(storage) = &*storage else {
+            candle_core::bail!("the packed forward pass ran off the CPU");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("the packed forward pass returned a strided tensor");
+        };
+        let rows = &storage.as_slice::<f32>()?[start..end];
+
+        let mut pooled = Vec::with_capacity(batch.len());
+        let mut first = 0;
+        for &length in &lengths {
+            let text = &rows[first * self.dimension..(first + length) * self.dimension];
+            let mut vector = pool(text, self.dimension, self.pooling);
+            if self.config.normalize {
+                normalize(&mut vector);
+            }
+            pooled.push(vector);
+            first += length;
+        }
+        Ok(pooled)
+    }
+
+    /// Runs one forward pass over `batch`, padded to its longest text.
+    fn embed_padded(&self, network: &Network, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
         let width = batch.iter().map(|encoding| encoding.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch.len() * width);
         let mut type_ids = Vec::with_capacity(batch.len() * width);
@@ -141,7 +207,7 @@ impl Encoder {
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let type_ids = Tensor::from_vec(type_ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let tokens = self.network.forward(&ids, &type_ids, &mask)?;
+        let tokens = network.forward(&ids, &type_ids, &mask)?;
 
         let pooled = match self.pooling {
             Pooling::Cls => tokens.i((.., 0))?,
@@ -159,6 +225,42 @@ impl Encoder {
         };
         pooled.to_vec2()
     }
+}
+
+fn load_backend(architecture: &Architecture, weights: &Path, device: &Device, padded: bool) -> candle_core::Result<Backend> {
+    // SAFETY: the weights file is mapped read-only; changing it while the
+    // process runs is undefined behaviour, as for every mmap-based loader.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+    if device.is_cpu() && !padded {
+        if let Some(model) = PackedEncoder::load(architecture, vb.clone())? {
+            return Ok(Backend::Packed(model));
+        }
+    }
+    Network::load(architecture, vb).map(Backend::Padded)
+}
+
+/// One sentence vector from a text's token rows, `width` values each.
+fn pool(rows: &[f32], width: usize, pooling: Pooling) -> Vec<f32> {
+    match pooling {
+        Pooling::Cls => rows[..width].to_vec(),
+        Pooling::Mean => {
+            let mut sum = vec![0f32; width];
+            for row in rows.chunks(width) {
+                for (total, &x) in sum.iter_mut().zip(row) {
+                    *total += x;
+                }
+            }
+            let count = (rows.len() / width).max(1) as f32;
+            sum.iter_mut().for_each(|x| *x /= count);
+            sum
+        }
+    }
+}
+
+/// Scales `vector` to unit length; the epsilon matches PyTorch's `F.normalize`.
+fn normalize(vector: &mut [f32]) {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    vector.iter_mut().for_each(|x| *x /= norm);
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EncoderError> {
@@ -215,4 +317,41 @@ fn sample_weights(path: &Path) -> Result<Vec<u8>, EncoderError> {
         sample.extend_from_slice(&window[..wanted]);
     }
     Ok(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        crate::dot(a, b) / (crate::dot(a, a).sqrt() * crate::dot(b, b).sqrt())
+    }
+
+    #[test]
+    fn packed_pass_equals_padded_pass() -> Result<(), EncoderError> {
+        let folder = match crate::test_model() {
+            Ok(folder) => folder,
+            Err(reason) => {
+                eprintln!("skipped: no test model: {reason}");
+                return Ok(());
+            }
+        };
+        let mut config = EncoderConfig::new(folder);
+        config.pooling = Some(Pooling::Mean);
+        let packed = Encoder::load_with(&config, false)?;
+        let padded = Encoder::load_with(&config, true)?;
+        let texts = ["", "hi", "a longer text about a parcel that never arrived at my door", "我想退款", "reset password"];
+
+        assert_eq!(packed.forward_name(), "packed");
+        assert_eq!(padded.forward_name(), "padded");
+        for kind in [TextKind::Query, TextKind::Passage] {
+            let by_packed = packed.embed(&texts, kind)?;
+            let by_padded = padded.embed(&texts, kind)?;
+            for (text, (a, b)) in texts.iter().zip(by_packed.iter().zip(&by_padded)) {
+                let similarity = cosine(a, b);
+                assert!(similarity > 0.99999, "{text:?}: cosine {similarity}");
+            }
+        }
+        Ok(())
+    }
 }

@@ -21,12 +21,14 @@ mod device;
 mod encoder;
 mod error;
 mod folder;
+mod kernels;
 mod network;
+mod packed;
 mod testing;
 
 pub use batcher::{Batcher, BatcherStats};
 pub use config::{DeviceChoice, EncoderConfig, InvalidDevice, Pooling, TextKind};
-pub use encoder::Encoder;
+pub use encoder::{Encoder, FORWARD_ENV};
 pub use error::EncoderError;
 pub use testing::test_model;
 

@@ -1,6 +1,7 @@
-//! The transformer forward pass of each supported architecture.
+//! The padded transformer forward pass of candle-transformers, for each
+//! supported architecture; used on GPUs and as the reference on the CPU.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, xlm_roberta};
 
@@ -15,11 +16,7 @@ pub(crate) enum Network {
 impl Network {
     /// Builds the network from memory-mapped safetensors weights, which may or
     /// may not carry the `bert.` / `roberta.` prefix of a task model.
-    pub fn load(architecture: &Architecture, weights: &std::path::Path, device: &Device) -> candle_core::Result<Self> {
-        // SAFETY: the weights file is mapped read-only; changing it while the
-        // process runs is undefined behaviour, as for every mmap-based loader.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
-
+    pub fn load(architecture: &Architecture, vb: VarBuilder) -> candle_core::Result<Self> {
         match architecture {
             Architecture::Bert(config) => bert::BertModel::load(vb, config).map(Self::Bert),
             Architecture::XlmRoberta(config) => {

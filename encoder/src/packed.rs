@@ -1,0 +1,214 @@
+//! A BERT / XLM-RoBERTa forward pass for the CPU over packed tokens: the
+//! texts of a batch are laid end to end with no padding, every dense layer
+//! runs as one matrix product over all tokens, and attention runs within
+//! each text. Output equals candle-transformers' padded forward pass.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::folder::Architecture;
+use crate::kernels::{Activation, BiasActivation, PackedAttention, ResidualNorm};
+
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(vb: &VarBuilder, hidden: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            gamma: vb.get(hidden, "weight")?.to_vec1()?,
+            beta: vb.get(hidden, "bias")?.to_vec1()?,
+            eps: eps as f32,
+        })
+    }
+
+    fn op<'a>(&'a self, bias: Option<&'a [f32]>) -> ResidualNorm<'a> {
+        ResidualNorm { bias, gamma: &self.gamma, beta: &self.beta, eps: self.eps }
+    }
+}
+
+/// A weight matrix kept transposed, `[in, out]`, for `x @ w`.
+struct Dense {
+    weight: Tensor,
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    fn load(vb: &VarBuilder, inputs: usize, outputs: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get((outputs, inputs), "weight")?.t()?.contiguous()?,
+            bias: vb.get(outputs, "bias")?.to_vec1()?,
+        })
+    }
+}
+
+struct Layer {
+    /// Query, key and value projections in one `[hidden, 3 * hidden]` matrix.
+    qkv: Dense,
+    attention_out: Dense,
+    attention_norm: Norm,
+    up: Dense,
+    down: Dense,
+    output_norm: Norm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, hidden: usize, intermediate: usize, eps: f64) -> candle_core::Result<Self> {
+        let attention = vb.pp("attention");
+        let projections = ["query", "key", "value"].map(|name| Dense::load(&attention.pp("self").pp(name), hidden, hidden));
+        let [query, key, value] = projections;
+        let (query, key, value) = (query?, key?, value?);
+        let qkv = Dense {
+            weight: Tensor::cat(&[&query.weight, &key.weight, &value.weight], 1)?.contiguous()?,
+            bias: [query.bias, key.bias, value.bias].concat(),
+        };
+
+        Ok(Self {
+            qkv,
+            attention_out: Dense::load(&attention.pp("output").pp("dense"), hidden, hidden)?,
+            attention_norm: Norm::load(&attention.pp("output").pp("LayerNorm"), hidden, eps)?,
+            up: Dense::load(&vb.pp("intermediate").pp("dense"), hidden, intermediate)?,
+            down: Dense::load(&vb.pp("output").pp("dense"), intermediate, hidden)?,
+            output_norm: Norm::load(&vb.pp("output").pp("LayerNorm"), hidden, eps)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, lengths: &[usize], heads: usize, activation: Activation) -> candle_core::Result<Tensor> {
+        let qkv = x.matmul(&self.qkv.weight)?;
+        let context = qkv.apply_op1_no_bwd(&PackedAttention { lengths, bias: &self.qkv.bias, heads })?;
+        let attended = context.matmul(&self.attention_out.weight)?;
+        let x = attended.apply_op2_no_bwd(x, &self.attention_norm.op(Some(&self.attention_out.bias)))?;
+
+        let up = x.matmul(&self.up.weight)?;
+        let up = up.apply_op1_no_bwd(&BiasActivation { bias: &self.up.bias, activation })?;
+        let down = up.matmul(&self.down.weight)?;
+        down.apply_op2_no_bwd(&x, &self.output_norm.op(Some(&self.down.bias)))
+    }
+}
+
+/// The packed forward pass's weights.
+pub(crate) struct PackedEncoder {
+    words: Tensor,
+    positions: Tensor,
+    token_types: Tensor,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+    heads: usize,
+    activation: Activation,
+    /// Position id of a text's first token: 0 for BERT, `pad_token_id + 1`
+    /// for XLM-RoBERTa, whose position ids skip the padding index.
+    first_position: u32,
+    device: Device,
+}
+
+/// The architecture's shape, read from either configuration type.
+struct Shape {
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    vocab: usize,
+    max_positions: usize,
+    token_types: usize,
+    eps: f64,
+    activation: Activation,
+    first_position: u32,
+    prefix: &'static str,
+}
+
+impl Shape {
+    fn of(architecture: &Architecture) -> Result<Self, String> {
+        use candle_transformers::models::bert::HiddenAct;
+
+        match architecture {
+            Architecture::Bert(c) => Ok(Self {
+                hidden: c.hidden_size,
+                intermediate: c.intermediate_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                vocab: c.vocab_size,
+                max_positions: c.max_position_embeddings,
+                token_types: c.type_vocab_size,
+                eps: c.layer_norm_eps,
+                activation: match c.hidden_act {
+                    HiddenAct::Gelu => Activation::GeluErf,
+                    HiddenAct::GeluApproximate => Activation::GeluTanh,
+                    HiddenAct::Relu => Activation::Relu,
+                },
+                first_position: 0,
+                prefix: "bert",
+            }),
+            Architecture::XlmRoberta(c) => Ok(Self {
+                hidden: c.hidden_size,
+                intermediate: c.intermediate_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                vocab: c.vocab_size,
+                max_positions: c.max_position_embeddings,
+                token_types: c.type_vocab_size,
+                eps: c.layer_norm_eps,
+                activation: match c.hidden_act {
+                    candle_nn::Activation::Gelu => Activation::GeluErf,
+                    candle_nn::Activation::NewGelu | candle_nn::Activation::GeluPytorchTanh => Activation::GeluTanh,
+                    candle_nn::Activation::Relu => Activation::Relu,
+                    other => return Err(format!("unsupported hidden_act {other:?}")),
+                },
+                first_position: c.pad_token_id + 1,
+                prefix: "roberta",
+            }),
+        }
+    }
+}
+
+impl PackedEncoder {
+    /// Loads the weights; `Ok(None)` when the architecture uses something
+    /// this pass does not implement, so the caller uses the padded one.
+    pub fn load(architecture: &Architecture, vb: VarBuilder) -> candle_core::Result<Option<Self>> {
+        let Ok(shape) = Shape::of(architecture) else {
+            return Ok(None);
+        };
+        let vb = if vb.contains_tensor(&format!("{}.embeddings.word_embeddings.weight", shape.prefix)) {
+            vb.pp(shape.prefix)
+        } else {
+            vb
+        };
+
+        let embeddings = vb.pp("embeddings");
+        let layers = (0..shape.layers)
+            .map(|index| Layer::load(vb.pp("encoder.layer").pp(index), shape.hidden, shape.intermediate, shape.eps))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Some(Self {
+            words: embeddings.get((shape.vocab, shape.hidden), "word_embeddings.weight")?,
+            positions: embeddings.get((shape.max_positions, shape.hidden), "position_embeddings.weight")?,
+            token_types: embeddings.get((shape.token_types, shape.hidden), "token_type_embeddings.weight")?,
+            embedding_norm: Norm::load(&embeddings.pp("LayerNorm"), shape.hidden, shape.eps)?,
+            layers,
+            heads: shape.heads,
+            activation: shape.activation,
+            first_position: shape.first_position,
+            device: vb.device().clone(),
+        }))
+    }
+
+    /// Token vectors `[tokens, hidden]` for texts laid end to end; `lengths`
+    /// gives each text's token count.
+    pub fn forward(&self, ids: Vec<u32>, type_ids: Vec<u32>, lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let positions: Vec<u32> = lengths.iter().flat_map(|&length| (0..length as u32).map(|i| self.first_position + i)).collect();
+        let tokens = ids.len();
+        let ids = Tensor::from_vec(ids, tokens, &self.device)?;
+        let type_ids = Tensor::from_vec(type_ids, tokens, &self.device)?;
+        let positions = Tensor::from_vec(positions, tokens, &self.device)?;
+
+        let embedded = (self.words.index_select(&ids, 0)? + self.token_types.index_select(&type_ids, 0)?)?;
+        let embedded = (embedded + self.positions.index_select(&positions, 0)?)?;
+        let mut x = embedded.apply_op1_no_bwd(&self.embedding_norm.op(None))?;
+
+        for layer in &self.layers {
+            x = layer.forward(&x, lengths, self.heads, self.activation)?;
+        }
+        debug_assert_eq!(x.dtype(), DType::F32);
+        Ok(x)
+    }
+}
