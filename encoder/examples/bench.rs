@@ -155,7 +155,7 @@ fn bench_concurrent(encoder: Arc<Encoder>, texts: &[&str]) -> Result<()> {
 
 fn main() -> Result<()> {
     // candle looks the thread count up on every operation and, without
-    // RAYON_NUM_THREADS, reads /proc/cpuinfo each time; a server sets it once
+    // RAYON_NUM_THREADS, reads /proc/cpuinfo each time. A server sets it once
     // at start-up, and so does this bench, before any thread exists.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

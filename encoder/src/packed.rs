@@ -1,7 +1,8 @@
 //! A BERT / XLM-RoBERTa forward pass for the CPU over packed tokens: the
 //! texts of a batch are laid end to end with no padding, every dense layer
 //! runs as one matrix product over all tokens, and attention runs within
-//! each text. Output equals candle-transformers' padded forward pass.
+//! each text. Its output matches candle-transformers' padded forward pass
+//! (cosine above 0.99999 in the tests).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
