@@ -379,7 +379,19 @@ fn default_demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
 }
 
+/// candle asks for its thread count on every tensor operation and, without
+/// `RAYON_NUM_THREADS`, reads it from the system each time. Set it once, before
+/// any thread starts, to the cores this process may use.
+fn pin_numeric_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::set_var("RAYON_NUM_THREADS", cores.to_string());
+}
+
 fn main() -> ExitCode {
+    pin_numeric_threads();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { config, port, host, bot, data_dir, store, agents, telegram, discord } => {
