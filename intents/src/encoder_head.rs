@@ -83,6 +83,9 @@ impl Default for HeadConfig {
             label_smoothing: 0.0,
             initial_scale: 5.0,
             learn_scale: false,
+            // NOTE: bounds measured with all-MiniLM-L6-v2. Any two e5 vectors have
+            // a cosine of about 0.7 or more, so with e5 the gate never acts;
+            // bounds derived from each encoder's similarity spread would fix that.
             unfamiliar_similarity: 0.2,
             familiar_similarity: 0.5,
             ngram_weight: 0.5,

@@ -518,3 +518,21 @@ fn model_debug_is_short() -> Result<()> {
     assert!(debug.contains("feature_rows"), "{debug}");
     Ok(())
 }
+
+#[test]
+fn sample_per_intent_keeps_n_of_each() {
+    let mut examples: Vec<LabeledText> =
+        shop_examples().into_iter().map(|(text, intent)| LabeledText { text, intent: Some(intent) }).collect();
+    examples.push(LabeledText { text: "what is the weather".to_owned(), intent: None });
+    let data = Dataset { examples };
+
+    let sample = data.sample_per_intent(3, 5);
+    let mut counts = std::collections::BTreeMap::new();
+    for example in &sample.examples {
+        *counts.entry(example.intent.clone()).or_insert(0) += 1;
+    }
+    assert!(!counts.contains_key(&None), "out-of-scope rows are left out");
+    assert!(counts.values().all(|&count| count == 3), "{counts:?}");
+    assert_eq!(sample, data.sample_per_intent(3, 5), "same seed, same sample");
+    assert_ne!(sample, data.sample_per_intent(3, 6), "other seed, other sample");
+}
