@@ -82,15 +82,37 @@ pub(crate) fn read_architecture(path: &Path, text: &[u8]) -> Result<Architecture
         EncoderError::model(path, format!("invalid {model_type} configuration: {error}"))
     };
 
-    match model_type.as_str() {
-        "bert" => serde_json::from_value(value).map(Architecture::Bert).map_err(invalid),
-        "xlm-roberta" => serde_json::from_value(value).map(Architecture::XlmRoberta).map_err(invalid),
-        "" => Err(EncoderError::model(path, "missing model_type; expected bert or xlm-roberta")),
-        other => Err(EncoderError::model(
+    let architecture = match model_type.as_str() {
+        "bert" => serde_json::from_value(value).map(Architecture::Bert).map_err(invalid)?,
+        "xlm-roberta" => serde_json::from_value(value).map(Architecture::XlmRoberta).map_err(invalid)?,
+        "" => return Err(EncoderError::model(path, "missing model_type; expected bert or xlm-roberta")),
+        other => {
+            return Err(EncoderError::model(
+                path,
+                format!("unsupported model_type {other:?}; expected bert or xlm-roberta"),
+            ))
+        }
+    };
+    check_heads(path, &architecture)?;
+    Ok(architecture)
+}
+
+/// The attention splits each token vector into equal parts, one per head.
+fn check_heads(path: &Path, architecture: &Architecture) -> Result<(), EncoderError> {
+    let (hidden, heads) = match architecture {
+        Architecture::Bert(config) => (config.hidden_size, config.num_attention_heads),
+        Architecture::XlmRoberta(config) => (config.hidden_size, config.num_attention_heads),
+    };
+    if hidden == 0 || heads == 0 || hidden % heads != 0 {
+        return Err(EncoderError::model(
             path,
-            format!("unsupported model_type {other:?}; expected bert or xlm-roberta"),
-        )),
+            format!(
+                "hidden_size {hidden} is not a positive multiple of num_attention_heads {heads}; \
+                 the file is damaged or not an encoder's configuration"
+            ),
+        ));
     }
+    Ok(())
 }
 
 /// Loads `tokenizer.json` with truncation at `max_tokens` and its own padding

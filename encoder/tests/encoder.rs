@@ -280,6 +280,23 @@ fn incomplete_bert_config_names_the_file() -> Result<()> {
 }
 
 #[test]
+fn head_count_that_does_not_divide_the_width_is_refused() -> Result<()> {
+    let folder = minilm_or_skip!();
+    for heads in ["0", "7"] {
+        let broken = copy_model(&folder, &format!("heads-{heads}"))?;
+        let config = std::fs::read_to_string(broken.join("config.json"))?;
+        let config = config.replace("\"num_attention_heads\": 12", &format!("\"num_attention_heads\": {heads}"));
+        std::fs::write(broken.join("config.json"), config)?;
+
+        let message = load_error(&broken)?.to_string();
+
+        assert!(message.contains("config.json"), "{message}");
+        assert!(message.contains(&format!("num_attention_heads {heads}")), "{message}");
+    }
+    Ok(())
+}
+
+#[test]
 fn batcher_answers_concurrent_callers() -> Result<()> {
     let folder = minilm_or_skip!();
     let mut config = EncoderConfig::new(folder);
