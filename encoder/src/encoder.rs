@@ -29,6 +29,12 @@ enum Backend {
 /// CPU too, for comparison in benchmarks and tests.
 pub const FORWARD_ENV: &str = "LEPTON_ENCODER_FORWARD";
 
+/// The largest share of unknown tokens in a text that [`Encoder::knows`]
+/// accepts. A Chinese question has 50-100% unknown tokens under an English-only
+/// vocabulary such as all-MiniLM-L6-v2's; an English sentence with one Chinese
+/// word stays below it.
+pub const MAX_UNKNOWN_SHARE: f32 = 0.3;
+
 /// A loaded sentence encoder. `Send + Sync`; share it in an `Arc`.
 pub struct Encoder {
     config: EncoderConfig,
@@ -122,6 +128,30 @@ impl Encoder {
             Backend::Packed(_) => "packed",
             Backend::Padded(_) => "padded",
         }
+    }
+
+    /// The share of `text`'s tokens that the tokenizer maps to its unknown
+    /// token (`[UNK]` or `<unk>`), from 0 to 1; 0 for a text without tokens or
+    /// a vocabulary without an unknown token. A high share means the model does
+    /// not know the text's script, so its vector says little about the text:
+    /// all-MiniLM-L6-v2, for one, lacks most Chinese characters.
+    pub fn unknown_share(&self, text: &str) -> f32 {
+        let unknown: Vec<u32> = ["[UNK]", "<unk>"].iter().filter_map(|token| self.tokenizer.token_to_id(token)).collect();
+        let Ok(encoding) = self.tokenizer.encode_fast(text, false) else {
+            return 0.0;
+        };
+        let ids = encoding.get_ids();
+        if ids.is_empty() || unknown.is_empty() {
+            return 0.0;
+        }
+        let count = ids.iter().filter(|id| unknown.contains(id)).count();
+        count as f32 / ids.len() as f32
+    }
+
+    /// Returns whether the model knows `text` well enough for its vector to
+    /// mean something: at most [`MAX_UNKNOWN_SHARE`] of its tokens are unknown.
+    pub fn knows(&self, text: &str) -> bool {
+        self.unknown_share(text) <= MAX_UNKNOWN_SHARE
     }
 
     /// Encodes `texts` directly, in chunks of at most `max_batch` texts of
@@ -352,6 +382,27 @@ mod tests {
                 assert!(similarity > 0.99999, "{text:?}: cosine {similarity}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_share_counts_unknown_tokens() -> Result<(), EncoderError> {
+        let folder = match crate::test_model() {
+            Ok(folder) => folder,
+            Err(reason) => {
+                eprintln!("skipped: no test model: {reason}");
+                return Ok(());
+            }
+        };
+        let encoder = Encoder::load(&EncoderConfig::new(folder))?;
+        assert_eq!(encoder.unknown_share("how can I get my money back"), 0.0);
+        assert_eq!(encoder.unknown_share(""), 0.0);
+        let chinese = encoder.unknown_share("帮我取消刚才的订单");
+        assert!(chinese > 0.3, "all-MiniLM-L6-v2 knows too much of 帮我取消刚才的订单: {chinese}");
+        let mixed = encoder.unknown_share("I want to track where my order is 订单");
+        assert!(mixed > 0.0 && mixed < 0.3, "two unknown tokens in ten: {mixed}");
+        assert!(encoder.knows("I want to track where my order is 订单"));
+        assert!(!encoder.knows("今天天气怎么样"));
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ mod testing;
 
 pub use batcher::{Batcher, BatcherStats};
 pub use config::{DeviceChoice, EncoderConfig, InvalidDevice, Pooling, TextKind};
-pub use encoder::{Encoder, FORWARD_ENV};
+pub use encoder::{Encoder, FORWARD_ENV, MAX_UNKNOWN_SHARE};
 pub use error::EncoderError;
 pub use testing::test_model;
 

@@ -244,10 +244,29 @@ impl EncoderIntentModel {
             self.warn_once(&format!("embedding of length {}, expected {}", embedding.len(), self.dimension));
             return Classification::default();
         }
+        self.ranked(self.probabilities(text, embedding))
+    }
+
+    /// The n-gram model of a blend, when the encoder does not know `text`'s
+    /// script (see [`lepton_encoder::Encoder::knows`]): its vector would lie
+    /// near every other unknown text, so the n-gram model answers alone.
+    fn ngram_alone(&self, text: &str) -> Option<&IntentModel> {
+        let ngram = self.ngram.as_ref()?;
+        if self.batcher.encoder().knows(text) {
+            return None;
+        }
+        tracing::debug!(
+            unknown_share = self.batcher.encoder().unknown_share(text),
+            "the encoder does not know the message's script; classifying with the n-gram model alone"
+        );
+        Some(ngram)
+    }
+
+    fn ranked(&self, probabilities: Vec<f32>) -> Classification {
         let mut ranking: Vec<ScoredIntent> = self
             .intents
             .iter()
-            .zip(self.probabilities(text, embedding))
+            .zip(probabilities)
             .map(|(intent, confidence)| ScoredIntent { intent: intent.clone(), confidence })
             .collect();
         // Stable sort: ties keep the intents' sorted order, so ranking is deterministic.
@@ -336,12 +355,20 @@ impl EncoderIntentModel {
 impl Classifier for EncoderIntentModel {
     /// Embeds `text` with the batcher, blocking this thread; an encoder failure
     /// gives an empty ranking (out of scope).
+    /// A blend classifies a text whose script the encoder does not know with
+    /// its n-gram model alone.
     fn classify(&self, text: &str) -> Classification {
+        if let Some(ngram) = self.ngram_alone(text) {
+            return self.ranked(ngram.probabilities(text));
+        }
         self.classify_result(text, self.batcher.embed_blocking(text, TextKind::Query))
     }
 
     fn classify_async<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Classification> {
         Box::pin(async move {
+            if let Some(ngram) = self.ngram_alone(text) {
+                return self.ranked(ngram.probabilities(text));
+            }
             let embedding = self.batcher.embed(text, TextKind::Query).await;
             self.classify_result(text, embedding)
         })

@@ -85,6 +85,32 @@ fn encoder_head_blend_classifies_chinese() -> Result<()> {
 }
 
 #[test]
+fn encoder_head_blend_leaves_unknown_script_to_ngram_model() -> Result<()> {
+    let Some(batcher) = test_batcher()? else { return Ok(()) };
+    let config = HeadConfig::default();
+    let model = EncoderIntentModel::train(&shop_examples(), &batcher, &config)?;
+    let ngram = lepton_intents::IntentModel::train(&shop_examples(), &config.ngram)?;
+    assert_eq!(model.intents(), ngram.intents());
+
+    // all-MiniLM-L6-v2 lacks most Chinese characters: the n-gram model answers alone.
+    let text = "今天天气怎么样";
+    assert!(!batcher.encoder().knows(text));
+    let confidences: Vec<f32> = model.intents().iter().map(|intent| confidence_of(&model, text, intent)).collect();
+    assert_eq!(confidences, ngram.probabilities(text));
+
+    // An English text still gets the blend, which differs from the n-gram model.
+    let text = "where is my parcel";
+    let blended: Vec<f32> = model.intents().iter().map(|intent| confidence_of(&model, text, intent)).collect();
+    assert_ne!(blended, ngram.probabilities(text));
+    Ok(())
+}
+
+fn confidence_of(model: &EncoderIntentModel, text: &str, intent: &IntentId) -> f32 {
+    let classification = model.classify(text);
+    classification.ranking.iter().find(|scored| &scored.intent == intent).map_or(f32::NAN, |scored| scored.confidence)
+}
+
+#[test]
 fn encoder_head_same_seed_same_probabilities() -> Result<()> {
     let Some(batcher) = test_batcher()? else { return Ok(()) };
     let config = HeadConfig { hidden: 64, dropout: 0.2, ..HeadConfig::with_seed(7) };
