@@ -16,8 +16,9 @@
 //!
 //! With `--model DIR` (a sentence-encoder folder) the example also ranks with
 //! [`HybridKnowledge`]: BM25 alone, embeddings alone and both fused, on the same
-//! answers-only protocol. For each `min_similarity`, with `min_score` fixed at
-//! 0.5, it prints the share of questions answered, the share of answers that
+//! answers-only protocol. For each `min_similarity` (a threshold on the lift
+//! of the similarity above the query's median, see `HybridHit::lift`), with
+//! `min_score` fixed at 0.5, it prints the share of questions answered, the share of answers that
 //! are right and the share of unrelated queries answered. A last column gives
 //! the share of unrelated queries answered by an index of the full entries,
 //! because unrelated questions resemble question vectors more than answers.
@@ -44,7 +45,7 @@ use serde::Deserialize;
 
 const THRESHOLDS: [f32; 7] = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
-const SIMILARITY_THRESHOLDS: [f32; 12] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
+const SIMILARITY_THRESHOLDS: [f32; 12] = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85];
 
 /// `min_score` of the hybrid threshold rows: the default of `settings.knowledge.min_score`.
 const HYBRID_MIN_SCORE: f32 = 0.5;
@@ -319,12 +320,9 @@ fn evaluate_hybrid(rows: &[FaqRow], out_of_scope: &[String], model: &std::path::
 }
 
 /// Picks the answer the way `HybridKnowledge` does: the first hit in fused
-/// order whose relevance or similarity reaches its threshold.
+/// order whose relevance or lift reaches its threshold.
 fn first_qualifying_hybrid(hits: &[HybridHit], min_similarity: f32) -> Option<&HybridHit> {
-    hits.iter().find(|hit| {
-        hit.relevance.is_some_and(|relevance| relevance >= HYBRID_MIN_SCORE)
-            || hit.similarity.is_some_and(|similarity| similarity >= min_similarity)
-    })
+    hits.iter().find(|hit| hit.qualifies(HYBRID_MIN_SCORE, min_similarity))
 }
 
 fn print_similarity_row(

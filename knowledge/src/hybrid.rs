@@ -31,13 +31,15 @@ pub struct HybridConfig {
     /// Rank by cosine similarity to the encoder's vectors; used only when a
     /// batcher is given.
     pub embeddings: bool,
-    /// Cosine similarity from which a document is answered even when its BM25
-    /// relevance is below `min_score`.
+    /// The lift (see [`HybridHit::lift`]) from which a document is answered
+    /// even when its BM25 relevance is below `min_score`. A lift, not a raw
+    /// cosine, so that one value suits encoders whose cosines spread
+    /// differently.
     pub min_similarity: f32,
 }
 
-/// The measured default of [`HybridConfig::min_similarity`] for
-/// all-MiniLM-L6-v2; see the crate documentation.
+/// The default of [`HybridConfig::min_similarity`], measured with
+/// all-MiniLM-L6-v2 and multilingual-e5-small; see the crate documentation.
 pub const DEFAULT_MIN_SIMILARITY: f32 = 0.6;
 
 impl Default for HybridConfig {
@@ -59,25 +61,29 @@ pub struct HybridHit {
     /// Cosine similarity, the best over the document's vectors; `None` when the
     /// embedding side is off or unavailable.
     pub similarity: Option<f32>,
+    /// How far the similarity stands above the query's median similarity `m`
+    /// over all the index's vectors, as a share of the room above it:
+    /// `(similarity − m) / (1 − m)`, at most 1. `None` with `similarity`.
+    pub lift: Option<f32>,
     /// The reciprocal-rank-fusion score that orders the hits.
     pub fused: f32,
 }
 
 impl HybridHit {
     /// Returns whether the hit may be answered: its relevance reaches
-    /// `min_score` or its similarity reaches `min_similarity`.
-    fn qualifies(&self, min_score: f32, min_similarity: f32) -> bool {
+    /// `min_score` or its lift reaches `min_similarity`.
+    pub fn qualifies(&self, min_score: f32, min_similarity: f32) -> bool {
         self.relevance.is_some_and(|relevance| relevance >= min_score)
-            || self.similarity.is_some_and(|similarity| similarity >= min_similarity)
+            || self.lift.is_some_and(|lift| lift >= min_similarity)
     }
 
-    /// Returns the answer's score: the larger of the relevance and the similarity
+    /// Returns the answer's score: the larger of the relevance and the lift
     /// mapped onto the relevance scale, linearly with `min_similarity` at
     /// `min_score` and 1 at 1 (and 0 at 0 below it). So the score reaches
     /// `min_score` exactly when the hit qualifies.
     fn score(&self, min_score: f32, min_similarity: f32) -> f32 {
         let relevance = self.relevance.unwrap_or(0.0);
-        let similarity = self.similarity.map_or(0.0, |similarity| {
+        let similarity = self.lift.map_or(0.0, |similarity| {
             let similarity = similarity.clamp(0.0, 1.0);
             let threshold = min_similarity.clamp(f32::EPSILON, 1.0);
             if similarity >= threshold && threshold < 1.0 {
@@ -223,6 +229,7 @@ impl HybridKnowledge {
             source = best.as_ref().map(|hit| hit.source.as_str()),
             relevance = best.as_ref().and_then(|hit| hit.relevance),
             similarity = best.as_ref().and_then(|hit| hit.similarity),
+            lift = best.as_ref().and_then(|hit| hit.lift),
             "hybrid knowledge search"
         );
         Ok(best.map(|hit| KnowledgeAnswer {
@@ -241,10 +248,11 @@ impl HybridKnowledge {
         limit: usize,
     ) -> Result<Vec<HybridHit>, KnowledgeError> {
         let semantic = self.embedding_side().map(|(semantic, _)| semantic);
-        let similarities = match (semantic, vector) {
-            (Some(semantic), Some(vector)) => semantic.similarities(vector),
-            _ => None,
+        let (similarities, median) = match (semantic, vector) {
+            (Some(semantic), Some(vector)) => semantic.similarities(vector).unzip(),
+            _ => (None, None),
         };
+        let lift = |similarity: Option<f32>| Some(lift(similarity?, median?));
 
         let mut hits: Vec<HybridHit> = Vec::new();
         let mut by_source: HashMap<String, usize> = HashMap::new();
@@ -264,6 +272,7 @@ impl HybridKnowledge {
                     lang: hit.lang,
                     relevance: Some(hit.relevance),
                     similarity,
+                    lift: lift(similarity),
                     fused: rrf(rank),
                 });
             }
@@ -282,6 +291,7 @@ impl HybridKnowledge {
                     lang: Lang::new(doc.lang.clone()),
                     relevance: self.config.bm25.then_some(0.0),
                     similarity: Some(similarity),
+                    lift: lift(Some(similarity)),
                     fused: rrf(rank),
                 });
             }
@@ -314,11 +324,9 @@ impl KnowledgeSearch for HybridKnowledge {
         Box::pin(async move {
             let vector = match self.embedding_side() {
                 Some((_, batcher)) => {
-                    let text = truncate(query, MAX_QUERY_BYTES);
-                    let embedded = if text.trim().is_empty() {
-                        Ok(None)
-                    } else {
-                        batcher.embed(text, TextKind::Query).await.map(Some)
+                    let embedded = match query_text(batcher, query) {
+                        Some(text) => batcher.embed(text, TextKind::Query).await.map(Some),
+                        None => Ok(None),
                     };
                     query_vector_or_warn(embedded)
                 }
@@ -340,18 +348,47 @@ fn sort_fused(hits: &mut [HybridHit]) {
     });
 }
 
+/// How far `similarity` stands above `median` as a share of the room above
+/// `median`; 0 when there is no room.
+fn lift(similarity: f32, median: f32) -> f32 {
+    let room = 1.0 - median;
+    if room <= f32::EPSILON {
+        return 0.0;
+    }
+    ((similarity - median) / room).min(1.0)
+}
+
 /// The reciprocal-rank-fusion share of a document at 0-based `rank`.
 fn rrf(rank: usize) -> f32 {
     1.0 / (RRF_K + rank as f32 + 1.0)
 }
 
-/// Embeds the query's first [`MAX_QUERY_BYTES`]; `None` for a blank query.
+/// Embeds the query's first [`MAX_QUERY_BYTES`]; `None` for a blank query or
+/// one the encoder does not know (see [`query_text`]).
 fn embed_query(batcher: &Batcher, query: &str) -> Result<Option<Vec<f32>>, EncoderError> {
+    match query_text(batcher, query) {
+        Some(text) => batcher.embed_blocking(text, TextKind::Query).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The part of `query` to embed, or `None` when it is blank or the encoder
+/// does not know its script (too many unknown tokens, see
+/// [`lepton_encoder::Encoder::knows`]): such a vector lies near every other
+/// unknown text, so the embedding side would vote for noise.
+fn query_text<'a>(batcher: &Batcher, query: &'a str) -> Option<&'a str> {
     let text = truncate(query, MAX_QUERY_BYTES);
     if text.trim().is_empty() {
-        return Ok(None);
+        return None;
     }
-    batcher.embed_blocking(text, TextKind::Query).map(Some)
+    if !batcher.encoder().knows(text) {
+        tracing::debug!(
+            unknown_share = batcher.encoder().unknown_share(text),
+            "the encoder does not know the query's script; answering with BM25 alone"
+        );
+        return None;
+    }
+    Some(text)
 }
 
 /// Returns the query vector, or `None` after a WARN log so that the search
@@ -387,6 +424,7 @@ fn semantic_index(sources: SemanticSources, vectors: Vec<Vec<f32>>) -> Result<Se
 mod tests {
     use super::*;
 
+    /// A hit whose lift equals its similarity, as against a median of 0.
     fn hit(source: &str, relevance: Option<f32>, similarity: Option<f32>, fused: f32) -> HybridHit {
         HybridHit {
             source: source.to_owned(),
@@ -394,8 +432,24 @@ mod tests {
             lang: Lang::new("en"),
             relevance,
             similarity,
+            lift: similarity,
             fused,
         }
+    }
+
+    #[test]
+    fn lift_is_share_of_room_above_median() {
+        assert!((lift(0.9, 0.8) - 0.5).abs() < 1e-6);
+        assert!((lift(0.6, 0.0) - 0.6).abs() < 1e-6);
+        assert!(lift(0.7, 0.8) < 0.0);
+        assert_eq!(lift(1.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn high_cosine_with_high_median_does_not_qualify() {
+        let mut crowded = hit("a", Some(0.0), Some(0.85), 0.0);
+        crowded.lift = Some(lift(0.85, 0.8));
+        assert!(!crowded.qualifies(0.5, 0.6));
     }
 
     #[test]

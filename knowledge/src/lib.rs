@@ -96,14 +96,35 @@
 //!
 //! The top 10 documents by BM25 and the top 10 by similarity are fused by
 //! reciprocal rank: a document at rank `r` (from 1) on a side earns
-//! `1 / (60 + r)`, and the sums order the candidates. The first candidate whose
-//! BM25 relevance reaches `min_score` or whose similarity reaches
-//! [`HybridConfig::min_similarity`] is the answer, searching the message's
-//! language first and the others only when no candidate there qualifies. A
-//! candidate outside BM25's top 10 counts as relevance 0. The returned score
-//! is the larger of the relevance and the similarity mapped linearly onto the
-//! relevance scale, `min_similarity` to `min_score` and 1 to 1, so it reaches
-//! `min_score` exactly when the answer qualified by either signal.
+//! `1 / (60 + r)`, and the sums order the candidates.
+//!
+//! Raw cosines cannot be compared with a fixed threshold: all-MiniLM-L6-v2
+//! puts unrelated sentences near 0.1, multilingual-e5-small near 0.75. So a
+//! candidate's similarity is judged against the query's own background, the
+//! median cosine `m` of the query over the vectors of every document but the
+//! most similar one, together with 24 everyday English and Chinese sentences
+//! that every index embeds and never answers (so that a knowledge base of one
+//! entry has a background too). Its lift is how far it stands above that
+//! background, as a share of the room above it:
+//!
+//! ```text
+//! lift = (similarity − m) / (1 − m)
+//! ```
+//!
+//! The first candidate whose BM25 relevance reaches `min_score` or whose lift
+//! reaches [`HybridConfig::min_similarity`] (default 0.6) is the answer,
+//! searching the message's language first and the others only when no
+//! candidate there qualifies. A candidate outside BM25's top 10 counts as
+//! relevance 0. The returned score is the larger of the relevance and the lift
+//! mapped linearly onto the relevance scale, `min_similarity` to `min_score`
+//! and 1 to 1, so it reaches `min_score` exactly when the answer qualified by
+//! either signal.
+//!
+//! The embedding side does not vote on a message whose script the encoder
+//! does not know: when more than 30% of its tokens are unknown to the
+//! tokenizer ([`lepton_encoder::Encoder::knows`]), as for Chinese under
+//! all-MiniLM-L6-v2, the message is answered by BM25 alone. Such vectors lie
+//! near each other whatever the text says.
 //!
 //! Either side can be switched off in [`HybridConfig`]. With embeddings off, or
 //! without a batcher, the search is exactly [`KnowledgeIndex`]'s. When the
@@ -114,7 +135,7 @@
 //! when either changes.
 //!
 //! Choosing `min_similarity`: see the `eval_faq` example and the figures for
-//! all-MiniLM-L6-v2 in `docs/benchmarks.md`.
+//! all-MiniLM-L6-v2 and multilingual-e5-small in `docs/benchmarks.md`.
 //!
 //! NOTE: the engine lowers `min_score` when the classifier already chose the
 //! knowledge intent, but `min_similarity` stays fixed.

@@ -18,7 +18,42 @@ use crate::search::LangFilter;
 
 /// Version of the way texts are chosen, chunked and embedded. Bump it whenever
 /// that changes, so that stored vectors written by older code are rebuilt.
-pub(crate) const SEMANTIC_FORMAT_VERSION: u32 = 1;
+pub(crate) const SEMANTIC_FORMAT_VERSION: u32 = 2;
+
+/// The owner of a background passage: it belongs to no document.
+pub(crate) const BACKGROUND: usize = usize::MAX;
+
+/// Everyday questions and remarks unrelated to any business, in English and
+/// Chinese. They are embedded with every knowledge base, never answered, and
+/// join the background that a query's best match is measured against (see
+/// [`SemanticIndex::similarities`]), so that a knowledge base of one or two
+/// entries still has one.
+const BACKGROUND_TEXTS: [&str; 24] = [
+    "What's the weather going to be like tomorrow?",
+    "Can you recommend a good film for tonight?",
+    "Who won the basketball game yesterday?",
+    "How many kilometres is it from the Earth to the Moon?",
+    "What is the capital city of Australia?",
+    "How long should I boil an egg?",
+    "My neighbour's dog barks all night.",
+    "Which planet has the most moons?",
+    "I love reading old novels on rainy days.",
+    "How do you say good morning in Spanish?",
+    "What's a good name for a goldfish?",
+    "Remind me to water the plants.",
+    "明天会下雨吗？",
+    "推荐一部好看的电视剧",
+    "长城有多长？",
+    "红烧肉怎么做才好吃？",
+    "你最喜欢什么颜色？",
+    "周末去爬山怎么样",
+    "世界上最高的树有多高？",
+    "帮我想一个生日祝福",
+    "猫为什么喜欢晒太阳？",
+    "这首歌的歌词是什么意思",
+    "地球上有多少种鸟？",
+    "我今天心情不太好",
+];
 
 /// The most sentences in one article chunk.
 const CHUNK_SENTENCES: usize = 3;
@@ -85,6 +120,9 @@ impl SemanticSources {
             }
         }
 
+        for text in BACKGROUND_TEXTS {
+            passages.push(Passage { owner: BACKGROUND, text: text.to_owned(), kind: TextKind::Query });
+        }
         Self { docs, passages }
     }
 
@@ -118,7 +156,7 @@ impl SemanticSources {
 /// Unit-length vectors of every passage, with the document each belongs to.
 pub(crate) struct SemanticIndex {
     docs: Vec<SemanticDoc>,
-    /// `owners[i]`: the document of vector `i`.
+    /// `owners[i]`: the document of vector `i`, or [`BACKGROUND`].
     owners: Vec<usize>,
     /// All vectors back to back, `dimension` values each.
     vectors: Vec<f32>,
@@ -158,24 +196,46 @@ impl SemanticIndex {
         self.by_source.get(source).copied()
     }
 
-    /// Returns each document's cosine similarity to `query`: the best over its
-    /// vectors, or `None` for a document without any. `None` overall when the
-    /// query vector's length differs from the stored ones.
-    pub fn similarities(&self, query: &[f32]) -> Option<Vec<Option<f32>>> {
-        if query.len() != self.dimension || self.dimension == 0 {
+    /// Returns each document's cosine similarity to `query` (the best over its
+    /// vectors, or `None` for a document without any) and the median cosine of
+    /// `query` over the background passages and the vectors of all documents
+    /// but the most similar one: the background that the hybrid search
+    /// measures a match against, left unraised by the several variants of the
+    /// matching entry itself. `None` when the query vector's length differs
+    /// from the stored ones or the index holds no vectors.
+    pub fn similarities(&self, query: &[f32]) -> Option<(Vec<Option<f32>>, f32)> {
+        if query.len() != self.dimension || self.dimension == 0 || self.owners.is_empty() {
             return None;
         }
         let mut query = query.to_vec();
         normalize(&mut query);
 
         let mut best: Vec<Option<f32>> = vec![None; self.docs.len()];
+        let mut all = Vec::with_capacity(self.owners.len());
         for (vector, &owner) in self.vectors.chunks_exact(self.dimension).zip(&self.owners) {
             let similarity = lepton_encoder::dot(&query, vector);
+            all.push(similarity);
+            if owner == BACKGROUND {
+                continue;
+            }
             if best[owner].is_none_or(|current| similarity > current) {
                 best[owner] = Some(similarity);
             }
         }
-        Some(best)
+        let top = best
+            .iter()
+            .enumerate()
+            .filter_map(|(index, similarity)| Some((index, (*similarity)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(index, _)| index);
+        let mut rest: Vec<f32> = all
+            .iter()
+            .zip(&self.owners)
+            .filter(|(_, owner)| Some(**owner) != top)
+            .map(|(similarity, _)| *similarity)
+            .collect();
+        let background = if rest.is_empty() { median(&mut all) } else { median(&mut rest) };
+        Some((best, background))
     }
 
     /// Returns up to `limit` documents passing `filter`, most similar first.
@@ -190,6 +250,19 @@ impl SemanticIndex {
         ranked.truncate(limit);
         ranked
     }
+}
+
+/// The median of a non-empty slice; the mean of the middle two for an even count.
+fn median(values: &mut [f32]) -> f32 {
+    let count = values.len();
+    let middle = count / 2;
+    let (below, upper, _) = values.select_nth_unstable_by(middle, f32::total_cmp);
+    let upper = *upper;
+    if count % 2 == 1 {
+        return upper;
+    }
+    let lower = below.iter().copied().max_by(f32::total_cmp).unwrap_or(upper);
+    (lower + upper) / 2.0
 }
 
 fn normalize(vector: &mut [f32]) {
@@ -322,9 +395,14 @@ mod tests {
             tags: vec!["returns".to_owned()],
         };
         let sources = SemanticSources::new(&[entry], &[]);
-        let texts: Vec<(&str, TextKind)> =
-            sources.passages.iter().map(|passage| (passage.text.as_str(), passage.kind)).collect();
+        let texts: Vec<(&str, TextKind)> = sources
+            .passages
+            .iter()
+            .filter(|passage| passage.owner != BACKGROUND)
+            .map(|passage| (passage.text.as_str(), passage.kind))
+            .collect();
         assert_eq!(texts, [("Returns", TextKind::Query), ("Can I send it back?", TextKind::Query)]);
+        assert_eq!(sources.passages.len(), 2 + BACKGROUND_TEXTS.len());
         assert_eq!(sources.docs[0].lang, "en");
     }
 
@@ -360,16 +438,37 @@ mod tests {
     #[test]
     fn similarity_is_best_vector_of_document() {
         let index = two_doc_index().expect("vectors fit the passages");
-        let similarities = index.similarities(&[0.0, 3.0]).expect("same dimension");
+        let (similarities, median) = index.similarities(&[0.0, 3.0]).expect("same dimension");
         assert_eq!(similarities, [Some(1.0), Some(0.8)]);
+        assert!((median - 0.8).abs() < 1e-6, "the vectors of faq:1 alone, 0.8, not {median}");
     }
 
     #[test]
     fn top_applies_language_filter() {
         let index = two_doc_index().expect("vectors fit the passages");
-        let similarities = index.similarities(&[0.6, 0.8]).expect("same dimension");
+        let (similarities, _) = index.similarities(&[0.6, 0.8]).expect("same dimension");
         let top: Vec<usize> = index.top(&similarities, LangFilter::Except("en"), 10).into_iter().map(|t| t.0).collect();
         assert_eq!(top, [1]);
+    }
+
+    #[test]
+    fn background_joins_median_but_is_no_document() {
+        let docs = vec![SemanticDoc { source: "faq:0".to_owned(), lang: "en".to_owned(), answer: String::new() }];
+        let passages = [0, BACKGROUND, BACKGROUND, BACKGROUND]
+            .iter()
+            .map(|&owner| Passage { owner, text: String::new(), kind: TextKind::Query })
+            .collect();
+        let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8], vec![0.8, 0.6]];
+        let index = SemanticIndex::new(SemanticSources { docs, passages }, vectors).expect("vectors fit the passages");
+        let (similarities, median) = index.similarities(&[1.0, 0.0]).expect("same dimension");
+        assert_eq!(similarities, [Some(1.0)]);
+        assert!((median - 0.6).abs() < 1e-6, "the median of the background 0, 0.6, 0.8 is 0.6, not {median}");
+    }
+
+    #[test]
+    fn median_of_even_count_is_mean_of_middle_two() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [0.5]), 0.5);
     }
 
     #[test]

@@ -138,6 +138,57 @@ fn hybrid_unrelated_question_gets_no_answer() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// English and Chinese entries; all-MiniLM-L6-v2 knows few Chinese characters.
+fn bilingual_faq() -> Vec<FaqEntry> {
+    let mut faq = support_faq();
+    faq.push(entry("cancel_zh", "zh", "如何取消订单？", &["取消订单"], "在订单页面点击“取消订单”。", &[]));
+    faq.push(entry("shipping_zh", "zh", "运费是多少？", &["发货要多久"], "满99元包邮。", &[]));
+    faq.push(entry("password_zh", "zh", "忘记密码怎么办？", &["重置密码"], "在登录页面点击“忘记密码”。", &[]));
+    faq
+}
+
+#[test]
+fn hybrid_chinese_out_of_scope_gets_no_answer() -> anyhow::Result<()> {
+    let Some(batcher) = batcher_or_skip("hybrid_chinese_out_of_scope_gets_no_answer") else {
+        return Ok(());
+    };
+    let knowledge = HybridKnowledge::in_memory(&bilingual_faq(), &[], Some(&batcher), &HybridConfig::default())?;
+    for query in ["今天天气怎么样", "给我讲个笑话", "生命的意义是什么", "唱首歌给我听"] {
+        assert_eq!(source(&knowledge, query, "zh")?, None, "query {query:?}");
+    }
+    assert_eq!(source(&knowledge, "我想取消订单", "zh")?.as_deref(), Some("faq:cancel_zh"));
+    Ok(())
+}
+
+#[test]
+fn unknown_script_gets_no_embedding_vote() -> anyhow::Result<()> {
+    let Some(batcher) = batcher_or_skip("unknown_script_gets_no_embedding_vote") else {
+        return Ok(());
+    };
+    let knowledge = HybridKnowledge::in_memory(&bilingual_faq(), &[], Some(&batcher), &HybridConfig::default())?;
+    let hits = knowledge.rank("今天天气怎么样", None, 10)?;
+    assert!(hits.iter().all(|hit| hit.similarity.is_none()), "hits {hits:?}");
+    let hits = knowledge.rank(PARAPHRASE, None, 10)?;
+    assert!(hits.iter().any(|hit| hit.similarity.is_some()), "hits {hits:?}");
+
+    let embeddings_only = HybridKnowledge::in_memory(&bilingual_faq(), &[], Some(&batcher), &config(false, true))?;
+    assert_eq!(source(&embeddings_only, "今天天气怎么样", "zh")?, None);
+    Ok(())
+}
+
+#[test]
+fn hybrid_unrelated_english_gets_no_answer_from_bilingual_faq() -> anyhow::Result<()> {
+    let Some(batcher) = batcher_or_skip("hybrid_unrelated_english_gets_no_answer_from_bilingual_faq") else {
+        return Ok(());
+    };
+    let knowledge = HybridKnowledge::in_memory(&bilingual_faq(), &[], Some(&batcher), &HybridConfig::default())?;
+    for query in ["what is the meaning of life", "sing me a song", "how tall is mount everest"] {
+        assert_eq!(source(&knowledge, query, "en")?, None, "query {query:?}");
+    }
+    assert_eq!(source(&knowledge, PARAPHRASE, "en")?.as_deref(), Some("faq:refund"));
+    Ok(())
+}
+
 #[test]
 fn hybrid_finds_article_chunk() -> anyhow::Result<()> {
     let Some(batcher) = batcher_or_skip("hybrid_finds_article_chunk") else {
