@@ -142,6 +142,7 @@ impl EncoderIntentModel {
         let members = encoder_head::train_members(vectors, &labels, intents.len(), config)?;
         let centroids = encoder_head::centroids(vectors, &labels, intents.len());
         let ngram = if config.ngram_weight > 0.0 { Some(IntentModel::train(examples, &config.ngram)?) } else { None };
+        warn_unknown_examples(examples, batcher, ngram.is_some());
 
         tracing::info!(
             examples = examples.len(),
@@ -444,6 +445,7 @@ fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher
         None
     };
 
+    warn_unknown_examples(examples, batcher, ngram.is_some());
     Ok(EncoderIntentModel {
         intents: metadata.intents,
         config: metadata.config,
@@ -456,6 +458,27 @@ fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher
         batcher: batcher.clone(),
         warned: AtomicBool::new(false),
     })
+}
+
+/// Logs one WARN when the encoder does not know the script of some examples
+/// (see [`lepton_encoder::Encoder::knows`]), as all-MiniLM-L6-v2 does not know
+/// Chinese: such messages are classified by the n-gram model alone, or, without
+/// one, by vectors that say little about them.
+fn warn_unknown_examples(examples: &[(String, IntentId)], batcher: &Batcher, has_ngram: bool) {
+    let encoder = batcher.encoder();
+    let unknown: Vec<&str> = examples.iter().map(|(text, _)| text.as_str()).filter(|text| !encoder.knows(text)).collect();
+    let Some(first) = unknown.first() else { return };
+    let handled = if has_ngram {
+        "messages like them are classified by the n-gram model alone"
+    } else {
+        "the head classifies messages like them from vectors that say little about them"
+    };
+    tracing::warn!(
+        unknown = unknown.len(),
+        examples = examples.len(),
+        example = %first,
+        "the encoder does not know the script of some examples; {handled}. Choose a multilingual encoder, such as intfloat/multilingual-e5-small, for these languages"
+    );
 }
 
 /// Returns `error`'s message followed by those of its sources, joined by `: `.
