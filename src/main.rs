@@ -149,10 +149,10 @@ struct EvalArgs {
     #[arg(long, default_value = "test")]
     split: String,
     /// Confidence threshold [default: 0.5, or the bot's].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_unit_interval)]
     threshold: Option<f32>,
     /// Minimum lead of the top intent over the second [default: 0.1, or the bot's].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_unit_interval)]
     margin: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
@@ -191,6 +191,15 @@ struct EvalArgs {
     /// fingerprint and the text [default: .lepton/embeddings].
     #[arg(long, value_name = "DIR", requires = "encoder")]
     embedding_cache: Option<PathBuf>,
+}
+
+/// A number from 0 to 1, as confidences and their margins are.
+fn parse_unit_interval(value: &str) -> Result<f32, String> {
+    match value.trim().parse::<f32>() {
+        Ok(number) if (0.0..=1.0).contains(&number) => Ok(number),
+        Ok(_) => Err(format!("{value} is outside 0 to 1; confidences are probabilities")),
+        Err(_) => Err(format!("{value:?} is not a number from 0 to 1")),
+    }
 }
 
 fn parse_pooling(value: &str) -> Result<lepton_encoder::Pooling, String> {
