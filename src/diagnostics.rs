@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use bot_core::bot::KNOWLEDGE_INTENT;
+use bot_core::bot::{ClassifierModel, KNOWLEDGE_INTENT};
 use bot_core::{Classification, IntentId, ScoredIntent};
 use lepton_flows::{Diagnostic, LoadedBot, Report};
 use lepton_intents::TrainConfig;
@@ -65,6 +65,9 @@ pub struct ModelCheck {
     pub cached: bool,
     /// Number of warnings the check added.
     pub warnings: usize,
+    /// Whether the bot classifies with an encoder head, which the check, training
+    /// the embedded model, does not cover.
+    pub bot_uses_encoder: bool,
 }
 
 /// Renders as `model check: 5-fold cross-validation of 564 intent examples in 0.61 s, 3 warnings`.
@@ -72,7 +75,11 @@ impl std::fmt::Display for ModelCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let source = if self.cached { "cached result of " } else { "" };
         write!(f, "model check: {source}{}-fold cross-validation of {} intent examples", self.folds, self.examples)?;
-        write!(f, " in {:.2} s, {} {}", self.seconds, self.warnings, if self.warnings == 1 { "warning" } else { "warnings" })
+        write!(f, " in {:.2} s, {} {}", self.seconds, self.warnings, if self.warnings == 1 { "warning" } else { "warnings" })?;
+        if self.bot_uses_encoder {
+            write!(f, " (with the embedded model: the bot's encoder head is not checked)")?;
+        }
+        Ok(())
     }
 }
 
@@ -140,7 +147,15 @@ fn check_model(loaded: &LoadedBot, data_dir: &Path) -> anyhow::Result<Option<(Mo
     let settings = &loaded.bot.settings.classifier;
     let confusions = confirmed_confusions(&runs, settings.threshold, settings.margin);
     let warnings = confusion_warnings(loaded, &examples, &confusions);
-    let check = ModelCheck { examples: examples.len(), folds: CHECK_FOLDS, seconds: started.elapsed().as_secs_f64(), cached, warnings: warnings.len() };
+    let bot_uses_encoder = loaded.bot.settings.encoder.is_some() && settings.model != ClassifierModel::Embedded;
+    let check = ModelCheck {
+        examples: examples.len(),
+        folds: CHECK_FOLDS,
+        seconds: started.elapsed().as_secs_f64(),
+        cached,
+        warnings: warnings.len(),
+        bot_uses_encoder,
+    };
     Ok(Some((check, warnings)))
 }
 

@@ -29,7 +29,7 @@ enum Backend {
 /// CPU too, for comparison in benchmarks and tests.
 pub const FORWARD_ENV: &str = "LEPTON_ENCODER_FORWARD";
 
-/// The largest share of unknown tokens in a text that [`Encoder::knows`]
+/// The largest share of unknown tokens in a text that [`Encoder::covers`]
 /// accepts. A Chinese question has 50-100% unknown tokens under an English-only
 /// vocabulary such as all-MiniLM-L6-v2's; an English sentence with one Chinese
 /// word stays below it.
@@ -148,9 +148,9 @@ impl Encoder {
         count as f32 / ids.len() as f32
     }
 
-    /// Returns whether the model knows `text` well enough for its vector to
+    /// Returns whether the vocabulary covers `text` well enough for its vector to
     /// mean something: at most [`MAX_UNKNOWN_SHARE`] of its tokens are unknown.
-    pub fn knows(&self, text: &str) -> bool {
+    pub fn covers(&self, text: &str) -> bool {
         self.unknown_share(text) <= MAX_UNKNOWN_SHARE
     }
 
@@ -398,11 +398,11 @@ mod tests {
         assert_eq!(encoder.unknown_share("how can I get my money back"), 0.0);
         assert_eq!(encoder.unknown_share(""), 0.0);
         let chinese = encoder.unknown_share("帮我取消刚才的订单");
-        assert!(chinese > 0.3, "all-MiniLM-L6-v2 knows too much of 帮我取消刚才的订单: {chinese}");
+        assert!(chinese > 0.3, "all-MiniLM-L6-v2 covers too much of 帮我取消刚才的订单: {chinese}");
         let mixed = encoder.unknown_share("I want to track where my order is 订单");
         assert!(mixed > 0.0 && mixed < 0.3, "two unknown tokens in ten: {mixed}");
-        assert!(encoder.knows("I want to track where my order is 订单"));
-        assert!(!encoder.knows("今天天气怎么样"));
+        assert!(encoder.covers("I want to track where my order is 订单"));
+        assert!(!encoder.covers("今天天气怎么样"));
         Ok(())
     }
 }

@@ -248,17 +248,17 @@ impl EncoderIntentModel {
         self.ranked(self.probabilities(text, embedding))
     }
 
-    /// The n-gram model of a blend, when the encoder does not know `text`'s
-    /// script (see [`lepton_encoder::Encoder::knows`]): its vector would lie
+    /// The n-gram model of a blend, when the encoder's vocabulary lacks `text`'s
+    /// script (see [`lepton_encoder::Encoder::covers`]): its vector would lie
     /// near every other unknown text, so the n-gram model answers alone.
     fn ngram_alone(&self, text: &str) -> Option<&IntentModel> {
         let ngram = self.ngram.as_ref()?;
-        if self.batcher.encoder().knows(text) {
+        if self.batcher.encoder().covers(text) {
             return None;
         }
         tracing::debug!(
             unknown_share = self.batcher.encoder().unknown_share(text),
-            "the encoder does not know the message's script; classifying with the n-gram model alone"
+            "the encoder's vocabulary lacks the message's script; classifying with the n-gram model alone"
         );
         Some(ngram)
     }
@@ -356,8 +356,8 @@ impl EncoderIntentModel {
 impl Classifier for EncoderIntentModel {
     /// Embeds `text` with the batcher, blocking this thread; an encoder failure
     /// gives an empty ranking (out of scope).
-    /// A blend classifies a text whose script the encoder does not know with
-    /// its n-gram model alone.
+    /// A blend classifies a text in a script outside the encoder's vocabulary
+    /// with its n-gram model alone.
     fn classify(&self, text: &str) -> Classification {
         if let Some(ngram) = self.ngram_alone(text) {
             return self.ranked(ngram.probabilities(text));
@@ -460,13 +460,13 @@ fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher
     })
 }
 
-/// Logs one WARN when the encoder does not know the script of some examples
-/// (see [`lepton_encoder::Encoder::knows`]), as all-MiniLM-L6-v2 does not know
-/// Chinese: such messages are classified by the n-gram model alone, or, without
+/// Logs one WARN when the encoder's vocabulary lacks the script of some
+/// examples (see [`lepton_encoder::Encoder::covers`]), as all-MiniLM-L6-v2's
+/// lacks Chinese: such messages are classified by the n-gram model alone, or, without
 /// one, by vectors that say little about them.
 fn warn_unknown_examples(examples: &[(String, IntentId)], batcher: &Batcher, has_ngram: bool) {
     let encoder = batcher.encoder();
-    let unknown: Vec<&str> = examples.iter().map(|(text, _)| text.as_str()).filter(|text| !encoder.knows(text)).collect();
+    let unknown: Vec<&str> = examples.iter().map(|(text, _)| text.as_str()).filter(|text| !encoder.covers(text)).collect();
     let Some(first) = unknown.first() else { return };
     let handled = if has_ngram {
         "messages like them are classified by the n-gram model alone"
@@ -477,7 +477,7 @@ fn warn_unknown_examples(examples: &[(String, IntentId)], batcher: &Batcher, has
         unknown = unknown.len(),
         examples = examples.len(),
         example = %first,
-        "the encoder does not know the script of some examples; {handled}. Choose a multilingual encoder, such as intfloat/multilingual-e5-small, for these languages"
+        "the encoder's vocabulary lacks the script of some examples; {handled}. Choose a multilingual encoder, such as intfloat/multilingual-e5-small, for these languages"
     );
 }
 

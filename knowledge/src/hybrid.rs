@@ -364,7 +364,7 @@ fn rrf(rank: usize) -> f32 {
 }
 
 /// Embeds the query's first [`MAX_QUERY_BYTES`]; `None` for a blank query or
-/// one the encoder does not know (see [`query_text`]).
+/// one in a script outside the encoder's vocabulary (see [`query_text`]).
 fn embed_query(batcher: &Batcher, query: &str) -> Result<Option<Vec<f32>>, EncoderError> {
     match query_text(batcher, query) {
         Some(text) => batcher.embed_blocking(text, TextKind::Query).map(Some),
@@ -372,19 +372,19 @@ fn embed_query(batcher: &Batcher, query: &str) -> Result<Option<Vec<f32>>, Encod
     }
 }
 
-/// The part of `query` to embed, or `None` when it is blank or the encoder
-/// does not know its script (too many unknown tokens, see
-/// [`lepton_encoder::Encoder::knows`]): such a vector lies near every other
+/// The part of `query` to embed, or `None` when it is blank or its script is
+/// outside the encoder's vocabulary (too many unknown tokens, see
+/// [`lepton_encoder::Encoder::covers`]): such a vector lies near every other
 /// unknown text, so the embedding side would vote for noise.
 fn query_text<'a>(batcher: &Batcher, query: &'a str) -> Option<&'a str> {
     let text = truncate(query, MAX_QUERY_BYTES);
     if text.trim().is_empty() {
         return None;
     }
-    if !batcher.encoder().knows(text) {
+    if !batcher.encoder().covers(text) {
         tracing::debug!(
             unknown_share = batcher.encoder().unknown_share(text),
-            "the encoder does not know the query's script; answering with BM25 alone"
+            "the encoder's vocabulary lacks the query's script; searching with BM25 alone"
         );
         return None;
     }

@@ -120,9 +120,9 @@
 //! and 1 to 1, so it reaches `min_score` exactly when the answer qualified by
 //! either signal.
 //!
-//! The embedding side does not vote on a message whose script the encoder
-//! does not know: when more than 30% of its tokens are unknown to the
-//! tokenizer ([`lepton_encoder::Encoder::knows`]), as for Chinese under
+//! The embedding side does not vote on a message in a script outside the
+//! encoder's vocabulary: when more than 30% of its tokens are unknown to the
+//! tokenizer ([`lepton_encoder::Encoder::covers`]), as for Chinese under
 //! all-MiniLM-L6-v2, the message is answered by BM25 alone. Such vectors lie
 //! near each other whatever the text says.
 //!

@@ -170,7 +170,7 @@ fn eval_cross_validation_labels_chinese_intents() -> anyhow::Result<()> {
 fn eval_rejects_threshold_outside_unit_interval() -> anyhow::Result<()> {
     let dir = write_bot("threshold-bot", CONFUSED_BOT)?;
     for (flag, value) in [("--threshold", "2"), ("--threshold", "NaN"), ("--margin", "-0.1")] {
-        let output = Command::new(LEPTON).args(["eval", flag, value, "--bot"]).arg(&dir).arg(dir.join("intents.yml")).output()?;
+        let output = Command::new(LEPTON).args(["eval", &format!("{flag}={value}"), "--bot"]).arg(&dir).arg(dir.join("intents.yml")).output()?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{flag} {value} was accepted");
         assert!(stderr.contains(flag) && stderr.contains("0 to 1"), "{flag} {value}: {stderr}");

@@ -97,6 +97,20 @@ async fn encoder_bot_is_ready() -> anyhow::Result<()> {
 }
 
 #[test]
+fn validate_says_encoder_head_is_not_checked() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("validate_says_encoder_head_is_not_checked") else { return Ok(()) };
+    let bot = temp_dir("encoder-validate");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+
+    let output = Command::new(LEPTON).arg("validate").arg(&bot).arg("--data-dir").arg(temp_dir("encoder-validate-data")).output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(stdout.contains("model check:"), "no model check ran: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("the bot's encoder head is not checked"), "{stdout}");
+    Ok(())
+}
+
+#[test]
 fn bad_encoder_settings_are_reported_with_their_line() -> anyhow::Result<()> {
     let dir = temp_dir("encoder-bad-settings");
     write_encoder_bot(&dir, "./models/missing")?;

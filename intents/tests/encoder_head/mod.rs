@@ -94,7 +94,7 @@ fn encoder_head_blend_leaves_unknown_script_to_ngram_model() -> Result<()> {
 
     // all-MiniLM-L6-v2 lacks most Chinese characters: the n-gram model answers alone.
     let text = "今天天气怎么样";
-    assert!(!batcher.encoder().knows(text));
+    assert!(!batcher.encoder().covers(text));
     let confidences: Vec<f32> = model.intents().iter().map(|intent| confidence_of(&model, text, intent)).collect();
     assert_eq!(confidences, ngram.probabilities(text));
 

@@ -138,7 +138,7 @@ fn hybrid_unrelated_question_gets_no_answer() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// English and Chinese entries; all-MiniLM-L6-v2 knows few Chinese characters.
+/// English and Chinese entries; all-MiniLM-L6-v2 lacks most Chinese characters.
 fn bilingual_faq() -> Vec<FaqEntry> {
     let mut faq = support_faq();
     faq.push(entry("cancel_zh", "zh", "如何取消订单？", &["取消订单"], "在订单页面点击“取消订单”。", &[]));
