@@ -84,6 +84,11 @@ pub struct EncoderSlot {
 }
 
 impl EncoderSlot {
+    /// Returns the batcher in use, if an encoder is loaded.
+    pub fn current(&self) -> Option<Batcher> {
+        self.current.lock().ok().and_then(|current| current.clone())
+    }
+
     /// Returns a batcher for `config`: the current one when its encoder was
     /// loaded with the same configuration, else a newly loaded one, which
     /// replaces it. The bool is true when the model was loaded now.

@@ -101,6 +101,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         metrics.expect_channel(lepton_discord::CHANNEL);
     }
 
+    let encoders = prepare.encoders.clone();
     let fingerprint = app::fingerprint(&options.paths.bot_dir)?;
     let reloader = Arc::new(Reloader::new(engine.clone(), options.paths.clone(), prepare, fingerprint));
     let web_config = web_config(&options)?;
@@ -112,7 +113,7 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()> + Sen
         router = router.merge(crate::demo_orders::router(crate::demo_orders::load(&options.paths.bot_dir)?));
     }
     if let Some(access) = &options.metrics {
-        router = router.merge(crate::metrics::router(metrics, engine.clone(), access));
+        router = router.merge(crate::metrics::router(metrics, engine.clone(), encoders, access));
     }
     if let Some(callback) = start_helpdesk(&engine, &prepared.bot.settings.handoff.adapter)? {
         router = router.merge(callback);

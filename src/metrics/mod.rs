@@ -9,11 +9,12 @@ mod route;
 mod store;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bot_core::observe::{BotReload, Observer, SignInOutcome, TurnReport};
 use bot_core::{Channel, StoreError};
+use lepton_encoder::{Batcher, BatcherStats};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -104,6 +105,10 @@ pub struct Metrics {
     retrains: Counter,
     reindexes: Counter,
     sign_ins: Family<OutcomeLabels, Counter>,
+    encoder_batches: Counter,
+    encoder_texts: Counter,
+    /// The encoder's batcher at the last scrape (its address) and its counts then.
+    encoder_seen: Mutex<Option<(usize, BatcherStats)>>,
 }
 
 impl Metrics {
@@ -133,6 +138,9 @@ impl Metrics {
             retrains: Counter::default(),
             reindexes: Counter::default(),
             sign_ins: Family::default(),
+            encoder_batches: Counter::default(),
+            encoder_texts: Counter::default(),
+            encoder_seen: Mutex::new(None),
         };
         metrics.register();
         Arc::new(metrics)
@@ -167,6 +175,8 @@ impl Metrics {
         registry.register("bot_reloads", "Reloads of the bot folder, by outcome (reloaded, rejected)", self.reloads.clone());
         registry.register("model_trainings", "Reloads that trained the intent model again", self.retrains.clone());
         registry.register("knowledge_index_builds", "Reloads that built the knowledge index again", self.reindexes.clone());
+        registry.register("encoder_batches", "Forward passes of the sentence encoder's batcher, counted at scrape time", self.encoder_batches.clone());
+        registry.register("encoder_texts", "Texts encoded by the sentence encoder's batcher, counted at scrape time; divided by encoder_batches, the mean batch size", self.encoder_texts.clone());
         registry.register("console_sign_ins", "Sign-in attempts to the support console, by outcome (succeeded, rejected, rate_limited)", self.sign_ins.clone());
     }
 
@@ -199,6 +209,24 @@ impl Metrics {
             self.queue_oldest_wait.set(oldest.as_secs_f64());
         }
         self.active_gauge.set(i64::try_from(self.active.count()).unwrap_or(i64::MAX));
+    }
+
+    /// Adds the batcher's forward passes and texts since the last scrape to the
+    /// encoder counters. After a reload replaced the encoder, the new batcher's
+    /// counts are added whole, and the old one's passes since the last scrape
+    /// are not counted.
+    fn record_encoder(&self, batcher: Option<&Batcher>) {
+        let Some(batcher) = batcher else { return };
+        let Ok(mut seen) = self.encoder_seen.lock() else { return };
+        let id = Arc::as_ptr(batcher.encoder()) as usize;
+        let now = batcher.stats();
+        let before = match *seen {
+            Some((seen_id, stats)) if seen_id == id => stats,
+            _ => BatcherStats::default(),
+        };
+        self.encoder_batches.inc_by(now.batches.saturating_sub(before.batches));
+        self.encoder_texts.inc_by(now.texts.saturating_sub(before.texts));
+        *seen = Some((id, now));
     }
 
     /// Encodes every metric in the OpenMetrics text format, which Prometheus reads.

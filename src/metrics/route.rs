@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Metrics;
+use crate::app::EncoderSlot;
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -50,13 +51,14 @@ impl std::fmt::Debug for MetricsAccess {
 struct ScrapeState {
     metrics: Arc<Metrics>,
     engine: Engine,
+    encoders: EncoderSlot,
     token_digest: Option<[u8; 32]>,
 }
 
 /// Returns the metrics route, for the server to merge into the web channel's router.
-pub fn router(metrics: Arc<Metrics>, engine: Engine, access: &MetricsAccess) -> Router {
+pub fn router(metrics: Arc<Metrics>, engine: Engine, encoders: EncoderSlot, access: &MetricsAccess) -> Router {
     let token_digest = access.token.as_deref().map(digest);
-    let state = Arc::new(ScrapeState { metrics, engine, token_digest });
+    let state = Arc::new(ScrapeState { metrics, engine, encoders, token_digest });
     Router::new().route(&access.path, get(scrape)).with_state(state)
 }
 
@@ -71,6 +73,7 @@ async fn scrape(State(state): State<Arc<ScrapeState>>, request: Request) -> Resp
     state.metrics.set_gauges(queue);
     let max = state.engine.active_limit().map(|limit| limit.max_conversations);
     state.metrics.set_admission(state.engine.active_conversations(), max);
+    state.metrics.record_encoder(state.encoders.current().as_ref());
     ([(CONTENT_TYPE, OPENMETRICS)], state.metrics.encode()).into_response()
 }
 

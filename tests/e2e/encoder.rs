@@ -84,6 +84,28 @@ async fn encoder_bot_understands_paraphrases() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn encoder_batches_are_counted_in_metrics() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("encoder_batches_are_counted_in_metrics") else { return Ok(()) };
+    let bot = temp_dir("encoder-metrics");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let server = Server::start_bot(&bot, &temp_dir("encoder-metrics-data"), &["--no-watch", "--store", "memory"], &[])?;
+
+    let mut customer = Customer::new(&server, "encoder-metrics");
+    customer.say("where is my parcel").await?;
+    customer.say("when do you close today").await?;
+    let metrics = reqwest::get(format!("{}/metrics", server.url)).await?.text().await?;
+
+    let value = |name: &str| -> Option<f64> {
+        metrics.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    let texts = value("lepton_encoder_texts_total").unwrap_or_default();
+    let batches = value("lepton_encoder_batches_total").unwrap_or_default();
+    assert!(texts >= 2.0, "two messages were classified, but lepton_encoder_texts_total is {texts}:\n{metrics}");
+    assert!(batches >= 1.0 && batches <= texts, "lepton_encoder_batches_total is {batches} for {texts} texts");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn encoder_bot_is_ready() -> anyhow::Result<()> {
     let Some(model) = test_model_or_skip("encoder_bot_is_ready") else { return Ok(()) };
     let bot = temp_dir("encoder-ready");
