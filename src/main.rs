@@ -124,7 +124,9 @@ enum ModelSubcommand {
     /// Download a model from the Hugging Face Hub into the Hugging Face cache
     /// (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub) and print
     /// its folder. HF_ENDPOINT sets another Hub or a mirror; HF_TOKEN a token for
-    /// gated models. A bot then names it as `settings.encoder.model: REPO`.
+    /// gated models. A bot then names it as `settings.encoder.model: REPO`, which
+    /// finds the revision that `refs/main` names; for another revision, name
+    /// the printed folder instead.
     Pull {
         /// The model's id, such as sentence-transformers/all-MiniLM-L6-v2.
         repo: String,

@@ -349,7 +349,10 @@ impl<'a> Hub<'a> {
                 bail!("cannot download the {what}: the Hub answered {status}; {advice}");
             }
             let location = response.headers().get(LOCATION).and_then(|value| value.to_str().ok());
-            let next = location.and_then(|location| url.join(location).ok()).filter(|next| matches!(next.scheme(), "http" | "https"));
+            // Follow https, and plain http only from plain http: never downgrade.
+            let next = location
+                .and_then(|location| url.join(location).ok())
+                .filter(|next| next.scheme() == "https" || (next.scheme() == "http" && url.scheme() == "http"));
             url = next.with_context(|| format!("the Hub answered {status} for the {what} without a usable Location; check HF_ENDPOINT"))?;
         }
         bail!("the Hub redirected more than {MAX_REDIRECTS} times for the {what}; check HF_ENDPOINT")

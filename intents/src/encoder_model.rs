@@ -239,8 +239,13 @@ impl EncoderIntentModel {
         ((self.familiarity(embedding) - low) / (high - low)).clamp(0.0, 1.0)
     }
 
-    /// Ranks the intents for `text` whose query embedding is `embedding`.
+    /// Ranks the intents for `text` whose query embedding is `embedding`. A
+    /// blend ranks a text in a script outside the encoder's vocabulary with its
+    /// n-gram model alone, as [`Classifier::classify`] does.
     pub fn classify_embedding(&self, text: &str, embedding: &[f32]) -> Classification {
+        if let Some(ngram) = self.ngram_alone(text) {
+            return self.ranked(ngram.probabilities(text));
+        }
         if embedding.len() != self.dimension {
             self.warn_once(&format!("embedding of length {}, expected {}", embedding.len(), self.dimension));
             return Classification::default();

@@ -61,8 +61,9 @@ pub struct HybridHit {
     /// Cosine similarity, the best over the document's vectors; `None` when the
     /// embedding side is off or unavailable.
     pub similarity: Option<f32>,
-    /// How far the similarity stands above the query's median similarity `m`
-    /// over all the index's vectors, as a share of the room above it:
+    /// How far the similarity is above the query's background `m` (the median
+    /// cosine over the background sentences and the vectors of every document
+    /// but the most similar one), as a share of the room above it:
     /// `(similarity − m) / (1 − m)`, at most 1. `None` with `similarity`.
     pub lift: Option<f32>,
     /// The reciprocal-rank-fusion score that orders the hits.
@@ -348,11 +349,12 @@ fn sort_fused(hits: &mut [HybridHit]) {
     });
 }
 
-/// How far `similarity` stands above `median` as a share of the room above
-/// `median`; 0 when there is no room.
+/// How far `similarity` is above `median` as a share of the room above
+/// `median`; 0 when there is no room or either value is not finite (a NaN
+/// vector must not qualify every document).
 fn lift(similarity: f32, median: f32) -> f32 {
     let room = 1.0 - median;
-    if room <= f32::EPSILON {
+    if !similarity.is_finite() || !median.is_finite() || room <= f32::EPSILON {
         return 0.0;
     }
     ((similarity - median) / room).min(1.0)
@@ -443,6 +445,8 @@ mod tests {
         assert!((lift(0.6, 0.0) - 0.6).abs() < 1e-6);
         assert!(lift(0.7, 0.8) < 0.0);
         assert_eq!(lift(1.0, 1.0), 0.0);
+        assert_eq!(lift(f32::NAN, 0.1), 0.0);
+        assert_eq!(lift(0.9, f32::NAN), 0.0);
     }
 
     #[test]

@@ -9,12 +9,12 @@ mod route;
 mod store;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bot_core::observe::{BotReload, Observer, SignInOutcome, TurnReport};
 use bot_core::{Channel, StoreError};
-use lepton_encoder::{Batcher, BatcherStats};
+use lepton_encoder::{Batcher, BatcherStats, Encoder};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -107,8 +107,9 @@ pub struct Metrics {
     sign_ins: Family<OutcomeLabels, Counter>,
     encoder_batches: Counter,
     encoder_texts: Counter,
-    /// The encoder's batcher at the last scrape (its address) and its counts then.
-    encoder_seen: Mutex<Option<(usize, BatcherStats)>>,
+    /// The encoder at the last scrape and its batcher's counts then. A weak
+    /// reference, so that a later encoder cannot reuse its address.
+    encoder_seen: Mutex<Option<(Weak<Encoder>, BatcherStats)>>,
 }
 
 impl Metrics {
@@ -218,15 +219,15 @@ impl Metrics {
     fn record_encoder(&self, batcher: Option<&Batcher>) {
         let Some(batcher) = batcher else { return };
         let Ok(mut seen) = self.encoder_seen.lock() else { return };
-        let id = Arc::as_ptr(batcher.encoder()) as usize;
+        let encoder = Arc::downgrade(batcher.encoder());
         let now = batcher.stats();
-        let before = match *seen {
-            Some((seen_id, stats)) if seen_id == id => stats,
+        let before = match seen.as_ref() {
+            Some((seen_encoder, stats)) if Weak::ptr_eq(seen_encoder, &encoder) => *stats,
             _ => BatcherStats::default(),
         };
         self.encoder_batches.inc_by(now.batches.saturating_sub(before.batches));
         self.encoder_texts.inc_by(now.texts.saturating_sub(before.texts));
-        *seen = Some((id, now));
+        *seen = Some((encoder, now));
     }
 
     /// Encodes every metric in the OpenMetrics text format, which Prometheus reads.
