@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use bot_core::{BoxFuture, Classification, Classifier, IntentId, ScoredIntent};
+use bot_core::{BoxFuture, Classification, Classifier, IntentId};
 use candle_core::{DType, Device, Tensor};
 use lepton_encoder::{Batcher, EncoderError, TextKind};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::encoder_head::{self, HeadConfig, HeadWeights};
 use crate::error::IntentError;
-use crate::model::IntentModel;
+use crate::model::{rank, IntentModel};
+use crate::persist::{error_chain, invalid, io_error, member_tensor};
 
 /// File name of the head's weights inside its folder.
 pub const HEAD_WEIGHTS_FILE: &str = "encoder-head.safetensors";
@@ -243,19 +244,24 @@ impl EncoderIntentModel {
     /// blend ranks a text in a script outside the encoder's vocabulary with its
     /// n-gram model alone, as [`Classifier::classify`] does.
     pub fn classify_embedding(&self, text: &str, embedding: &[f32]) -> Classification {
-        if let Some(ngram) = self.ngram_alone(text) {
-            return self.ranked(ngram.probabilities(text));
+        match self.ngram_alone(text) {
+            Some(ngram) => ngram.classify(text),
+            None => self.classify_vector(text, embedding),
         }
+    }
+
+    /// Ranks the intents by the blend of the head on `embedding` and the n-gram model.
+    fn classify_vector(&self, text: &str, embedding: &[f32]) -> Classification {
         if embedding.len() != self.dimension {
             self.warn_once(&format!("embedding of length {}, expected {}", embedding.len(), self.dimension));
             return Classification::default();
         }
-        self.ranked(self.probabilities(text, embedding))
+        rank(&self.intents, self.probabilities(text, embedding))
     }
 
     /// The n-gram model of a blend, when the encoder's vocabulary lacks `text`'s
-    /// script (see [`lepton_encoder::Encoder::covers`]): its vector would lie
-    /// near every other unknown text, so the n-gram model answers alone.
+    /// script (see [`lepton_encoder::Encoder::covers`]). Its vector would lie
+    /// near every other unknown text, so the n-gram model classifies alone.
     fn ngram_alone(&self, text: &str) -> Option<&IntentModel> {
         let ngram = self.ngram.as_ref()?;
         if self.batcher.encoder().covers(text) {
@@ -268,21 +274,9 @@ impl EncoderIntentModel {
         Some(ngram)
     }
 
-    fn ranked(&self, probabilities: Vec<f32>) -> Classification {
-        let mut ranking: Vec<ScoredIntent> = self
-            .intents
-            .iter()
-            .zip(probabilities)
-            .map(|(intent, confidence)| ScoredIntent { intent: intent.clone(), confidence })
-            .collect();
-        // Stable sort: ties keep the intents' sorted order, so ranking is deterministic.
-        ranking.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        Classification { ranking }
-    }
-
     fn classify_result(&self, text: &str, embedding: Result<Vec<f32>, EncoderError>) -> Classification {
         match embedding {
-            Ok(embedding) => self.classify_embedding(text, &embedding),
+            Ok(embedding) => self.classify_vector(text, &embedding),
             Err(error) => {
                 self.warn_once(&error_chain(&error));
                 Classification::default()
@@ -365,7 +359,7 @@ impl Classifier for EncoderIntentModel {
     /// with its n-gram model alone.
     fn classify(&self, text: &str) -> Classification {
         if let Some(ngram) = self.ngram_alone(text) {
-            return self.ranked(ngram.probabilities(text));
+            return ngram.classify(text);
         }
         self.classify_result(text, self.batcher.embed_blocking(text, TextKind::Query))
     }
@@ -373,16 +367,12 @@ impl Classifier for EncoderIntentModel {
     fn classify_async<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Classification> {
         Box::pin(async move {
             if let Some(ngram) = self.ngram_alone(text) {
-                return self.ranked(ngram.probabilities(text));
+                return ngram.classify(text);
             }
             let embedding = self.batcher.embed(text, TextKind::Query).await;
             self.classify_result(text, embedding)
         })
     }
-}
-
-fn member_tensor(member: usize, name: &str) -> String {
-    format!("member{member}.{name}")
 }
 
 fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
@@ -486,22 +476,3 @@ fn warn_unknown_examples(examples: &[(String, IntentId)], batcher: &Batcher, has
     );
 }
 
-/// Returns `error`'s message followed by those of its sources, joined by `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
-fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> IntentError {
-    IntentError::Io { action, path: path.to_owned(), source }
-}
-
-fn invalid(path: &Path, problem: String) -> IntentError {
-    IntentError::InvalidModel { path: PathBuf::from(path), problem }
-}

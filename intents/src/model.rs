@@ -120,15 +120,18 @@ fn softmax_in_place(values: &mut [f32]) {
 
 impl Classifier for IntentModel {
     fn classify(&self, text: &str) -> Classification {
-        let probabilities = self.probabilities(text);
-        let mut ranking: Vec<ScoredIntent> = self
-            .intents
-            .iter()
-            .zip(probabilities)
-            .map(|(intent, confidence)| ScoredIntent { intent: intent.clone(), confidence })
-            .collect();
-        // Stable sort: ties keep the intents' sorted order, so ranking is deterministic.
-        ranking.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        Classification { ranking }
+        rank(&self.intents, self.probabilities(text))
     }
+}
+
+/// Ranks `intents` by their `probabilities`, given in the same order, highest first.
+pub(crate) fn rank(intents: &[IntentId], probabilities: Vec<f32>) -> Classification {
+    let mut ranking: Vec<ScoredIntent> = intents
+        .iter()
+        .zip(probabilities)
+        .map(|(intent, confidence)| ScoredIntent { intent: intent.clone(), confidence })
+        .collect();
+    // Stable sort: ties keep the intents' sorted order, so ranking is deterministic.
+    ranking.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    Classification { ranking }
 }

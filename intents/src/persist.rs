@@ -150,7 +150,7 @@ impl IntentModel {
 }
 
 /// Returns the tensor name of ensemble member `member`'s parameter `name`.
-fn member_tensor(member: usize, name: &str) -> String {
+pub(crate) fn member_tensor(member: usize, name: &str) -> String {
     format!("member{member}.{name}")
 }
 
@@ -230,7 +230,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IntentError> {
 }
 
 /// Returns `error`'s message followed by those of its sources, joined by `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -241,10 +241,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> IntentError {
+pub(crate) fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> IntentError {
     IntentError::Io { action, path: path.to_owned(), source }
 }
 
-fn invalid(path: &Path, problem: String) -> IntentError {
+pub(crate) fn invalid(path: &Path, problem: String) -> IntentError {
     IntentError::InvalidModel { path: path.to_owned(), problem }
 }
