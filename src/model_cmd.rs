@@ -2,7 +2,7 @@
 //! Hub into the standard Hugging Face cache, where `settings.encoder.model:
 //! org/name` finds it.
 //!
-//! The layout is the one Python's `huggingface_hub` writes: `blobs/ETAG` holds
+//! The layout is the one Python's `huggingface_hub` writes: `blobs/ETAG` contains
 //! each file, `snapshots/COMMIT/FILE` links to its blob, and `refs/REVISION`
 //! names the commit. Only the files an encoder needs are fetched. Every name
 //! that comes from the Hub (the commit and the etags) must be hex before it
@@ -10,8 +10,12 @@
 //! size limit and a read timeout, and an LFS file's sha256 must match its etag.
 //! The snapshot and then the ref are written only once every file is complete,
 //! so a pull that fails or is killed part way never changes which snapshot a
-//! bot finds. A failed pull also removes what it added; a killed one leaves
+//! bot finds. A failed pull also removes what it added, and a killed one leaves
 //! `*.incomplete` files that the next pull removes.
+//!
+//! NOTE: two pulls of the same model at once are not coordinated. A failing
+//! one's cleanup can remove files the other wrote, including its
+//! `*.incomplete` files.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -38,14 +42,14 @@ pub const READ_TIMEOUT_VAR: &str = "LEPTON_HUB_READ_TIMEOUT";
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest file a pull accepts. Encoders that Lepton runs on a CPU are far
-/// smaller (multilingual-e5-large's weights are 2.2 GB); the limit stops a Hub
-/// that announces or sends an endless file from filling the disk.
+/// smaller (multilingual-e5-large's f32 weights are about 2.2 GB). The limit
+/// stops a Hub that announces or sends an endless file from filling the disk.
 pub const MAX_FILE_BYTES: u64 = 8 << 30;
 
-/// The largest repository-information answer a pull reads into memory.
+/// The largest repository-information response a pull reads into memory.
 const MAX_INFO_BYTES: usize = 16 << 20;
 
-/// The most redirects followed for one request (renamed repositories, then the
+/// The maximum number of redirects followed for one request (renamed repositories, then the
 /// CDN that stores large files).
 const MAX_REDIRECTS: usize = 10;
 
@@ -64,7 +68,7 @@ pub struct PullOptions {
     pub token: Option<String>,
     /// Draw the progress of each file on standard error.
     pub progress: bool,
-    /// The longest wait for a connection, for the headers of an answer, or for
+    /// The longest wait for a connection, for the headers of a response, or for
     /// the next bytes of a body.
     pub read_timeout: Duration,
 }
@@ -117,9 +121,9 @@ pub async fn pull(options: &PullOptions) -> anyhow::Result<PathBuf> {
     result
 }
 
-/// Whether `revision` is safe as a file name under `refs/`: letters, digits,
-/// `.`, `_` and `-`, not starting with a dot and without `..`. Branches with a
-/// `/` and `refs/pr/N` are not accepted.
+/// Returns whether `revision` is safe as a file name under `refs/`: letters,
+/// digits, `.`, `_` and `-`, not starting with a dot and without `..`.
+/// Branches with a `/` and `refs/pr/N` are rejected.
 fn is_revision(revision: &str) -> bool {
     !revision.is_empty()
         && !revision.starts_with('.')
@@ -170,7 +174,7 @@ struct Sibling {
 }
 
 /// The identity of a file as the Hub announces it: the etag of the first
-/// answer that carries `X-Linked-Etag` (large files, before the redirect to
+/// response that carries `X-Linked-Etag` (large files, before the redirect to
 /// their storage), else the first `ETag`, and the size that goes with it.
 #[derive(Default)]
 struct Announced {
@@ -327,7 +331,7 @@ impl<'a> Hub<'a> {
             }
             let response = match tokio::time::timeout(self.options.read_timeout, request.send()).await {
                 Err(_) => bail!(
-                    "the Hub at {} did not answer within {} s for the {what}; try again later, or set HF_ENDPOINT to a mirror",
+                    "the Hub at {} did not respond within {} s for the {what}; try again later, or set HF_ENDPOINT to a mirror",
                     url.host_str().unwrap_or_default(),
                     self.options.read_timeout.as_secs()
                 ),
@@ -346,7 +350,7 @@ impl<'a> Hub<'a> {
                     404 => "check the id and the revision",
                     _ => "try again later",
                 };
-                bail!("cannot download the {what}: the Hub answered {status}; {advice}");
+                bail!("cannot download the {what}: the Hub responded with {status}; {advice}");
             }
             let location = response.headers().get(LOCATION).and_then(|value| value.to_str().ok());
             // Follow https, and plain http only from plain http: never downgrade.

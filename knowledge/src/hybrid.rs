@@ -23,7 +23,7 @@ const RRF_K: f32 = 60.0;
 /// Documents taken from each side before fusion.
 const SIDE_CANDIDATES: usize = 10;
 
-/// Which signals the hybrid search uses, and the similarity that answers alone.
+/// The signals the hybrid search uses, and the lift that qualifies a document alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HybridConfig {
     /// Rank with BM25 and let its relevance reach `min_score`.
@@ -71,7 +71,7 @@ pub struct HybridHit {
 }
 
 impl HybridHit {
-    /// Returns whether the hit may be answered: its relevance reaches
+    /// Returns whether the hit may be returned as the answer: its relevance reaches
     /// `min_score` or its lift reaches `min_similarity`.
     pub fn qualifies(&self, min_score: f32, min_similarity: f32) -> bool {
         self.relevance.is_some_and(|relevance| relevance >= min_score)

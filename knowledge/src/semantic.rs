@@ -55,7 +55,7 @@ const BACKGROUND_TEXTS: [&str; 24] = [
     "我今天心情不太好",
 ];
 
-/// The most sentences in one article chunk.
+/// The maximum number of sentences in one article chunk.
 const CHUNK_SENTENCES: usize = 3;
 
 /// A chunk stops growing past this many bytes, about 150 English tokens, so
@@ -466,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn median_of_even_count_is_mean_of_middle_two() {
+    fn median_even_count_averages_middle() {
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&mut [0.5]), 0.5);
     }
