@@ -1,5 +1,6 @@
 //! `lepton validate`: the checks of the flows crate, then a check that needs the
-//! intent model. The model check cross-validates the model on the intents' examples
+//! intent model. The model check cross-validates the bot's model (the embedded
+//! model, or the intent head on the bot's encoder) on the intents' examples
 //! twice, with different seeds and so different folds. It warns about each example
 //! that the models trained without it confidently classify as the same other intent
 //! in both runs, and names the closest example of that intent.
@@ -8,23 +9,23 @@
 //! and a FAQ entry on the same topic are expected to overlap, and the knowledge
 //! answer is then a fitting reply. `lepton eval DIR --cross-validation K` covers them.
 //!
-//! The result is cached under the data folder by a hash of the examples and the
-//! training configuration, so a run after an edit that changes no example skips
-//! the training.
+//! The result is cached under the data folder by a hash of the examples, the
+//! training configuration and the encoder's fingerprint, so a run after an edit
+//! that changes no example skips the training.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use bot_core::bot::{ClassifierModel, KNOWLEDGE_INTENT};
+use bot_core::bot::KNOWLEDGE_INTENT;
 use bot_core::{Classification, IntentId, ScoredIntent};
 use lepton_flows::{Diagnostic, LoadedBot, Report};
-use lepton_intents::TrainConfig;
+use lepton_intents::{HeadConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::app::BotPaths;
-use crate::eval::cross_validation::cross_validate;
+use crate::eval::cross_validation::{cross_validate, FoldModel};
 
 /// Folds of the model check: each model trains on 80% of the examples.
 pub const CHECK_FOLDS: usize = 5;
@@ -36,7 +37,7 @@ pub const CHECK_FOLDS: usize = 5;
 pub const CHECK_RUNS: usize = 2;
 
 /// Bumped when the cached result's layout or meaning changes.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 const CACHE_FILE: &str = "validate/cross-validation.json";
 
 pub struct ValidateOptions {
@@ -65,9 +66,9 @@ pub struct ModelCheck {
     pub cached: bool,
     /// Number of warnings the check added.
     pub warnings: usize,
-    /// Whether the bot classifies with an encoder head, which the check, training
-    /// the embedded model, does not cover.
-    pub bot_uses_encoder: bool,
+    /// Whether the check trained the intent head on the bot's encoder rather
+    /// than the embedded model.
+    pub encoder: bool,
 }
 
 /// Renders as `model check: 5-fold cross-validation of 564 intent examples in 0.61 s, 3 warnings`.
@@ -76,8 +77,8 @@ impl std::fmt::Display for ModelCheck {
         let source = if self.cached { "cached result of " } else { "" };
         write!(f, "model check: {source}{}-fold cross-validation of {} intent examples", self.folds, self.examples)?;
         write!(f, " in {:.2} s, {} {}", self.seconds, self.warnings, if self.warnings == 1 { "warning" } else { "warnings" })?;
-        if self.bot_uses_encoder {
-            write!(f, " (with the embedded model: the bot's encoder head is not checked)")?;
+        if self.encoder {
+            write!(f, " with the intent head on the bot's encoder")?;
         }
         Ok(())
     }
@@ -92,7 +93,7 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
     };
 
     let paths = BotPaths::new(dir, options.data_dir.as_deref());
-    let model_check = match check_model(&loaded, &paths.data_dir) {
+    let model_check = match check_model(&loaded, &paths) {
         Ok(Some((check, warnings))) => {
             report.diagnostics.extend(warnings);
             report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -124,7 +125,7 @@ struct Mistake {
 }
 
 /// Runs the model check; `None` when the bot has too few intents or examples for it.
-fn check_model(loaded: &LoadedBot, data_dir: &Path) -> anyhow::Result<Option<(ModelCheck, Vec<Diagnostic>)>> {
+fn check_model(loaded: &LoadedBot, paths: &BotPaths) -> anyhow::Result<Option<(ModelCheck, Vec<Diagnostic>)>> {
     let started = Instant::now();
     let examples: Vec<(String, IntentId)> = loaded.bot.training_examples().into_iter().filter(|(_, intent)| intent.as_str() != KNOWLEDGE_INTENT).collect();
     let intents: BTreeSet<&IntentId> = examples.iter().map(|(_, intent)| intent).collect();
@@ -132,29 +133,53 @@ fn check_model(loaded: &LoadedBot, data_dir: &Path) -> anyhow::Result<Option<(Mo
         return Ok(None);
     }
 
-    let config = check_config(loaded.bot.settings.classifier.seed);
-    let key = format!("v{CACHE_VERSION} folds {CHECK_FOLDS} runs {CHECK_RUNS} {}", lepton_intents::training_hash(&examples, &config));
-    let cache = data_dir.join(CACHE_FILE);
+    let settings = &loaded.bot.settings.classifier;
+    let config = check_config(settings.seed);
+    let batcher = match settings.model.uses_encoder(loaded.bot.settings.encoder.is_some()) {
+        true => crate::app::load_encoder(paths, &loaded.bot, &crate::app::EncoderSlot::default())?,
+        false => None,
+    };
+    let fingerprint = batcher.as_ref().map_or("none", |batcher| batcher.encoder().fingerprint());
+    let key = format!(
+        "v{CACHE_VERSION} folds {CHECK_FOLDS} runs {CHECK_RUNS} encoder {fingerprint} {}",
+        lepton_intents::training_hash(&examples, &config)
+    );
+    let cache = paths.data_dir.join(CACHE_FILE);
     let (runs, cached) = match read_cache(&cache, &key) {
         Some(runs) => (runs, true),
         None => {
-            let runs = (0..CHECK_RUNS).map(|run| find_mistakes(&examples, &run_config(&config, run))).collect::<anyhow::Result<Vec<_>>>()?;
+            let model = match &batcher {
+                Some(batcher) => Some(FoldModel::encoder(batcher, HeadConfig::with_seed(config.seed), &examples)?),
+                None => None,
+            };
+            let runs = (0..CHECK_RUNS)
+                .map(|run| {
+                    let config = run_config(&config, run);
+                    let model = match &model {
+                        Some(FoldModel::Encoder { batcher, head, vectors }) => FoldModel::Encoder {
+                            batcher,
+                            head: HeadConfig { seed: config.seed, ngram: config.clone(), ..head.clone() },
+                            vectors: vectors.clone(),
+                        },
+                        _ => FoldModel::Embedded(config),
+                    };
+                    find_mistakes(&examples, &model)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             write_cache(&cache, &CachedCheck { key, runs: runs.clone() });
             (runs, false)
         }
     };
 
-    let settings = &loaded.bot.settings.classifier;
     let confusions = confirmed_confusions(&runs, settings.threshold, settings.margin);
     let warnings = confusion_warnings(loaded, &examples, &confusions);
-    let bot_uses_encoder = loaded.bot.settings.encoder.is_some() && settings.model != ClassifierModel::Embedded;
     let check = ModelCheck {
         examples: examples.len(),
         folds: CHECK_FOLDS,
         seconds: started.elapsed().as_secs_f64(),
         cached,
         warnings: warnings.len(),
-        bot_uses_encoder,
+        encoder: batcher.is_some(),
     };
     Ok(Some((check, warnings)))
 }
@@ -173,8 +198,8 @@ fn run_config(config: &TrainConfig, run: usize) -> TrainConfig {
     TrainConfig { seed, ..config.clone() }
 }
 
-fn find_mistakes(examples: &[(String, IntentId)], config: &TrainConfig) -> anyhow::Result<Vec<Mistake>> {
-    let run = cross_validate(examples, CHECK_FOLDS, config)?;
+fn find_mistakes(examples: &[(String, IntentId)], model: &FoldModel) -> anyhow::Result<Vec<Mistake>> {
+    let run = cross_validate(examples, CHECK_FOLDS, model)?;
     let mistakes = run
         .predictions
         .into_iter()

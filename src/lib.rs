@@ -41,6 +41,7 @@ pub mod conversation_test;
 pub mod demo_orders;
 pub mod diagnostics;
 pub mod eval;
+pub mod finetune_cmd;
 pub mod http_client;
 pub mod learn;
 pub mod limits;

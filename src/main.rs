@@ -134,6 +134,59 @@ enum ModelSubcommand {
         #[arg(long, default_value = "main")]
         revision: String,
     },
+    /// Fine-tune the bot's sentence encoder on its intents' examples
+    /// (SetFit-style contrastive pairs) into a new model folder. Afterwards set
+    /// `settings.encoder.model` to that folder; the next start retrains the
+    /// intent head and the knowledge vectors on it.
+    Finetune {
+        /// The bot folder whose `settings.encoder` and examples are used.
+        dir: PathBuf,
+        /// The new model folder; it must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Fine-tune this model folder instead of the one `settings.encoder.model` names.
+        #[arg(long, value_name = "DIR")]
+        base: Option<PathBuf>,
+        #[command(flatten)]
+        settings: FineTuneArgs,
+    },
+}
+
+/// Settings of the contrastive fine-tuning.
+#[derive(clap::Args)]
+struct FineTuneArgs {
+    /// Pair rounds: each round pairs every example once with an example of
+    /// its intent and once with an example of another intent.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Passes over the pairs.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Peak learning rate (AdamW, linear warm-up and decay).
+    #[arg(long, default_value_t = 2e-5)]
+    learning_rate: f64,
+    /// Train only the top N transformer layers [default: all].
+    #[arg(long, value_name = "N")]
+    layers: Option<usize>,
+    /// Probability of dropping each activation during training.
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl FineTuneArgs {
+    fn config(&self) -> lepton_encoder::FineTuneConfig {
+        lepton_encoder::FineTuneConfig {
+            rounds: self.rounds,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            layers: self.layers,
+            dropout: self.dropout,
+            seed: self.seed,
+            ..lepton_encoder::FineTuneConfig::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -193,6 +246,23 @@ struct EvalArgs {
     /// fingerprint and the text [default: .lepton/embeddings].
     #[arg(long, value_name = "DIR", requires = "encoder")]
     embedding_cache: Option<PathBuf>,
+    /// Fine-tune the encoder on the training examples first (SetFit-style
+    /// contrastive pairs, the defaults of `lepton model finetune`); the result
+    /// is kept in the embedding cache folder.
+    #[arg(long, requires = "encoder")]
+    finetune: bool,
+    /// Pair rounds of --finetune.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "finetune")]
+    finetune_rounds: usize,
+    /// Train only the top N transformer layers in --finetune [default: all].
+    #[arg(long, value_name = "N", requires = "finetune")]
+    finetune_layers: Option<usize>,
+    /// Peak learning rate of --finetune.
+    #[arg(long, value_name = "RATE", default_value_t = 2e-5, requires = "finetune")]
+    finetune_learning_rate: f64,
+    /// Dropout of --finetune.
+    #[arg(long, value_name = "P", default_value_t = 0.1, requires = "finetune")]
+    finetune_dropout: f32,
 }
 
 /// A number from 0 to 1, as confidences and their margins are.
@@ -491,6 +561,31 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{}", folder.display());
                 Ok(ExitCode::SUCCESS)
             }
+            ModelSubcommand::Finetune { dir, out, base, settings } => {
+                let finetuned = lepton::finetune_cmd::finetune(&dir, base.as_deref(), &out, &settings.config(), |step, steps, loss| {
+                    // A line every 5% of the steps, and the last one.
+                    if step % (steps / 20).max(1) == 0 || step == steps {
+                        eprintln!("step {step}/{steps}: loss {loss:.4}");
+                    }
+                })?;
+                let report = &finetuned.report;
+                println!(
+                    "fine-tuned {} on {} examples of {} intents ({} pairs, {} steps) in {:.0} s; loss {:.4} -> {:.4}",
+                    finetuned.base.display(),
+                    report.examples,
+                    report.intents,
+                    report.pairs,
+                    report.steps,
+                    report.seconds,
+                    report.first_loss,
+                    report.last_loss
+                );
+                if finetuned.uncovered > 0 {
+                    println!("left out {} examples in a script the encoder's vocabulary lacks", finetuned.uncovered);
+                }
+                println!("wrote {}; set settings.encoder.model to this folder to use it", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
         },
         Command::Agent(args) => {
             let paths = BotPaths::new(&args.bot, args.data_dir.as_deref());
@@ -551,6 +646,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     device: args.device,
                     head: args.head,
                     cache_dir: args.embedding_cache.unwrap_or_else(|| PathBuf::from(".lepton/embeddings")),
+                    finetune: args.finetune.then(|| lepton_encoder::FineTuneConfig {
+                        rounds: args.finetune_rounds,
+                        layers: args.finetune_layers,
+                        learning_rate: args.finetune_learning_rate,
+                        dropout: args.finetune_dropout,
+                        seed: args.seed.unwrap_or(42),
+                        ..lepton_encoder::FineTuneConfig::default()
+                    }),
                 }),
             };
             let report = lepton::eval::run(&options)?;

@@ -1,13 +1,15 @@
-//! K-fold cross-validation of the embedded intent model on a bot's own examples:
-//! every example is classified by a model trained on the other folds, so a bot
-//! without a separate test set still learns which intents its model mixes up.
+//! K-fold cross-validation of a bot's intent model (the embedded model or the
+//! intent head on its encoder) on the bot's own examples: every example is
+//! classified by a model trained on the other folds, so a bot without a
+//! separate test set still learns which intents its model mixes up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bot_core::{Classifier, IntentId, ScoredIntent};
 use anyhow::{bail, Context};
-use lepton_intents::{IntentModel, TrainConfig};
+use lepton_encoder::{Batcher, TextKind};
+use lepton_intents::{EncoderIntentModel, HeadConfig, IntentModel, TrainConfig};
 use serde::Serialize;
 
 /// Intents kept in each held-out prediction's ranking.
@@ -41,12 +43,37 @@ pub struct CrossValidation {
     pub seconds: f64,
 }
 
+/// The model trained on each fold.
+pub enum FoldModel<'a> {
+    /// The embedded model.
+    Embedded(TrainConfig),
+    /// The intent head on the batcher's encoder, with every example's vector
+    /// (in example order) computed once for all folds.
+    Encoder { batcher: &'a Batcher, head: HeadConfig, vectors: Vec<Vec<f32>> },
+}
+
+impl<'a> FoldModel<'a> {
+    /// The intent head on `batcher`'s encoder for `examples`, which are embedded here.
+    pub fn encoder(batcher: &'a Batcher, head: HeadConfig, examples: &[(String, IntentId)]) -> anyhow::Result<Self> {
+        let texts: Vec<&str> = examples.iter().map(|(text, _)| text.as_str()).collect();
+        let vectors = batcher.embed_many(&texts, TextKind::Query).context("cannot embed the examples")?;
+        Ok(Self::Encoder { batcher, head, vectors })
+    }
+
+    fn seed(&self) -> u64 {
+        match self {
+            Self::Embedded(config) => config.seed,
+            Self::Encoder { head, .. } => head.seed,
+        }
+    }
+}
+
 /// Splits `examples` into `folds` folds, trains one model per fold on the other
 /// folds (in parallel) and classifies the fold's examples with it.
 ///
 /// The split is stratified: each intent's examples are spread over the folds in an
-/// order fixed by `config.seed` and the texts, so the same examples give the same folds.
-pub fn cross_validate(examples: &[(String, IntentId)], folds: usize, config: &TrainConfig) -> anyhow::Result<CrossValidation> {
+/// order fixed by the model's seed and the texts, so the same examples give the same folds.
+pub fn cross_validate(examples: &[(String, IntentId)], folds: usize, model: &FoldModel) -> anyhow::Result<CrossValidation> {
     if folds < 2 {
         bail!("cross-validation needs at least 2 folds, got {folds}");
     }
@@ -54,13 +81,18 @@ pub fn cross_validate(examples: &[(String, IntentId)], folds: usize, config: &Tr
         bail!("{folds}-fold cross-validation needs at least {folds} examples, found {}; add examples or use fewer folds", examples.len());
     }
     let started = Instant::now();
-    let fold_of = assign_folds(examples, folds, config.seed);
+    if let FoldModel::Encoder { vectors, .. } = model {
+        if vectors.len() != examples.len() {
+            bail!("{} vectors for {} examples", vectors.len(), examples.len());
+        }
+    }
+    let fold_of = assign_folds(examples, folds, model.seed());
 
     let results: Vec<anyhow::Result<Vec<HeldOut>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..folds)
             .map(|fold| {
                 let fold_of = &fold_of;
-                scope.spawn(move || run_fold(examples, fold_of, fold, config))
+                scope.spawn(move || run_fold(examples, fold_of, fold, model))
             })
             .collect();
         handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
@@ -105,19 +137,33 @@ fn text_hash(seed: u64, text: &str) -> u64 {
     hash
 }
 
-fn run_fold(examples: &[(String, IntentId)], fold_of: &[usize], fold: usize, config: &TrainConfig) -> anyhow::Result<Vec<HeldOut>> {
-    let training: Vec<(String, IntentId)> =
-        examples.iter().zip(fold_of).filter(|(_, &f)| f != fold).map(|(example, _)| example.clone()).collect();
+fn run_fold(examples: &[(String, IntentId)], fold_of: &[usize], fold: usize, model: &FoldModel) -> anyhow::Result<Vec<HeldOut>> {
+    let in_training: Vec<usize> = (0..examples.len()).filter(|&index| fold_of[index] != fold).collect();
+    let training: Vec<(String, IntentId)> = in_training.iter().map(|&index| examples[index].clone()).collect();
     let trained: BTreeSet<&IntentId> = training.iter().map(|(_, intent)| intent).collect();
 
     // The model logs each training at INFO; one line per fold would only repeat the summary.
-    let model = tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || IntentModel::train(&training, config))
-        .with_context(|| format!("training the model of fold {fold} failed"))?;
+    let quiet = || tracing::subscriber::NoSubscriber::default();
+    let classify: Box<dyn Fn(usize, &str) -> bot_core::Classification + '_> = match model {
+        FoldModel::Embedded(config) => {
+            let trained = tracing::subscriber::with_default(quiet(), || IntentModel::train(&training, config))
+                .with_context(|| format!("training the model of fold {fold} failed"))?;
+            Box::new(move |_, text| trained.classify(text))
+        }
+        FoldModel::Encoder { batcher, head, vectors } => {
+            let training_vectors: Vec<Vec<f32>> = in_training.iter().map(|&index| vectors[index].clone()).collect();
+            let trained = tracing::subscriber::with_default(quiet(), || {
+                EncoderIntentModel::train_on_vectors(&training, &training_vectors, batcher, head)
+            })
+            .with_context(|| format!("training the intent head of fold {fold} failed"))?;
+            Box::new(move |index, text| trained.classify_embedding(text, &vectors[index]))
+        }
+    };
 
     let held_out = examples.iter().enumerate().zip(fold_of).filter(|(_, &f)| f == fold);
     Ok(held_out
         .map(|((example, (text, intent)), _)| {
-            let mut ranking = model.classify(text).ranking;
+            let mut ranking = classify(example, text).ranking;
             ranking.truncate(RANKING_LENGTH);
             HeldOut { example, fold, ranking, intent_trained: trained.contains(intent) }
         })
@@ -163,7 +209,7 @@ mod tests {
 
     #[test]
     fn cross_validate_rejects_one_fold() {
-        let result = cross_validate(&examples(&[("a", 4)]), 1, &TrainConfig::default());
+        let result = cross_validate(&examples(&[("a", 4)]), 1, &FoldModel::Embedded(TrainConfig::default()));
 
         let error = result.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("at least 2 folds"), "{error}");
@@ -171,7 +217,7 @@ mod tests {
 
     #[test]
     fn cross_validate_rejects_fewer_examples_than_folds() {
-        let result = cross_validate(&examples(&[("a", 2)]), 3, &TrainConfig::default());
+        let result = cross_validate(&examples(&[("a", 2)]), 3, &FoldModel::Embedded(TrainConfig::default()));
 
         let error = result.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("found 2"), "{error}");

@@ -11,7 +11,7 @@ pub mod scores;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use lepton_encoder::{Batcher, DeviceChoice, Encoder, EncoderConfig, Pooling};
+use lepton_encoder::{Batcher, DeviceChoice, Encoder, EncoderConfig, FineTuneConfig, Pooling};
 use lepton_intents::eval::{run_encoder_eval, run_eval, Clinc150, Dataset, EncoderEvalConfig, EvalConfig, EvalReport};
 use lepton_intents::{HeadConfig, TrainConfig};
 
@@ -51,8 +51,10 @@ pub struct EncoderOptions {
     /// The intent head's configuration as JSON; missing fields keep their
     /// defaults, and the seeds are those of the evaluation.
     pub head: Option<String>,
-    /// Folder of the embedding cache.
+    /// Folder of the embedding cache; fine-tuned encoders are kept in it too.
     pub cache_dir: PathBuf,
+    /// Fine-tune the encoder on the training examples first (SetFit-style).
+    pub finetune: Option<FineTuneConfig>,
 }
 
 /// Loads the data, trains a model and scores it.
@@ -94,7 +96,12 @@ fn run_with_encoder(
     encoder_config.pooling = options.pooling;
     encoder_config.query_prefix = options.query_prefix.clone();
     encoder_config.device = options.device;
-    let encoder = Encoder::load(&encoder_config).with_context(|| format!("cannot load the encoder in {}", options.model.display()))?;
+    let mut encoder = Encoder::load(&encoder_config).with_context(|| format!("cannot load the encoder in {}", options.model.display()))?;
+    if let Some(settings) = &options.finetune {
+        encoder_config.model = fine_tuned(&encoder, &encoder_config, train, settings, &options.cache_dir)?;
+        encoder = Encoder::load(&encoder_config)
+            .with_context(|| format!("cannot load the fine-tuned encoder in {}", encoder_config.model.display()))?;
+    }
     tracing::info!(model = %options.model.display(), device = %encoder.device_name(), dimension = encoder.dimension(), "loaded the encoder");
 
     let mut head = match &options.head {
@@ -112,6 +119,52 @@ fn run_with_encoder(
     };
     let batcher = Batcher::new(std::sync::Arc::new(encoder));
     Ok(run_encoder_eval(train, validation, test, &batcher, &eval_config)?)
+}
+
+/// Returns the folder of `encoder` fine-tuned on `train`'s examples with
+/// `settings`, kept in `cache_dir` under a digest of all three, so a rerun
+/// with the same inputs skips the training.
+fn fine_tuned(
+    encoder: &Encoder,
+    config: &EncoderConfig,
+    train: &Dataset,
+    settings: &FineTuneConfig,
+    cache_dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+
+    let examples: Vec<(String, String)> =
+        train.in_scope().into_iter().map(|(text, intent)| (text, intent.as_str().to_owned())).collect();
+    let mut hash = Sha256::new();
+    hash.update(encoder.fingerprint().as_bytes());
+    hash.update(serde_json::to_vec(settings)?);
+    hash.update(serde_json::to_vec(&examples)?);
+    let digest: String = hash.finalize()[..8].iter().map(|byte| format!("{byte:02x}")).collect();
+    let folder = cache_dir.join(format!("finetuned-{digest}"));
+    if folder.join(lepton_encoder::PROVENANCE_FILE).is_file() {
+        tracing::info!(folder = %folder.display(), "reusing the fine-tuned encoder");
+        return Ok(folder);
+    }
+
+    tracing::info!(examples = examples.len(), rounds = settings.rounds, "fine-tuning the encoder");
+    let mut next_report = 0.0;
+    let report = lepton_encoder::fine_tune(config, &examples, settings, &folder, |step| {
+        let done = step.step as f64 / step.steps as f64;
+        if done >= next_report {
+            tracing::info!(step = step.step, steps = step.steps, loss = step.loss, "fine-tuning");
+            next_report += 0.1;
+        }
+    })
+    .context("fine-tuning failed")?;
+    tracing::info!(
+        pairs = report.pairs,
+        first_loss = report.first_loss,
+        last_loss = report.last_loss,
+        seconds = report.seconds as u64,
+        folder = %folder.display(),
+        "fine-tuned the encoder"
+    );
+    Ok(folder)
 }
 
 /// Returns the training data, the validation data (CLINC150's `val` when scoring
@@ -179,8 +232,18 @@ pub fn run_cross_validation(options: &CrossValidationOptions) -> anyhow::Result<
     let out = options.out.clone().unwrap_or_else(|| crate::app::BotPaths::new(&options.bot_dir, None).data_dir.join("eval"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
 
-    tracing::info!(examples = examples.len(), folds = options.folds, "cross-validating the intent model");
-    let run = cross_validation::cross_validate(&examples, options.folds, &config)?;
+    let paths = crate::app::BotPaths::new(&options.bot_dir, None);
+    let batcher = match settings.model.uses_encoder(loaded.bot.settings.encoder.is_some()) {
+        true => crate::app::load_encoder(&paths, &loaded.bot, &crate::app::EncoderSlot::default())?,
+        false => None,
+    };
+    let model = match &batcher {
+        Some(batcher) => cross_validation::FoldModel::encoder(batcher, HeadConfig::with_seed(config.seed), &examples)?,
+        None => cross_validation::FoldModel::Embedded(config),
+    };
+    let name = if batcher.is_some() { "the intent head on the encoder" } else { "the embedded intent model" };
+    tracing::info!(examples = examples.len(), folds = options.folds, model = name, "cross-validating");
+    let run = cross_validation::cross_validate(&examples, options.folds, &model)?;
     let report = CrossValidationReport::new(&loaded.bot.settings.name, &examples, &run, threshold, margin);
 
     let index = page::write(&report, &out)?;

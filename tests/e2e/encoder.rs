@@ -119,16 +119,26 @@ async fn encoder_bot_is_ready() -> anyhow::Result<()> {
 }
 
 #[test]
-fn validate_says_encoder_head_is_not_checked() -> anyhow::Result<()> {
-    let Some(model) = test_model_or_skip("validate_says_encoder_head_is_not_checked") else { return Ok(()) };
+fn validate_checks_the_encoder_head() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("validate_checks_the_encoder_head") else { return Ok(()) };
     let bot = temp_dir("encoder-validate");
     write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    // An example of opening hours filed under refund: the head trained
+    // without it puts it under opening_hours in every run.
+    let intents = std::fs::read_to_string(bot.join("intents.yml"))?;
+    std::fs::write(bot.join("intents.yml"), intents.replace("I'd like to be refunded]", "I'd like to be refunded, what time do you open on sunday]"))?;
+    let data = temp_dir("encoder-validate-data");
 
-    let output = Command::new(LEPTON).arg("validate").arg(&bot).arg("--data-dir").arg(temp_dir("encoder-validate-data")).output()?;
+    let validate = || Command::new(LEPTON).arg("validate").arg(&bot).arg("--data-dir").arg(&data).output();
+    let output = validate()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
 
-    assert!(stdout.contains("model check:"), "no model check ran: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("the bot's encoder head is not checked"), "{stdout}");
+    assert!(stdout.contains("with the intent head on the bot's encoder"), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("what time do you open on sunday"), "the misfiled example was not reported:\n{stdout}");
+    assert!(stdout.contains("opening_hours"), "{stdout}");
+
+    let again = String::from_utf8_lossy(&validate()?.stdout).into_owned();
+    assert!(again.contains("cached result of"), "the second run retrained: {again}");
     Ok(())
 }
 
@@ -160,5 +170,81 @@ fn serve_refuses_a_bot_whose_model_is_missing() -> anyhow::Result<()> {
 
     assert!(!output.status.success(), "lepton serve started without its model");
     assert!(stderr.contains("bot.yml:5:12"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finetuned_encoder_serves_the_bot() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("finetuned_encoder_serves_the_bot") else { return Ok(()) };
+    let bot = temp_dir("encoder-finetune");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let out = temp_dir("encoder-finetuned").join("shop-model");
+
+    let finetune = || {
+        Command::new(LEPTON)
+            .args(["model", "finetune", "--rounds", "2", "--learning-rate", "1e-4", "--out"])
+            .arg(&out)
+            .arg(&bot)
+            .env("LEPTON_LOG", "warn")
+            .output()
+    };
+    let output = finetune()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "lepton model finetune failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    // 15 intent examples and 2 FAQ questions, each in 2 pairs per round.
+    assert!(stdout.contains("on 17 examples of 4 intents (68 pairs"), "{stdout}");
+    assert!(stdout.contains("set settings.encoder.model to this folder"), "{stdout}");
+    let weights = std::fs::read(out.join("model.safetensors"))?;
+
+    let again = finetune()?;
+    assert!(!again.status.success(), "a second fine-tune overwrote {}", out.display());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read(out.join("model.safetensors"))?, weights, "the refused fine-tune changed the folder");
+
+    write_encoder_bot(&bot, out.to_str().unwrap_or_default())?;
+    let server = Server::start_bot(&bot, &temp_dir("encoder-finetune-data"), &["--no-watch", "--store", "memory"], &[])?;
+    let mut customer = Customer::new(&server, "encoder-finetuned");
+    let refund = customer.say("this blender broke, I expect my cash returned").await?;
+    let hours = customer.say("till what hour can I visit the store today?").await?;
+
+    assert_eq!(refund, [REFUND_REPLY], "a refund paraphrase got another reply");
+    assert_eq!(hours, [HOURS_REPLY], "an opening-hours paraphrase got another reply");
+    Ok(())
+}
+
+#[test]
+fn finetune_needs_an_encoder_in_the_settings() -> anyhow::Result<()> {
+    let dir = temp_dir("encoder-finetune-none");
+    write_encoder_bot(&dir, "unused")?;
+    std::fs::write(dir.join("bot.yml"), "settings:\n  name: plain shop\n  languages: [en]\n")?;
+    let out = temp_dir("encoder-finetune-none-out").join("model");
+
+    let output = Command::new(LEPTON).args(["model", "finetune", "--out"]).arg(&out).arg(&dir).env("LEPTON_LOG", "warn").output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "fine-tuned a bot without an encoder");
+    assert!(stderr.contains("has no settings.encoder"), "{stderr}");
+    assert!(!out.exists(), "a failed fine-tune left {}", out.display());
+    Ok(())
+}
+
+#[test]
+fn cross_validation_uses_the_encoder_head() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("cross_validation_uses_the_encoder_head") else { return Ok(()) };
+    let bot = temp_dir("encoder-cross-validation");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let out = temp_dir("encoder-cross-validation-out");
+
+    let output = Command::new(LEPTON)
+        .args(["eval", "--cross-validation", "3", "--out"])
+        .arg(&out)
+        .arg(&bot)
+        .env("LEPTON_LOG", "info")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "{}{stderr}", String::from_utf8_lossy(&output.stdout));
+    assert!(stderr.contains("the intent head on the encoder"), "{stderr}");
+    assert!(out.join("index.html").is_file());
     Ok(())
 }
