@@ -9,7 +9,7 @@ use lepton_encoder::{Encoder, FineTuneConfig, FineTuneReport};
 
 use crate::app;
 
-/// What [`finetune`] did, for the closing message.
+/// The outcome of [`finetune`], for the closing message.
 pub struct FineTuned {
     pub report: FineTuneReport,
     pub base: PathBuf,
@@ -52,6 +52,17 @@ pub fn finetune(
         );
     }
     drop(encoder);
+    let intents: std::collections::BTreeSet<&str> = examples.iter().map(|(_, intent)| intent.as_str()).collect();
+    if intents.len() < 2 {
+        bail!(
+            "fine-tuning needs examples of at least two intents; {} has {} usable examples in {} intents \
+             ({uncovered} left out because {} lacks their script)",
+            dir.display(),
+            examples.len(),
+            intents.len(),
+            config.model.display()
+        );
+    }
 
     let report = lepton_encoder::fine_tune(&config, &examples, settings, out, |step| progress(step.step, step.steps, step.loss))
         .with_context(|| format!("cannot fine-tune {}", config.model.display()))?;

@@ -38,7 +38,7 @@ const COPIED_FILES: &[&str] = &[
 pub const PROVENANCE_FILE: &str = "lepton-finetune.json";
 
 /// Settings of [`fine_tune`]. The defaults follow SetFit's, with fewer pairs
-/// per example because a CPU trains a few hundred pairs a minute.
+/// per example because two CPU cores train about 700 pairs a minute.
 #[derive(Clone, Debug, Serialize)]
 pub struct FineTuneConfig {
     /// Pair rounds: each round gives every example one pair with another
@@ -69,7 +69,7 @@ impl Default for FineTuneConfig {
     }
 }
 
-/// What [`fine_tune`] did.
+/// The outcome of [`fine_tune`]: sizes, losses and time.
 #[derive(Clone, Debug, Serialize)]
 pub struct FineTuneReport {
     pub examples: usize,
@@ -113,6 +113,7 @@ pub fn fine_tune(
         return Err(EncoderError::model(out, "the output folder already exists; choose a new folder or remove it"));
     }
     check_settings(settings)?;
+    let staging = staging_folder(out)?;
     keep_freed_memory();
     let pairs = make_pairs(examples, settings.rounds, settings.seed)?;
 
@@ -171,7 +172,7 @@ pub fn fine_tune(
         last_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_folder(&config.model, out, &network.weights, &Provenance {
+    write_folder(&config.model, &staging, out, &network.weights, &Provenance {
         base_model: config.model.display().to_string(),
         settings,
         report: &report,
@@ -179,10 +180,10 @@ pub fn fine_tune(
     Ok(report)
 }
 
-/// Every training step allocates and frees tensors of a few megabytes. glibc
-/// returns such blocks to the kernel on free and maps fresh zeroed pages on the
-/// next allocation, which took 40% of a fine-tune's time in system calls and
-/// page faults. Raising its thresholds keeps freed blocks for reuse. This
+/// Makes glibc keep freed memory for reuse. Every training step allocates and
+/// frees tensors of a few megabytes; by default glibc returns such blocks to
+/// the kernel on free and maps fresh zeroed pages on the next allocation, and
+/// those system calls and page faults cost a third of a fine-tune's time. This
 /// changes the allocator of the whole process, which suits the commands that
 /// fine-tune (`lepton model finetune`, `lepton eval --finetune`).
 fn keep_freed_memory() {
@@ -561,23 +562,35 @@ fn linear(x: &Tensor, dense: &Dense) -> candle_core::Result<Tensor> {
         .reshape((texts, width, outputs))
 }
 
-/// Writes the fine-tuned folder into a temporary sibling and renames it to `out`.
-fn write_folder(base: &Path, out: &Path, weights: &HashMap<String, Tensor>, provenance: &Provenance) -> Result<(), EncoderError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| EncoderError::Io { path, source }
-    };
+/// Returns the temporary sibling folder that [`write_folder`] fills before
+/// renaming it to `out`. Runs before training, so a bad `out` fails in
+/// milliseconds.
+fn staging_folder(out: &Path) -> Result<PathBuf, EncoderError> {
     let name = out.file_name().ok_or_else(|| EncoderError::model(out, "the output path names no folder"))?;
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let staging = parent.join(format!(".{}.incomplete-{}", name.to_string_lossy(), std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&parent).map_err(|source| EncoderError::Io { path: parent.clone(), source })?;
+    Ok(parent.join(format!(".{}.incomplete-{}", name.to_string_lossy(), std::process::id())))
+}
+
+/// Writes the fine-tuned folder into `staging` and renames it to `out`.
+fn write_folder(
+    base: &Path,
+    staging: &Path,
+    out: &Path,
+    weights: &HashMap<String, Tensor>,
+    provenance: &Provenance,
+) -> Result<(), EncoderError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| EncoderError::Io { path, source }
+    };
+    let _ = std::fs::remove_dir_all(staging);
 
     let result = (|| {
-        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        std::fs::create_dir_all(staging).map_err(io(staging))?;
         for file in COPIED_FILES {
             let source = base.join(file);
             if !source.is_file() {
@@ -596,10 +609,13 @@ fn write_folder(base: &Path, out: &Path, weights: &HashMap<String, Tensor>, prov
         let path = staging.join(PROVENANCE_FILE);
         let text = serde_json::to_vec_pretty(provenance).map_err(EncoderError::run)?;
         std::fs::write(&path, text).map_err(io(&path))?;
-        std::fs::rename(&staging, out).map_err(io(out))
+        if out.exists() {
+            return Err(EncoderError::model(out, "the output folder appeared during the fine-tuning; the result was not written"));
+        }
+        std::fs::rename(staging, out).map_err(io(out))
     })();
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = std::fs::remove_dir_all(staging);
     }
     result
 }
@@ -665,7 +681,7 @@ mod tests {
     }
 
     #[test]
-    fn pairs_match_intents_and_never_pair_an_example_with_itself() {
+    fn make_pairs_labels_by_intent() {
         let examples = examples();
         let pairs = make_pairs(&examples, 3, 7).unwrap();
         assert_eq!(pairs.len(), 3 * examples.len() * 2);
@@ -743,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn fine_tuning_separates_intents_and_writes_a_loadable_folder() -> Result<(), EncoderError> {
+    fn fine_tune_separates_intents() -> Result<(), EncoderError> {
         let folder = match crate::test_model() {
             Ok(folder) => folder,
             Err(reason) => {
@@ -774,6 +790,8 @@ mod tests {
 
         let again = fine_tune(&config, &examples, &settings, &out, |_| {}).unwrap_err().to_string();
         assert!(again.contains("already exists"), "{again}");
+        let nameless = fine_tune(&config, &examples, &settings, Path::new(""), |_| panic!("trained")).unwrap_err().to_string();
+        assert!(nameless.contains("names no folder"), "{nameless}");
         let leftovers: Vec<_> = std::fs::read_dir(&scratch).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         std::fs::remove_dir_all(&scratch).unwrap();

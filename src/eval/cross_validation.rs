@@ -53,7 +53,7 @@ pub enum FoldModel<'a> {
 }
 
 impl<'a> FoldModel<'a> {
-    /// The intent head on `batcher`'s encoder for `examples`, which are embedded here.
+    /// Embeds `examples` with `batcher` and returns the intent head model on them.
     pub fn encoder(batcher: &'a Batcher, head: HeadConfig, examples: &[(String, IntentId)]) -> anyhow::Result<Self> {
         let texts: Vec<&str> = examples.iter().map(|(text, _)| text.as_str()).collect();
         let vectors = batcher.embed_many(&texts, TextKind::Query).context("cannot embed the examples")?;
