@@ -7,15 +7,18 @@
 //! names the commit. Only the files an encoder needs are fetched. Every name
 //! that comes from the Hub (the commit and the etags) must be hex before it
 //! becomes part of a path. Each file streams into `blobs/*.incomplete` under a
-//! size limit and a read timeout, and an LFS file's sha256 must match its etag.
+//! size limit and a read timeout. An LFS file's sha256 must match its etag, and
+//! a small file's git blob id (the sha1 of `blob LENGTH\0` and the bytes) its
+//! 40-hex etag.
 //! The snapshot and then the ref are written only once every file is complete,
 //! so a pull that fails or is killed part way never changes which snapshot a
 //! bot finds. A failed pull also removes what it added, and a killed one leaves
 //! `*.incomplete` files that the next pull removes.
 //!
-//! NOTE: two pulls of the same model at once are not coordinated. A failing
-//! one's cleanup can remove files the other wrote, including its
-//! `*.incomplete` files.
+//! Two pulls of the same model take turns: each holds an exclusive file lock
+//! on `.locks/models--ORG--NAME/lepton-pull.lock` in the cache, which the
+//! operating system releases when the process ends, killed or not. So one
+//! pull's cleanup never removes what another is writing.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -111,6 +114,7 @@ pub async fn pull(options: &PullOptions) -> anyhow::Result<PathBuf> {
     }
 
     let repo_dir = options.cache.repo_dir(&options.repo);
+    let _lock = lock_repo(&repo_dir).await?;
     let before = Snapshot::take(&repo_dir);
     let result = download(options, &repo_dir).await;
     if result.is_err() {
@@ -119,6 +123,36 @@ pub async fn pull(options: &PullOptions) -> anyhow::Result<PathBuf> {
         }
     }
     result
+}
+
+/// The name of the lock file each pull holds, under `.locks/` in the cache.
+pub const LOCK_FILE: &str = "lepton-pull.lock";
+
+/// Takes the exclusive lock of `repo_dir`'s model, waiting while another
+/// pull holds it. The lock lasts until the returned file is dropped.
+async fn lock_repo(repo_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let (Some(cache), Some(name)) = (repo_dir.parent(), repo_dir.file_name()) else {
+        bail!("{} is not a folder in a cache", repo_dir.display());
+    };
+    let folder = cache.join(".locks").join(name);
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let path = folder.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(error)) => return Err(error).with_context(|| format!("cannot lock {}", path.display())),
+    }
+    eprintln!("another pull of this model is running; waiting for it to finish ({})", path.display());
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .context("the lock wait stopped")?
+        .with_context(|| format!("cannot lock {}", path.display()))
 }
 
 /// Returns whether `revision` is safe as a file name under `refs/`: letters,
@@ -282,7 +316,8 @@ impl<'a> Hub<'a> {
 
     /// Writes the body to `partial`, stopping past `size` (or past
     /// [`MAX_FILE_BYTES`] when the Hub announced none), and checks the length
-    /// and, for a 64-hex etag, the sha256.
+    /// and the digest the etag names: the sha256 for a 64-hex etag, the git
+    /// blob id for a 40-hex one.
     async fn stream_to(&self, response: &mut Response, partial: &Path, etag: &str, size: Option<u64>, file: &str, what: &str) -> anyhow::Result<()> {
         let created = std::fs::File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
         let mut out = std::io::BufWriter::new(created);
@@ -312,6 +347,12 @@ impl<'a> Hub<'a> {
         let sha256 = format!("{:x}", hasher.finalize());
         if etag.len() == 64 && sha256 != etag {
             bail!("the sha256 of the {what} is {sha256}, not {etag} as its etag says; the download is corrupt, try again or check HF_ENDPOINT");
+        }
+        if etag.len() == 40 {
+            let blob = git_blob_id(partial)?;
+            if blob != etag {
+                bail!("the git blob id of the {what} is {blob}, not {etag} as its etag says; the download is corrupt, try again or check HF_ENDPOINT");
+            }
         }
         Ok(())
     }
@@ -543,9 +584,33 @@ fn walk(dir: &Path, entries: &mut BTreeSet<PathBuf>) {
     }
 }
 
+/// Returns git's id of the file's contents, the sha1 of `blob LENGTH\0`
+/// followed by the bytes, which the Hub sends as the etag of a file kept in
+/// git rather than LFS. Such files are small, so the file is read whole.
+fn git_blob_id(path: &Path) -> anyhow::Result<String> {
+    use sha1::{Digest as _, Sha1};
+
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha1::new();
+    hasher.update(format!("blob {}\0", bytes.len()).as_bytes());
+    hasher.update(&bytes);
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_blob_id_matches_git_hash_object() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!("lepton-blob-id-{}", std::process::id()));
+        std::fs::write(&path, "hello\n")?;
+        let id = git_blob_id(&path);
+        std::fs::remove_file(&path)?;
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(id?, "ce013625030ba8dba906f756967f9e9ca394464a");
+        Ok(())
+    }
 
     #[test]
     fn restore_removes_added_files_and_keeps_old_ones() -> anyhow::Result<()> {

@@ -48,13 +48,28 @@ enum Fault {
     HugeLength,
     /// Sends 1 KiB of the weights, then nothing, without closing.
     Stall,
+    /// Sends small files under a 40-hex etag that is not their git blob id.
+    WrongBlobId,
 }
 
 /// The files the fake Hub serves, the commit it names and its fault.
 struct Hub {
     files: BTreeMap<String, Vec<u8>>,
+    /// Each file's sha256, computed once: hashing the 90 MB weights on every
+    /// request took seconds in the unoptimised test build, longer than the
+    /// stall test's read timeout.
+    sha256: BTreeMap<String, String>,
     commit: String,
     fault: Fault,
+}
+
+/// git's id of a file's contents, which the Hub sends as a small file's etag.
+fn git_blob_id(bytes: &[u8]) -> String {
+    use sha1::{Digest as _, Sha1};
+    let mut hasher = Sha1::new();
+    hasher.update(format!("blob {}\0", bytes.len()).as_bytes());
+    hasher.update(bytes);
+    format!("{:x}", hasher.finalize())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -78,7 +93,7 @@ async fn resolve(State(hub): State<Arc<Hub>>, UrlPath((org, name, revision, file
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(bytes) = hub.files.get(&file) else { return StatusCode::NOT_FOUND.into_response() };
-    let sha256 = sha256_hex(bytes);
+    let sha256 = hub.sha256[&file].clone();
     let quoted = format!("\"{sha256}\"");
     let weights = file == WEIGHTS;
 
@@ -102,14 +117,14 @@ async fn resolve(State(hub): State<Arc<Hub>>, UrlPath((org, name, revision, file
             let headers = [("location", format!("/cdn/{sha256}")), ("x-linked-etag", quoted), ("x-linked-size", bytes.len().to_string()), ("x-repo-commit", hub.commit.clone())];
             (StatusCode::FOUND, headers).into_response()
         }
-        // Small files: the Hub's etag is the git blob id, 40 hex; the first
-        // 40 hex of the sha256 stand in for it.
-        _ => ([("etag", format!("\"{}\"", &sha256[..40])), ("x-repo-commit", hub.commit.clone())], bytes.clone()).into_response(),
+        // Small files: the Hub's etag is the git blob id, 40 hex.
+        Fault::WrongBlobId => ([("etag", format!("\"{}\"", &sha256[..40])), ("x-repo-commit", hub.commit.clone())], bytes.clone()).into_response(),
+        _ => ([("etag", format!("\"{}\"", git_blob_id(bytes))), ("x-repo-commit", hub.commit.clone())], bytes.clone()).into_response(),
     }
 }
 
 async fn storage(State(hub): State<Arc<Hub>>, UrlPath(key): UrlPath<String>) -> Response {
-    match hub.files.values().find(|bytes| sha256_hex(bytes) == key) {
+    match hub.sha256.iter().find(|(_, sha256)| **sha256 == key).and_then(|(name, _)| hub.files.get(name)) {
         Some(bytes) => ([("etag", "\"storage-object-1\"")], bytes.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -135,7 +150,8 @@ fn changed_files(model: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
 
 /// Starts the fake Hub and returns its URL.
 async fn start_hub(files: BTreeMap<String, Vec<u8>>, commit: &str, fault: Fault) -> anyhow::Result<String> {
-    let hub = Arc::new(Hub { files, commit: commit.to_owned(), fault });
+    let sha256 = files.iter().map(|(name, bytes)| (name.clone(), sha256_hex(bytes))).collect();
+    let hub = Arc::new(Hub { files, sha256, commit: commit.to_owned(), fault });
     let router = Router::new()
         .route("/api/models/{org}/{name}/revision/{revision}", get(repo_info))
         .route("/{org}/{name}/resolve/{revision}/{*file}", get(resolve))
@@ -283,6 +299,49 @@ async fn html_answer_names_endpoint() -> anyhow::Result<()> {
     assert!(!output.status.success(), "a pull from an HTML page succeeded");
     assert!(stderr.contains(&format!("the Hub at {hub} did not answer with model information (got text/html")), "{stderr}");
     assert!(stderr.contains("check HF_ENDPOINT"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_pull_waits_for_the_first() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("second_pull_waits_for_the_first") else { return Ok(()) };
+    let hub = start_hub(model_files(&model)?, COMMIT, Fault::None).await?;
+    let cache = temp_dir("hub-lock");
+    // This test holds the lock as a running pull would.
+    let folder = cache.join(".locks").join(REPO_DIR);
+    std::fs::create_dir_all(&folder)?;
+    let lock = std::fs::File::create(folder.join(lepton::model_cmd::LOCK_FILE))?;
+    lock.lock()?;
+
+    let mut waiting = pull_command(&hub, &cache).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still_waiting = waiting.try_wait()?.is_none();
+    let started = cache.join(REPO_DIR).join("refs/main").exists();
+    lock.unlock()?;
+    let output = tokio::task::spawn_blocking(move || waiting.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(still_waiting, "the pull did not wait for the lock: {stderr}");
+    assert!(!started, "the pull wrote refs/main while another held the lock");
+    assert!(stderr.contains("another pull of this model is running"), "{stderr}");
+    assert!(output.status.success(), "the pull failed after the lock was released: {stderr}");
+    assert_eq!(main_ref(&cache)?, COMMIT);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_blob_id_keeps_old_snapshot() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("wrong_blob_id_keeps_old_snapshot") else { return Ok(()) };
+    let cache = pulled_cache(&model, "hub-wrong-blob-id").await?;
+    let hub = start_hub(changed_files(&model)?, NEXT_COMMIT, Fault::WrongBlobId).await?;
+
+    let output = pull(&hub, &cache).await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "a pull of a small file under a wrong etag succeeded");
+    assert!(stderr.contains("git blob id"), "the error does not name the blob id mismatch: {stderr}");
+    assert_eq!(main_ref(&cache)?, COMMIT, "refs/main moved to the corrupt commit");
+    assert!(!cache.join(REPO_DIR).join("snapshots").join(NEXT_COMMIT).exists(), "the corrupt commit has a snapshot");
     Ok(())
 }
 
