@@ -90,12 +90,14 @@ impl EncoderSlot {
     }
 
     /// Returns a batcher for `config`: the current one when its encoder was
-    /// loaded with the same configuration, else a newly loaded one, which
-    /// replaces it. The bool is true when the model was loaded now.
+    /// loaded with the same configuration, else a newly loaded one. The bool
+    /// is true when the model was loaded now. A new batcher becomes the
+    /// current one only through [`EncoderSlot::keep`], once the bot that uses
+    /// it is ready, so a reload that fails later leaves the slot on the
+    /// encoder still serving.
     pub fn batcher(&self, config: &EncoderConfig) -> anyhow::Result<(Batcher, bool)> {
-        let mut current = self.current.lock().map_err(|_| anyhow::anyhow!("the encoder slot's lock is poisoned"))?;
-        if let Some(batcher) = current.as_ref().filter(|batcher| batcher.encoder().config() == config) {
-            return Ok((batcher.clone(), false));
+        if let Some(batcher) = self.current().filter(|batcher| batcher.encoder().config() == config) {
+            return Ok((batcher, false));
         }
 
         let started = Instant::now();
@@ -107,9 +109,14 @@ impl EncoderSlot {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded the sentence encoder"
         );
-        let batcher = Batcher::new(Arc::new(encoder));
-        *current = Some(batcher.clone());
-        Ok((batcher, true))
+        Ok((Batcher::new(Arc::new(encoder)), true))
+    }
+
+    /// Makes `batcher` the current one (`None`: the bot has no encoder).
+    pub fn keep(&self, batcher: Option<&Batcher>) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = batcher.cloned();
+        }
     }
 }
 
@@ -135,6 +142,7 @@ pub fn prepare_with(paths: &BotPaths, options: &PrepareOptions) -> anyhow::Resul
     let batcher = load_encoder(paths, &bot, &options.encoders)?;
     let (classifier, trained) = train(paths, &bot, batcher.as_ref())?;
     let (index, indexed) = index(paths, &bot, batcher.as_ref())?;
+    options.encoders.keep(batcher.as_ref());
     Ok(Prepared {
         bot: Arc::new(bot),
         classifier,
@@ -308,6 +316,27 @@ mod tests {
         assert_eq!(before, after_test_edit, "editing a conversation test changed the fingerprint");
         assert_eq!(before, after_same_save, "saving bot.yml unchanged changed the fingerprint");
         assert_ne!(before, after_bot_edit, "editing bot.yml left the fingerprint unchanged");
+        Ok(())
+    }
+
+    #[test]
+    fn encoder_slot_changes_only_on_keep() -> anyhow::Result<()> {
+        let Ok(model) = lepton_encoder::test_model() else {
+            eprintln!("skipped: no test model");
+            return Ok(());
+        };
+        let slot = EncoderSlot::default();
+        let config = EncoderConfig::new(model);
+
+        let (first, loaded) = slot.batcher(&config)?;
+        assert!(loaded);
+        assert!(slot.current().is_none(), "loading replaced the current encoder before keep");
+        slot.keep(Some(&first));
+        let (again, loaded) = slot.batcher(&config)?;
+        assert!(!loaded, "the kept encoder was loaded again");
+        assert!(Arc::ptr_eq(again.encoder(), first.encoder()));
+        slot.keep(None);
+        assert!(slot.current().is_none());
         Ok(())
     }
 }
