@@ -130,7 +130,7 @@ enum ModelSubcommand {
     Pull {
         /// The model's id, such as sentence-transformers/all-MiniLM-L6-v2.
         repo: String,
-        /// A branch, tag or commit.
+        /// A branch (`feature/x` too), tag, commit or pull request (`refs/pr/1`).
         #[arg(long, default_value = "main")]
         revision: String,
     },

@@ -108,7 +108,7 @@ pub async fn pull(options: &PullOptions) -> anyhow::Result<PathBuf> {
     }
     if !is_revision(&options.revision) {
         bail!(
-            "revision {:?} is invalid: use a branch, tag or commit made of letters, digits, `.`, `_` and `-`, not starting with a dot and without `..`, such as main",
+            "revision {:?} is invalid: use a branch, tag, commit or refs/pr/N made of `/`-separated parts of letters, digits, `.`, `_` and `-`, none empty or starting with a dot, and without `..`, such as main",
             options.revision
         );
     }
@@ -155,14 +155,17 @@ async fn lock_repo(repo_dir: &Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("cannot lock {}", path.display()))
 }
 
-/// Returns whether `revision` is safe as a file name under `refs/`: letters,
-/// digits, `.`, `_` and `-`, not starting with a dot and without `..`.
-/// Branches with a `/` and `refs/pr/N` are rejected.
+/// Returns whether `revision` is safe as a path under `refs/`: one or more
+/// `/`-separated parts (a branch such as `feature/x`, or `refs/pr/1`), each
+/// of letters, digits, `.`, `_` and `-`, not starting with a dot and without
+/// `..`.
 fn is_revision(revision: &str) -> bool {
-    !revision.is_empty()
-        && !revision.starts_with('.')
-        && !revision.contains("..")
-        && revision.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    revision.split('/').all(|part| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && !part.contains("..")
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    })
 }
 
 fn is_lower_hex(text: &str, len: usize) -> bool {
@@ -251,7 +254,8 @@ impl<'a> Hub<'a> {
     }
 
     async fn repo_info(&self, what: &str) -> anyhow::Result<RepoInfo> {
-        let url = format!("{}/api/models/{}/revision/{}", self.endpoint, self.options.repo, self.options.revision);
+        // The Hub takes a revision with `/` (refs/pr/1) as one encoded segment.
+        let url = format!("{}/api/models/{}/revision/{}", self.endpoint, self.options.repo, self.options.revision.replace('/', "%2F"));
         let (mut response, _) = self.get(&url, what).await?;
         let content_type = response.headers().get(CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
 
@@ -517,10 +521,12 @@ fn place_blob(_relative: &Path, blob: &Path, at: &Path) -> std::io::Result<()> {
 /// Points `refs/REVISION` at `commit`, writing a temporary file and renaming
 /// it so that a reader sees either the old commit or the new one.
 fn write_ref(repo_dir: &Path, revision: &str, commit: &str) -> anyhow::Result<()> {
-    let refs = repo_dir.join("refs");
-    std::fs::create_dir_all(&refs).with_context(|| format!("cannot create {}", refs.display()))?;
-    let path = refs.join(revision);
-    let temporary = refs.join(format!(".{revision}.{}.tmp", std::process::id()));
+    let path = repo_dir.join("refs").join(revision);
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("revision {revision:?} names no file under refs");
+    };
+    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let temporary = folder.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     std::fs::write(&temporary, commit).with_context(|| format!("cannot write {}", temporary.display()))?;
     std::fs::rename(&temporary, &path).with_context(|| format!("cannot move {} to {}", temporary.display(), path.display()))
 }
@@ -651,14 +657,14 @@ mod tests {
 
     #[test]
     fn revision_accepts_branch_tag_and_commit() {
-        for revision in ["main", "v1.0", "release_2-x", "0123456789abcdef0123456789abcdef01234567"] {
+        for revision in ["main", "v1.0", "release_2-x", "0123456789abcdef0123456789abcdef01234567", "refs/pr/1", "feature/x"] {
             assert!(is_revision(revision), "{revision} was rejected");
         }
     }
 
     #[test]
     fn revision_rejects_paths() {
-        for revision in ["", "../../x", "..", ".hidden", "a/b", "refs/pr/1", "a..b", "main\\x", "main x"] {
+        for revision in ["", "../../x", "..", ".hidden", "a/", "/a", "a//b", "a/../b", "a/.b", "a..b", "main\\x", "main x"] {
             assert!(!is_revision(revision), "{revision:?} was accepted");
         }
     }

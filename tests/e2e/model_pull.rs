@@ -76,8 +76,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-async fn repo_info(State(hub): State<Arc<Hub>>, UrlPath((org, name, _revision)): UrlPath<(String, String, String)>) -> Response {
-    if format!("{org}/{name}") != REPO {
+async fn repo_info(State(hub): State<Arc<Hub>>, UrlPath((org, name, revision)): UrlPath<(String, String, String)>) -> Response {
+    // The revisions this Hub has: main, a pull request, and commits.
+    let known = revision == "main" || revision == "refs/pr/1" || revision.chars().all(|c| c.is_ascii_hexdigit());
+    if format!("{org}/{name}") != REPO || !known {
         return StatusCode::NOT_FOUND.into_response();
     }
     if matches!(hub.fault, Fault::Html) {
@@ -285,6 +287,24 @@ fn revision_with_path_is_rejected() -> anyhow::Result<()> {
     assert!(!output.status.success(), "a pull of revision ../../x succeeded");
     assert!(stderr.contains("revision \"../../x\" is invalid"), "{stderr}");
     assert!(std::fs::read_dir(&cache)?.next().is_none(), "the rejected pull wrote into the cache");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_request_revision_gets_its_ref() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("pull_request_revision_gets_its_ref") else { return Ok(()) };
+    let hub = start_hub(model_files(&model)?, COMMIT, Fault::None).await?;
+    let cache = temp_dir("hub-pr-revision");
+    let mut command = pull_command(&hub, &cache);
+    command.args(["--revision", "refs/pr/1"]);
+
+    let output = run(command).await?;
+
+    assert!(output.status.success(), "a pull of refs/pr/1 failed: {}", String::from_utf8_lossy(&output.stderr));
+    // huggingface_hub keeps a ref at refs/REVISION, so refs/pr/1 is at refs/refs/pr/1.
+    let pr_ref = std::fs::read_to_string(cache.join(REPO_DIR).join("refs/refs/pr/1"))?;
+    assert_eq!(pr_ref, COMMIT);
+    assert!(!cache.join(REPO_DIR).join("refs/main").exists(), "a pull of refs/pr/1 wrote refs/main");
     Ok(())
 }
 
