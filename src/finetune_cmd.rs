@@ -54,12 +54,14 @@ pub fn finetune(
     drop(encoder);
     let intents: std::collections::BTreeSet<&str> = examples.iter().map(|(_, intent)| intent.as_str()).collect();
     if intents.len() < 2 {
+        let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
         bail!(
-            "fine-tuning needs examples of at least two intents; {} has {} usable examples in {} intents \
-             ({uncovered} left out because {} lacks their script)",
+            "fine-tuning needs examples of at least two intents; {} has {} in {} \
+             ({} left out because {} lacks their script)",
             dir.display(),
-            examples.len(),
-            intents.len(),
+            plural(examples.len(), "usable example"),
+            plural(intents.len(), "intent"),
+            plural(uncovered, "example"),
             config.model.display()
         );
     }

@@ -7,8 +7,12 @@ pub enum EncoderError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Model { path: PathBuf, message: String },
+    #[error("cannot write {path}")]
+    Write { path: PathBuf, source: std::io::Error },
     #[error("encoding failed: {0}")]
     Run(String),
+    #[error("{0}")]
+    FineTune(String),
     #[error("the encoder's batcher has stopped")]
     Closed,
 }

@@ -106,20 +106,39 @@ pub fn fine_tune(
     examples: &[(String, String)],
     settings: &FineTuneConfig,
     out: &Path,
+    progress: impl FnMut(FineTuneStep),
+) -> Result<FineTuneReport, EncoderError> {
+    check_settings(settings)?;
+    let pairs = make_pairs(examples, settings.rounds, settings.seed)?;
+    let staging = staging_folder(out)?;
+    let result = train_and_write(config, examples, &pairs, settings, &staging, out, progress);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn train_and_write(
+    config: &EncoderConfig,
+    examples: &[(String, String)],
+    pairs: &[Pair],
+    settings: &FineTuneConfig,
+    staging: &Path,
+    out: &Path,
     mut progress: impl FnMut(FineTuneStep),
 ) -> Result<FineTuneReport, EncoderError> {
     let started = Instant::now();
-    if out.exists() {
-        return Err(EncoderError::model(out, "the output folder already exists; choose a new folder or remove it"));
-    }
-    check_settings(settings)?;
-    let staging = staging_folder(out)?;
     keep_freed_memory();
-    let pairs = make_pairs(examples, settings.rounds, settings.seed)?;
 
     let files = ModelFiles::find(&config.model)?;
     let config_text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
     let architecture = folder::read_architecture(&files.config, &config_text)?;
+    let layer_count = architecture.layer_count();
+    if let Some(layers) = settings.layers.filter(|&layers| layers > layer_count) {
+        return Err(EncoderError::FineTune(format!(
+            "invalid fine-tuning settings: layers {layers} is more than the model's {layer_count}"
+        )));
+    }
     let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
     let pooling = match config.pooling {
         Some(pooling) => pooling,
@@ -154,7 +173,7 @@ pub fn fine_tune(
             optimizer.backward_step(&loss).map_err(EncoderError::run)?;
             let loss = loss.to_scalar::<f32>().map_err(EncoderError::run)?;
             if !loss.is_finite() {
-                return Err(EncoderError::Run(format!("the loss became {loss} at step {step}; lower the learning rate")));
+                return Err(EncoderError::FineTune(format!("the loss became {loss} at step {step}; lower the learning rate")));
             }
             losses.push(loss);
             progress(FineTuneStep { step: step + 1, steps, loss });
@@ -172,7 +191,7 @@ pub fn fine_tune(
         last_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_folder(&config.model, &staging, out, &network.weights, &Provenance {
+    write_folder(&config.model, staging, out, &network.weights, &Provenance {
         base_model: config.model.display().to_string(),
         settings,
         report: &report,
@@ -215,7 +234,7 @@ fn check_settings(settings: &FineTuneConfig) -> Result<(), EncoderError> {
     } else {
         return Ok(());
     };
-    Err(EncoderError::Run(format!("invalid fine-tuning settings: {problem}")))
+    Err(EncoderError::FineTune(format!("invalid fine-tuning settings: {problem}")))
 }
 
 /// Linear warm-up to the peak, then linear decay to zero.
@@ -244,7 +263,7 @@ fn make_pairs(examples: &[(String, String)], rounds: usize, seed: u64) -> Result
         by_intent.entry(intent.as_str()).or_default().push(index);
     }
     if by_intent.len() < 2 {
-        return Err(EncoderError::Run(format!(
+        return Err(EncoderError::FineTune(format!(
             "fine-tuning needs examples of at least two intents; found {}",
             by_intent.len()
         )));
@@ -562,17 +581,48 @@ fn linear(x: &Tensor, dense: &Dense) -> candle_core::Result<Tensor> {
         .reshape((texts, width, outputs))
 }
 
-/// Returns the temporary sibling folder that [`write_folder`] fills before
-/// renaming it to `out`. Runs before training, so a bad `out` fails in
-/// milliseconds.
+/// Creates the temporary sibling folder that [`write_folder`] fills before
+/// renaming it to `out`, and returns it. Runs before training, so an `out`
+/// that cannot be written fails in milliseconds. Removes the staging folders
+/// of earlier fine-tunes to `out` whose process has ended (interrupted ones).
 fn staging_folder(out: &Path) -> Result<PathBuf, EncoderError> {
+    if out.symlink_metadata().is_ok() {
+        return Err(EncoderError::model(out, "the output folder already exists; choose a new folder or remove it"));
+    }
     let name = out.file_name().ok_or_else(|| EncoderError::model(out, "the output path names no folder"))?;
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|source| EncoderError::Io { path: parent.clone(), source })?;
-    Ok(parent.join(format!(".{}.incomplete-{}", name.to_string_lossy(), std::process::id())))
+    std::fs::create_dir_all(&parent).map_err(|source| EncoderError::Write { path: parent.clone(), source })?;
+
+    let prefix = format!(".{}.incomplete-", name.to_string_lossy());
+    if let Ok(listing) = std::fs::read_dir(&parent) {
+        for entry in listing.flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !process_alive(pid) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    let staging = parent.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).map_err(|source| EncoderError::Write { path: staging.clone(), source })?;
+    Ok(staging)
+}
+
+/// Whether a process with this id runs; `true` where that cannot be told,
+/// so only folders of processes known to be gone are removed.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// Writes the fine-tuned folder into `staging` and renames it to `out`.
@@ -585,12 +635,10 @@ fn write_folder(
 ) -> Result<(), EncoderError> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| EncoderError::Io { path, source }
+        move |source| EncoderError::Write { path, source }
     };
-    let _ = std::fs::remove_dir_all(staging);
 
     let result = (|| {
-        std::fs::create_dir_all(staging).map_err(io(staging))?;
         for file in COPIED_FILES {
             let source = base.join(file);
             if !source.is_file() {
@@ -600,12 +648,18 @@ fn write_folder(
             if let Some(folder) = target.parent() {
                 std::fs::create_dir_all(folder).map_err(io(folder))?;
             }
-            std::fs::copy(&source, &target).map_err(io(&source))?;
+            std::fs::copy(&source, &target).map_err(io(&target))?;
         }
         let path = staging.join(WEIGHTS_FILE);
         let ordered: BTreeMap<&String, &Tensor> = weights.iter().collect();
         let owned: HashMap<String, Tensor> = ordered.into_iter().map(|(name, tensor)| (name.clone(), tensor.detach())).collect();
         candle_core::safetensors::save(&owned, &path).map_err(|error| EncoderError::model(&path, format!("cannot write weights: {error}")))?;
+        // Readable like the copied files, for a server running as another user.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(io(&path))?;
+        }
         let path = staging.join(PROVENANCE_FILE);
         let text = serde_json::to_vec_pretty(provenance).map_err(EncoderError::run)?;
         std::fs::write(&path, text).map_err(io(&path))?;
@@ -775,6 +829,12 @@ mod tests {
         let scratch = std::env::temp_dir().join(format!("lepton-finetune-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         let out = scratch.join("tuned");
+        // The staging folder of an interrupted fine-tune, whose process is gone.
+        let stale = scratch.join(".tuned.incomplete-4000000000");
+        std::fs::create_dir_all(&stale).unwrap();
+        let too_deep = FineTuneConfig { layers: Some(7), ..FineTuneConfig::default() };
+        let error = fine_tune(&config, &examples, &too_deep, &out, |_| panic!("trained")).unwrap_err().to_string();
+        assert!(error.contains("layers 7 is more than the model's 6"), "{error}");
         let settings = FineTuneConfig { rounds: 4, batch_size: 8, learning_rate: 1e-4, ..FineTuneConfig::default() };
         let mut steps = 0;
         let report = fine_tune(&config, &examples, &settings, &out, |_| steps += 1)?;
@@ -787,6 +847,7 @@ mod tests {
         let after = separation(&tuned.embed(&texts, TextKind::Query)?, &examples);
         assert!(after > before + 0.1, "separation {before} -> {after}");
         assert!(out.join(PROVENANCE_FILE).is_file());
+        assert!(!stale.exists(), "the interrupted fine-tune's staging folder is still there");
 
         let again = fine_tune(&config, &examples, &settings, &out, |_| {}).unwrap_err().to_string();
         assert!(again.contains("already exists"), "{again}");

@@ -65,6 +65,13 @@ impl Architecture {
         }
     }
 
+    pub fn layer_count(&self) -> usize {
+        match self {
+            Self::Bert(config) => config.num_hidden_layers,
+            Self::XlmRoberta(config) => config.num_hidden_layers,
+        }
+    }
+
     pub fn pad_token_id(&self) -> u32 {
         match self {
             Self::Bert(config) => config.pad_token_id as u32,
