@@ -146,23 +146,22 @@ fn fine_tuned(
         return Ok(folder);
     }
 
-    tracing::info!(examples = examples.len(), rounds = settings.rounds, "fine-tuning the encoder");
-    let mut next_report = 0.0;
+    // Progress goes to standard error: fine-tuning takes minutes, and eval
+    // logs only warnings by default.
+    eprintln!("fine-tuning the encoder on {} examples ({} rounds)", examples.len(), settings.rounds);
     let report = lepton_encoder::fine_tune(config, &examples, settings, &folder, |step| {
-        let done = step.step as f64 / step.steps as f64;
-        if done >= next_report {
-            tracing::info!(step = step.step, steps = step.steps, loss = step.loss, "fine-tuning");
-            next_report += 0.1;
+        if step.step % (step.steps / 10).max(1) == 0 || step.step == step.steps {
+            eprintln!("step {}/{}: loss {:.4}", step.step, step.steps, step.loss);
         }
     })
     .context("fine-tuning failed")?;
-    tracing::info!(
-        pairs = report.pairs,
-        first_loss = report.first_loss,
-        last_loss = report.last_loss,
-        seconds = report.seconds as u64,
-        folder = %folder.display(),
-        "fine-tuned the encoder"
+    eprintln!(
+        "fine-tuned on {} pairs in {:.0} s, loss {:.4} -> {:.4}; kept in {}",
+        report.pairs,
+        report.seconds,
+        report.first_loss,
+        report.last_loss,
+        folder.display()
     );
     Ok(folder)
 }
