@@ -355,7 +355,7 @@ impl<'a> Hub<'a> {
         if etag.len() == 40 {
             let blob = git_blob_id(partial)?;
             if blob != etag {
-                bail!("the git blob id of the {what} is {blob}, not {etag} as its etag says; the download is corrupt, try again or check HF_ENDPOINT");
+                bail!("the git blob id of the {what} is {blob}, but its etag is {etag}; the download is corrupt, so try again or check HF_ENDPOINT");
             }
         }
         Ok(())

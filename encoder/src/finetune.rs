@@ -18,6 +18,8 @@ use serde::Serialize;
 use tokenizers::Encoding;
 
 use crate::folder::{self, Architecture, ModelFiles, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::kernels::Activation;
+use crate::packed::Shape;
 use crate::{device, EncoderConfig, EncoderError, Pooling};
 
 /// Files copied from the base model folder besides the weights, when present.
@@ -144,6 +146,8 @@ fn train_and_write(
         Some(pooling) => pooling,
         None => folder::read_pooling(&config.model)?,
     };
+    // NOTE: fine-tuning has only run on the CPU. On a CUDA device it uses the
+    // same candle operations, but that path is untested.
     let device = device::open(config.device);
     let invalid = |error: candle_core::Error| EncoderError::model(&files.weights, format!("invalid weights: {error}"));
     let weights = candle_core::safetensors::load(&files.weights, &device).map_err(invalid)?;
@@ -200,9 +204,9 @@ fn train_and_write(
 }
 
 /// Makes glibc keep freed memory for reuse. Every training step allocates and
-/// frees tensors of a few megabytes; by default glibc returns such blocks to
-/// the kernel on free and maps fresh zeroed pages on the next allocation, and
-/// those system calls and page faults cost a third of a fine-tune's time. This
+/// frees tensors of a few megabytes. By default glibc returns such blocks to
+/// the kernel and maps fresh zeroed pages on the next allocation. Those system
+/// calls and page faults took about a third of a fine-tune's time here. This
 /// changes the allocator of the whole process, which suits the commands that
 /// fine-tune (`lepton model finetune`, `lepton eval --finetune`).
 fn keep_freed_memory() {
@@ -376,13 +380,6 @@ struct Layer {
     output_norm: Norm,
 }
 
-#[derive(Clone, Copy)]
-enum Activation {
-    GeluErf,
-    GeluTanh,
-    Relu,
-}
-
 /// A padded BERT / XLM-RoBERTa forward pass whose trained weights are
 /// candle [`Var`]s, so the loss can be differentiated.
 struct Network {
@@ -406,29 +403,11 @@ struct Network {
 
 impl Network {
     fn new(architecture: &Architecture, weights: HashMap<String, Tensor>, layers: Option<usize>) -> candle_core::Result<Self> {
-        use candle_transformers::models::bert::HiddenAct;
-
-        let (count, heads, eps, activation, first_position, model_prefix) = match architecture {
-            Architecture::Bert(c) => {
-                let activation = match c.hidden_act {
-                    HiddenAct::Gelu => Activation::GeluErf,
-                    HiddenAct::GeluApproximate => Activation::GeluTanh,
-                    HiddenAct::Relu => Activation::Relu,
-                };
-                (c.num_hidden_layers, c.num_attention_heads, c.layer_norm_eps, activation, 0, "bert.")
-            }
-            Architecture::XlmRoberta(c) => {
-                let activation = match c.hidden_act {
-                    candle_nn::Activation::Gelu => Activation::GeluErf,
-                    candle_nn::Activation::NewGelu | candle_nn::Activation::GeluPytorchTanh => Activation::GeluTanh,
-                    candle_nn::Activation::Relu => Activation::Relu,
-                    other => candle_core::bail!("unsupported hidden_act {other:?}"),
-                };
-                (c.num_hidden_layers, c.num_attention_heads, c.layer_norm_eps, activation, c.pad_token_id + 1, "roberta.")
-            }
-        };
+        let shape = Shape::of(architecture).map_err(candle_core::Error::msg)?;
+        let count = shape.layers;
+        let model_prefix = format!("{}.", shape.prefix);
         let prefix = if weights.contains_key(&format!("{model_prefix}embeddings.word_embeddings.weight")) {
-            model_prefix.to_owned()
+            model_prefix
         } else {
             String::new()
         };
@@ -490,10 +469,10 @@ impl Network {
             token_types: get("embeddings.token_type_embeddings.weight", false)?,
             embedding_norm: Norm { gamma: embedding_norm.weight, beta: embedding_norm.bias },
             layers: parsed_layers,
-            heads,
-            eps,
-            activation,
-            first_position,
+            heads: shape.heads,
+            eps: shape.eps,
+            activation: shape.activation,
+            first_position: shape.first_position,
             trainable,
             weights,
         })
@@ -615,8 +594,8 @@ fn staging_folder(out: &Path) -> Result<PathBuf, EncoderError> {
     Ok(staging)
 }
 
-/// Whether a process with this id runs; `true` where that cannot be told,
-/// so only folders of processes known to be gone are removed.
+/// Returns whether a process with this id is running. Off Linux it returns
+/// `true`, so only folders of processes known to have ended are removed.
 fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new("/proc").join(pid.to_string()).exists()

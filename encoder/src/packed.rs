@@ -105,22 +105,23 @@ pub(crate) struct PackedEncoder {
 }
 
 /// The architecture's shape, read from either configuration type.
-struct Shape {
-    hidden: usize,
-    intermediate: usize,
-    layers: usize,
-    heads: usize,
-    vocab: usize,
-    max_positions: usize,
-    token_types: usize,
-    eps: f64,
-    activation: Activation,
-    first_position: u32,
-    prefix: &'static str,
+pub(crate) struct Shape {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub token_types: usize,
+    pub eps: f64,
+    pub activation: Activation,
+    pub first_position: u32,
+    pub prefix: &'static str,
 }
 
 impl Shape {
-    fn of(architecture: &Architecture) -> Result<Self, String> {
+    /// Reads the shape; `Err` names an activation this crate does not implement.
+    pub fn of(architecture: &Architecture) -> Result<Self, String> {
         use candle_transformers::models::bert::HiddenAct;
 
         match architecture {

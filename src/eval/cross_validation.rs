@@ -1,6 +1,6 @@
 //! K-fold cross-validation of a bot's intent model (the embedded model or the
-//! intent head on its encoder) on the bot's own examples: every example is
-//! classified by a model trained on the other folds, so a bot without a
+//! intent head on its encoder) on the bot's own examples. Every example is
+//! classified by a model trained on the other folds. So a bot without a
 //! separate test set still learns which intents its model mixes up.
 
 use std::collections::{BTreeMap, BTreeSet};
