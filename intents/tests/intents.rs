@@ -434,6 +434,47 @@ fn evaluate_scores_known_predictions() {
 }
 
 #[test]
+fn evaluate_groups_errors_by_intent_pair() {
+    let classifier = TableClassifier(vec![
+        ("酒店电话", vec![("餐馆+电话", 0.6), ("酒店+电话", 0.4)]),
+        ("饭店电话", vec![("餐馆+电话", 0.7), ("酒店+电话", 0.3)]),
+        ("酒店地址", vec![("酒店+地址", 0.9)]),
+        ("酒店在哪", vec![("餐馆+电话", 0.5), ("酒店+地址", 0.5)]),
+        ("o1", vec![("酒店+地址", 0.9)]),
+    ]);
+    let test = Dataset {
+        examples: vec![
+            labeled("酒店电话", Some("酒店+电话")),
+            labeled("酒店地址", Some("酒店+地址")),
+            labeled("饭店电话", Some("酒店+电话")),
+            labeled("酒店在哪", Some("酒店+地址")),
+            labeled("not in the table", Some("酒店+地址")),
+            labeled("o1", None),
+        ],
+    };
+    let report = evaluate(&classifier, &test, 0.5, 0.1, 0.95);
+
+    let pairs: Vec<(&str, Option<&str>, Vec<&str>)> = report
+        .confusions
+        .iter()
+        .map(|c| (c.intent.as_str(), c.predicted.as_ref().map(IntentId::as_str), c.texts.iter().map(String::as_str).collect()))
+        .collect();
+    // The out-of-scope example is not an error here; its recall is scored apart.
+    assert_eq!(
+        pairs,
+        vec![
+            ("酒店+电话", Some("餐馆+电话"), vec!["酒店电话", "饭店电话"]),
+            ("酒店+地址", None, vec!["not in the table"]),
+            ("酒店+地址", Some("餐馆+电话"), vec!["酒店在哪"]),
+        ]
+    );
+    let table = report.to_string();
+    assert!(table.contains("most confused (labelled -> predicted), of 4 errors:"), "{table}");
+    assert!(table.contains("    2  酒店+电话 -> 餐馆+电话, such as \"酒店电话\""), "{table}");
+    assert!(table.contains("    1  酒店+地址 -> (none), such as \"not in the table\""), "{table}");
+}
+
+#[test]
 fn threshold_keeping_handles_edges() {
     assert_eq!(threshold_keeping(&[], 0.95), 0.0);
     assert_eq!(threshold_keeping(&[0.3, 0.9, 0.5], 1.0), 0.3);

@@ -53,6 +53,19 @@ pub struct EvalReport {
     pub validated: Option<CalibratedThreshold>,
     /// Scores of every intent that occurs in the data or in a prediction, by name.
     pub per_intent: Vec<IntentScores>,
+    /// In-scope examples whose top intent is wrong, grouped by (labelled,
+    /// predicted) pair, the most frequent pair first.
+    pub confusions: Vec<Confusion>,
+}
+
+/// In-scope examples of one intent whose top prediction is another intent.
+#[derive(Clone, Debug, Serialize)]
+pub struct Confusion {
+    pub intent: IntentId,
+    /// The top intent predicted instead; `None` when the classifier gave none.
+    pub predicted: Option<IntentId>,
+    /// The texts, in data order.
+    pub texts: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,6 +102,9 @@ pub struct CalibratedThreshold {
     pub in_scope_accuracy: f64,
 }
 
+/// Intent pairs listed under "most confused" in the table; `--json` has all.
+const CONFUSIONS_SHOWN: usize = 10;
+
 /// One prediction: the top intent and its confidence, and whether `decide` accepted it.
 struct Prediction {
     top: Option<IntentId>,
@@ -120,6 +136,10 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
     let correct = pairs.iter().filter(|(gold, p)| p.top.as_ref() == Some(*gold)).count();
     let per_intent = intent_scores(pairs.iter().map(|(gold, prediction)| (*gold, prediction.top.as_ref())));
     let macro_f1 = mean(per_intent.iter().map(|s| s.f1));
+    let confusions = confusions(test.examples.iter().zip(&predictions).filter_map(|(example, prediction)| {
+        let gold = example.intent.as_ref()?;
+        (prediction.top.as_ref() != Some(gold)).then_some((gold, prediction.top.as_ref(), example.text.as_str()))
+    }));
 
     let out_of_scope = (test.out_of_scope_count() > 0).then(|| {
         let rejected: Vec<f32> =
@@ -147,7 +167,23 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
         out_of_scope,
         validated: None,
         per_intent,
+        confusions,
     }
+}
+
+/// Groups (labelled, predicted, text) errors by intent pair, the most
+/// frequent first; ties in name order.
+fn confusions<'a>(errors: impl Iterator<Item = (&'a IntentId, Option<&'a IntentId>, &'a str)>) -> Vec<Confusion> {
+    let mut groups: BTreeMap<(&IntentId, Option<&IntentId>), Vec<String>> = BTreeMap::new();
+    for (gold, predicted, text) in errors {
+        groups.entry((gold, predicted)).or_default().push(text.to_owned());
+    }
+    let mut confusions: Vec<Confusion> = groups
+        .into_iter()
+        .map(|((intent, predicted), texts)| Confusion { intent: intent.clone(), predicted: predicted.cloned(), texts })
+        .collect();
+    confusions.sort_by(|a, b| b.texts.len().cmp(&a.texts.len()));
+    confusions
 }
 
 /// Chooses the highest threshold (margin 0) that keeps `keep_in_scope` of the
@@ -325,6 +361,16 @@ impl fmt::Display for EvalReport {
         writeln!(f, "{:<width$}  precision  recall     f1  support", "intent")?;
         for s in &self.per_intent {
             writeln!(f, "{:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", s.intent.as_str(), s.precision, s.recall, s.f1, s.support)?;
+        }
+
+        if !self.confusions.is_empty() {
+            let errors: usize = self.confusions.iter().map(|c| c.texts.len()).sum();
+            writeln!(f)?;
+            writeln!(f, "most confused (labelled -> predicted), of {errors} errors:")?;
+            for c in self.confusions.iter().take(CONFUSIONS_SHOWN) {
+                let predicted = c.predicted.as_ref().map_or("(none)", IntentId::as_str);
+                writeln!(f, "{:>5}  {} -> {predicted}, such as {:?}", c.texts.len(), c.intent.as_str(), c.texts[0])?;
+            }
         }
         Ok(())
     }
