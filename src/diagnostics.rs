@@ -53,6 +53,10 @@ pub struct Validation {
     pub report: Report,
     /// `None` when the model check did not run.
     pub model_check: Option<ModelCheck>,
+    /// Why the model check did not run although it was asked for and the
+    /// flows checks passed: too few examples, or an error such as an encoder
+    /// that cannot be loaded.
+    pub model_check_skipped: Option<String>,
 }
 
 /// A summary of the model check.
@@ -89,23 +93,22 @@ impl std::fmt::Display for ModelCheck {
 pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
     let (mut report, loaded) = lepton_flows::validate_and_load(dir);
     let Some(loaded) = loaded.filter(|_| options.model) else {
-        return Validation { report, model_check: None };
+        return Validation { report, model_check: None, model_check_skipped: None };
     };
 
     let paths = BotPaths::new(dir, options.data_dir.as_deref());
-    let model_check = match check_model(&loaded, &paths) {
-        Ok(Some((check, warnings))) => {
+    match check_model(&loaded, &paths) {
+        Ok(Ok((check, warnings))) => {
             report.diagnostics.extend(warnings);
             report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-            Some(check)
+            Validation { report, model_check: Some(check), model_check_skipped: None }
         }
-        Ok(None) => None,
+        Ok(Err(too_few)) => Validation { report, model_check: None, model_check_skipped: Some(too_few) },
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "the model check failed; the other checks are reported");
-            None
+            Validation { report, model_check: None, model_check_skipped: Some(format!("it failed: {error:#}")) }
         }
-    };
-    Validation { report, model_check }
+    }
 }
 
 /// The held-out predictions that went wrong in each cross-validation run, stored
@@ -124,13 +127,16 @@ struct Mistake {
     ranking: Vec<ScoredIntent>,
 }
 
-/// Runs the model check; `None` when the bot has too few intents or examples for it.
-fn check_model(loaded: &LoadedBot, paths: &BotPaths) -> anyhow::Result<Option<(ModelCheck, Vec<Diagnostic>)>> {
+/// Runs the model check. The inner error is the reason it cannot run, when the
+/// bot has too few intents or examples.
+fn check_model(loaded: &LoadedBot, paths: &BotPaths) -> anyhow::Result<Result<(ModelCheck, Vec<Diagnostic>), String>> {
     let started = Instant::now();
     let examples: Vec<(String, IntentId)> = loaded.bot.training_examples().into_iter().filter(|(_, intent)| intent.as_str() != KNOWLEDGE_INTENT).collect();
     let intents: BTreeSet<&IntentId> = examples.iter().map(|(_, intent)| intent).collect();
     if intents.len() < 2 || examples.len() < 2 * CHECK_FOLDS {
-        return Ok(None);
+        let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+        let (intent_count, example_count) = (count(intents.len(), "intent"), count(examples.len(), "example"));
+        return Ok(Err(format!("it needs at least 2 intents and {} examples, and the bot has {intent_count} and {example_count}", 2 * CHECK_FOLDS)));
     }
 
     let settings = &loaded.bot.settings.classifier;
@@ -181,7 +187,7 @@ fn check_model(loaded: &LoadedBot, paths: &BotPaths) -> anyhow::Result<Option<(M
         warnings: warnings.len(),
         encoder: batcher.is_some(),
     };
-    Ok(Some((check, warnings)))
+    Ok(Ok((check, warnings)))
 }
 
 /// Returns the training configuration of the check: the bot's, with one ensemble

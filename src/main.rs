@@ -834,6 +834,9 @@ fn validate(dir: &Path, options: &lepton::diagnostics::ValidateOptions) -> anyho
     if let Some(check) = &validation.model_check {
         println!("{check}");
     }
+    if let Some(reason) = &validation.model_check_skipped {
+        println!("model check: skipped, {reason}");
+    }
     println!("{}: {}", dir.display(), report.summary());
     Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -95,6 +95,22 @@ fn validate_no_model_skips_check() -> anyhow::Result<()> {
 }
 
 #[test]
+fn validate_says_why_a_small_bot_gets_no_model_check() -> anyhow::Result<()> {
+    let mut files = CONFUSED_BOT.to_vec();
+    files[1] = ("intents.yml", "intents:\n  greet:\n    response: hello\n    examples:\n      en: [hello, hi, 你好]\n");
+    files[2] = ("responses.yml", "responses:\n  hello:\n    en: [Hello!]\n");
+    let dir = write_bot("small-bot", &files)?;
+
+    let output = Command::new(LEPTON).arg("validate").arg(&dir).arg("--data-dir").arg(temp_dir("small-data")).env("LEPTON_LOG", "warn").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(output.status.success(), "{stdout}");
+    let line = "model check: skipped, it needs at least 2 intents and 10 examples, and the bot has 1 intent and 3 examples";
+    assert!(stdout.contains(line), "expected the reason the model check did not run:\n{stdout}");
+    Ok(())
+}
+
+#[test]
 fn validate_skips_model_check_on_errors() -> anyhow::Result<()> {
     let mut files = CONFUSED_BOT.to_vec();
     files[2] = ("responses.yml", "responses:\n  hello:\n    en: [Hello!]\n");
