@@ -141,6 +141,12 @@ fn run_fold(examples: &[(String, IntentId)], fold_of: &[usize], fold: usize, mod
     let in_training: Vec<usize> = (0..examples.len()).filter(|&index| fold_of[index] != fold).collect();
     let training: Vec<(String, IntentId)> = in_training.iter().map(|&index| examples[index].clone()).collect();
     let trained: BTreeSet<&IntentId> = training.iter().map(|(_, intent)| intent).collect();
+    let held_out = examples.iter().enumerate().zip(fold_of).filter(|(_, &f)| f == fold);
+    if training.is_empty() {
+        // Every example fell into this fold, as can happen to a bot with one
+        // example per intent. No model can be trained, so nothing is predicted.
+        return Ok(held_out.map(|((example, _), _)| HeldOut { example, fold, ranking: Vec::new(), intent_trained: false }).collect());
+    }
 
     // The model logs each training at INFO; one line per fold would only repeat the summary.
     let quiet = || tracing::subscriber::NoSubscriber::default();
@@ -160,7 +166,6 @@ fn run_fold(examples: &[(String, IntentId)], fold_of: &[usize], fold: usize, mod
         }
     };
 
-    let held_out = examples.iter().enumerate().zip(fold_of).filter(|(_, &f)| f == fold);
     Ok(held_out
         .map(|((example, (text, intent)), _)| {
             let mut ranking = classify(example, text).ranking;
@@ -205,6 +210,23 @@ mod tests {
 
         assert_eq!(assign_folds(&examples, 3, 1), assign_folds(&examples, 3, 1));
         assert_ne!(assign_folds(&examples, 3, 1), assign_folds(&examples, 3, 2));
+    }
+
+    #[test]
+    fn fold_holding_every_example_predicts_nothing() {
+        // With 2 folds, FNV-1a's parity puts "a" and "b" in different folds
+        // under every seed, but "a" and "c" can share one.
+        let examples = examples(&[("a", 1), ("c", 1)]);
+        let shared_fold = |seed: u64| {
+            let fold_of = assign_folds(&examples, 2, seed);
+            fold_of[0] == fold_of[1]
+        };
+        let seed = (0..100).find(|&seed| shared_fold(seed)).expect("a seed dealing both examples to one fold");
+
+        let run = cross_validate(&examples, 2, &FoldModel::Embedded(TrainConfig { seed, ..TrainConfig::default() })).expect("cross-validation runs");
+
+        assert_eq!(run.predictions.len(), 2);
+        assert!(run.predictions.iter().all(|p| p.ranking.is_empty() && !p.intent_trained), "{:?}", run.predictions);
     }
 
     #[test]
