@@ -4,7 +4,8 @@
 //!
 //! A head is stored in its folder as safetensors ([`HEAD_WEIGHTS_FILE`]) and
 //! JSON metadata ([`HEAD_METADATA_FILE`]) holding a hash of the examples, the
-//! [`HeadConfig`] and the encoder's fingerprint; the n-gram model of a blend
+//! [`HeadConfig`], the encoder's fingerprint and the SHA-256 of the weights
+//! file, so a damaged file is retrained, never used. The n-gram model of a blend
 //! is stored in the `ngram` subfolder. A stored head whose hash differs is stale.
 
 use std::collections::{BTreeSet, HashMap};
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::encoder_head::{self, HeadConfig, HeadWeights};
 use crate::error::IntentError;
 use crate::model::{rank, IntentModel};
-use crate::persist::{error_chain, invalid, io_error, member_tensor};
+use crate::persist::{check_format_version, check_sha256, error_chain, invalid, io_error, is_older_format, member_tensor, sha256_hex};
 
 /// File name of the head's weights inside its folder.
 pub const HEAD_WEIGHTS_FILE: &str = "encoder-head.safetensors";
@@ -34,7 +35,8 @@ pub const HEAD_METADATA_FILE: &str = "encoder-head.json";
 const NGRAM_DIR: &str = "ngram";
 
 /// Version of the stored layout; bumping it makes every stored head stale.
-const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `weights_sha256`.
+const FORMAT_VERSION: u32 = 2;
 
 /// An intent classifier on sentence embeddings: the head's probabilities,
 /// blended with those of an [`IntentModel`] when
@@ -80,6 +82,8 @@ struct Metadata {
     dimension: usize,
     intents: Vec<IntentId>,
     config: HeadConfig,
+    /// Hex SHA-256 of the weights file.
+    weights_sha256: String,
 }
 
 /// Returns the hex SHA-256 of the encoder fingerprint, the configuration, the
@@ -174,6 +178,7 @@ impl EncoderIntentModel {
         let hash = head_training_hash(examples, batcher.encoder().fingerprint(), config);
 
         match read_metadata(dir) {
+            Err(error) if is_older_format(&error) => tracing::info!(dir = %dir.display(), "stored intent head has an older format; retraining"),
             Ok(metadata) if metadata.training_hash == hash => match load(dir, metadata, examples, batcher) {
                 Ok(model) => return Ok((model, false)),
                 Err(error) => tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent head is unreadable; retraining"),
@@ -314,6 +319,7 @@ impl EncoderIntentModel {
             candle_core::Error::Io(source) => io_error("write head weights", &temporary, source),
             other => IntentError::Candle(other),
         })?;
+        let weights = fs::read(&temporary).map_err(|source| io_error("read back head weights", &temporary, source))?;
         fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename head weights to", &weights_path, source))?;
 
         let metadata = Metadata {
@@ -323,6 +329,7 @@ impl EncoderIntentModel {
             dimension: self.dimension,
             intents: self.intents.clone(),
             config: self.config.clone(),
+            weights_sha256: sha256_hex(&weights),
         };
         let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
         let temporary = dir.join(format!("{HEAD_METADATA_FILE}.tmp"));
@@ -378,10 +385,8 @@ impl Classifier for EncoderIntentModel {
 fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
     let path = dir.join(HEAD_METADATA_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read head metadata", &path, source))?;
+    check_format_version(&path, &bytes, FORMAT_VERSION)?;
     let metadata: Metadata = serde_json::from_slice(&bytes).map_err(|error| invalid(&path, error.to_string()))?;
-    if metadata.format_version != FORMAT_VERSION {
-        return Err(invalid(&path, format!("format version {} is not {FORMAT_VERSION}", metadata.format_version)));
-    }
     if metadata.intents.is_empty() || metadata.dimension == 0 {
         return Err(invalid(&path, "no intents or a dimension of 0".to_owned()));
     }
@@ -396,6 +401,7 @@ fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
 fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher: &Batcher) -> Result<EncoderIntentModel, IntentError> {
     let path = dir.join(HEAD_WEIGHTS_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read head weights", &path, source))?;
+    check_sha256(&path, &bytes, &metadata.weights_sha256)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|error| invalid(&path, error.to_string()))?;
 
     let (input, hidden, classes) = (metadata.dimension, metadata.config.hidden, metadata.intents.len());

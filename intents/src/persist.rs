@@ -1,7 +1,8 @@
 //! Saving and loading models: the weights as safetensors (the large matrices in
 //! half precision), and a JSON metadata file with the intents, the training
-//! configuration and the training hash. A stored model whose hash differs from
-//! that of the bot's current examples and configuration is stale.
+//! configuration, the training hash and the SHA-256 of the weights file. A
+//! stored model whose hash differs from that of the bot's current examples and
+//! configuration is stale. A weights file that differs from its SHA-256 is damaged.
 
 use std::collections::HashMap;
 use std::fs;
@@ -24,8 +25,11 @@ pub const WEIGHTS_FILE: &str = "intent-model.safetensors";
 pub const METADATA_FILE: &str = "intent-model.json";
 
 /// Version of the stored layout and of the feature extraction; bumping it makes
-/// every stored model stale.
-const FORMAT_VERSION: u32 = 1;
+/// every stored model stale. Version 2 added `weights_sha256`.
+const FORMAT_VERSION: u32 = 2;
+
+/// The start of the problem reported for metadata of another format version.
+const OLD_FORMAT: &str = "format version";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +39,8 @@ struct Metadata {
     intents: Vec<IntentId>,
     feature_rows: usize,
     config: TrainConfig,
+    /// Hex SHA-256 of the weights file.
+    weights_sha256: String,
 }
 
 /// Returns the hex SHA-256 of the examples (in order, because the order changes
@@ -79,6 +85,7 @@ impl IntentModel {
             candle_core::Error::Io(source) => io_error("write model weights", &temporary, source),
             other => IntentError::Candle(other),
         })?;
+        let weights = fs::read(&temporary).map_err(|source| io_error("read back model weights", &temporary, source))?;
         fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename model weights to", &weights_path, source))?;
 
         let metadata = Metadata {
@@ -87,6 +94,7 @@ impl IntentModel {
             intents: self.intents.clone(),
             feature_rows: self.vocabulary.len(),
             config: self.config.clone(),
+            weights_sha256: sha256_hex(&weights),
         };
         let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
         write_atomically(&metadata_path, &json)
@@ -115,6 +123,7 @@ impl IntentModel {
                 }
             },
             Ok(_) => tracing::info!(dir = %dir.display(), "intent examples or training config changed; retraining"),
+            Err(error) if is_older_format(&error) => tracing::info!(dir = %dir.display(), "stored intent model has an older format; retraining"),
             Err(IntentError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 tracing::info!(dir = %dir.display(), "no stored intent model; training")
             }
@@ -149,6 +158,39 @@ impl IntentModel {
     }
 }
 
+/// Reads the `format_version` field of the metadata file at `path` before its
+/// other fields, so that metadata of an older layout is reported as such
+/// ([`is_older_format`]) rather than as a field mismatch.
+pub(crate) fn check_format_version(path: &Path, bytes: &[u8], expected: u32) -> Result<(), IntentError> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let version: Version = serde_json::from_slice(bytes).map_err(|error| invalid(path, error.to_string()))?;
+    if version.format_version != expected {
+        return Err(invalid(path, format!("{OLD_FORMAT} {} is not {expected}", version.format_version)));
+    }
+    Ok(())
+}
+
+/// Whether `error` comes from [`check_format_version`] finding another version.
+pub(crate) fn is_older_format(error: &IntentError) -> bool {
+    matches!(error, IntentError::InvalidModel { problem, .. } if problem.starts_with(OLD_FORMAT))
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Checks the weights file at `path` against the SHA-256 its metadata stores.
+pub(crate) fn check_sha256(path: &Path, bytes: &[u8], expected: &str) -> Result<(), IntentError> {
+    let actual = sha256_hex(bytes);
+    if actual != expected {
+        return Err(invalid(path, format!("SHA-256 is {actual}, the metadata expects {expected}; the file is damaged")));
+    }
+    Ok(())
+}
+
 /// Returns the tensor name of ensemble member `member`'s parameter `name`.
 pub(crate) fn member_tensor(member: usize, name: &str) -> String {
     format!("member{member}.{name}")
@@ -157,10 +199,8 @@ pub(crate) fn member_tensor(member: usize, name: &str) -> String {
 fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
     let path = dir.join(METADATA_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read model metadata", &path, source))?;
+    check_format_version(&path, &bytes, FORMAT_VERSION)?;
     let metadata: Metadata = serde_json::from_slice(&bytes).map_err(|error| invalid(&path, error.to_string()))?;
-    if metadata.format_version != FORMAT_VERSION {
-        return Err(invalid(&path, format!("format version {} is not {FORMAT_VERSION}", metadata.format_version)));
-    }
     if metadata.intents.is_empty() {
         return Err(invalid(&path, "no intents".to_owned()));
     }
@@ -173,6 +213,7 @@ fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
 fn load_weights(dir: &Path, metadata: Metadata) -> Result<IntentModel, IntentError> {
     let path = dir.join(WEIGHTS_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read model weights", &path, source))?;
+    check_sha256(&path, &bytes, &metadata.weights_sha256)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|error| invalid(&path, error.to_string()))?;
 
     let rows = metadata.feature_rows;

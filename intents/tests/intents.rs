@@ -358,6 +358,44 @@ fn load_truncated_weights_is_invalid() -> Result<()> {
 }
 
 #[test]
+fn load_changed_weight_is_invalid() -> Result<()> {
+    let dir = TempDir::new("bit-flip")?;
+    let examples = shop_examples();
+    IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    // Flip the lowest bit of the file's last byte pair, a half-precision weight:
+    // the file still parses, with finite values, so only the checksum notices.
+    let path = dir.path().join(WEIGHTS_FILE);
+    let mut bytes = fs::read(&path)?;
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    fs::write(&path, bytes)?;
+
+    let result = IntentModel::load(dir.path());
+    assert!(matches!(&result, Err(IntentError::InvalidModel { problem, .. }) if problem.contains("SHA-256")), "{result:?}");
+    let (_, trained) = IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    assert!(trained, "a damaged weights file must be retrained");
+    Ok(())
+}
+
+#[test]
+fn load_or_train_retrains_older_format() -> Result<()> {
+    let dir = TempDir::new("old-format")?;
+    let examples = shop_examples();
+    IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    let path = dir.path().join(METADATA_FILE);
+    let mut metadata: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    metadata["format_version"] = 1.into();
+    metadata.as_object_mut().map(|fields| fields.remove("weights_sha256"));
+    fs::write(&path, serde_json::to_vec(&metadata)?)?;
+
+    let result = IntentModel::load(dir.path());
+    assert!(matches!(&result, Err(IntentError::InvalidModel { problem, .. }) if problem.contains("format version 1 is not 2")), "{result:?}");
+    let (_, trained) = IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    assert!(trained);
+    Ok(())
+}
+
+#[test]
 fn training_hash_changes_with_input() {
     let examples = shop_examples();
     let config = TrainConfig::default();

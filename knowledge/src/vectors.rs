@@ -3,8 +3,9 @@
 //! The vectors live next to the BM25 index in `embeddings-<first 16 hex digits
 //! of the key>.bin`, where the key is the SHA-256 of the sources, the semantic
 //! format version and the encoder's fingerprint. The file holds the magic bytes
-//! `LPTNVEC1`, the full key as 64 ASCII hex digits, the dimension and the vector
-//! count as little-endian `u32`, then the vectors as little-endian `f32`. A new
+//! `LPTNVEC2`, the full key as 64 ASCII hex digits, the dimension and the vector
+//! count as little-endian `u32`, the vectors as little-endian `f32`, and last
+//! the SHA-256 of everything before it, so a damaged file is never used. A new
 //! file is written to a temporary name and renamed into place, then the other
 //! `embeddings-*.bin` files are removed.
 
@@ -16,7 +17,10 @@ use sha2::{Digest, Sha256};
 use crate::error::KnowledgeBuildError;
 use crate::semantic::SEMANTIC_FORMAT_VERSION;
 
-const MAGIC: &[u8; 8] = b"LPTNVEC1";
+const MAGIC: &[u8; 8] = b"LPTNVEC2";
+/// The magic bytes of the first layout, which had no checksum.
+const OLD_MAGIC: &[u8; 8] = b"LPTNVEC1";
+const DIGEST_LEN: usize = 32;
 const FILE_PREFIX: &str = "embeddings-";
 const FILE_SUFFIX: &str = ".bin";
 const KEY_LEN: usize = 64;
@@ -52,6 +56,10 @@ pub(crate) fn read_vectors(dir: &Path, key: &str, count: usize) -> Option<Vec<Ve
 
     match decode(&bytes, key, count) {
         Ok(vectors) => Some(vectors),
+        Err(reason) if bytes.starts_with(OLD_MAGIC) => {
+            tracing::info!(path = %path.display(), reason, "stored vectors have an older format; embedding again");
+            None
+        }
         Err(reason) => {
             tracing::warn!(path = %path.display(), reason, "invalid stored vectors; embedding again");
             None
@@ -60,8 +68,12 @@ pub(crate) fn read_vectors(dir: &Path, key: &str, count: usize) -> Option<Vec<Ve
 }
 
 fn decode(bytes: &[u8], key: &str, count: usize) -> Result<Vec<Vec<f32>>, &'static str> {
-    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < HEADER_LEN + DIGEST_LEN || &bytes[..MAGIC.len()] != MAGIC {
         return Err("missing header");
+    }
+    let (bytes, digest) = bytes.split_at(bytes.len() - DIGEST_LEN);
+    if Sha256::digest(bytes).as_slice() != digest {
+        return Err("checksum differs");
     }
     if &bytes[MAGIC.len()..MAGIC.len() + KEY_LEN] != key.as_bytes() {
         return Err("key differs");
@@ -92,7 +104,7 @@ fn decode(bytes: &[u8], key: &str, count: usize) -> Result<Vec<Vec<f32>>, &'stat
 /// Writes `vectors` under `key` and removes vector files of other keys.
 pub(crate) fn write_vectors(dir: &Path, key: &str, vectors: &[Vec<f32>]) -> Result<(), KnowledgeBuildError> {
     let dimension = vectors.first().map_or(0, Vec::len);
-    let mut bytes = Vec::with_capacity(HEADER_LEN + 4 * dimension * vectors.len());
+    let mut bytes = Vec::with_capacity(HEADER_LEN + 4 * dimension * vectors.len() + DIGEST_LEN);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(key.as_bytes());
     bytes.extend_from_slice(&(dimension as u32).to_le_bytes());
@@ -100,6 +112,8 @@ pub(crate) fn write_vectors(dir: &Path, key: &str, vectors: &[Vec<f32>]) -> Resu
     for value in vectors.iter().flatten() {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
 
     let path = vectors_path(dir, key);
     let temporary = path.with_extension("bin.tmp");
@@ -174,6 +188,21 @@ mod tests {
         let path = vectors_path(&dir, &key);
         let bytes = fs::read(&path).map_err(KnowledgeBuildError::io("read", &path))?;
         fs::write(&path, &bytes[..bytes.len() - 2]).map_err(KnowledgeBuildError::io("write", &path))?;
+        assert_eq!(read_vectors(&dir, &key, 1), None);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn changed_vector_value_is_not_read() -> Result<(), KnowledgeBuildError> {
+        let dir = temp_dir("bit-flip");
+        let key = vectors_key("sources", "model");
+        write_vectors(&dir, &key, &[vec![1.0, 2.0]])?;
+        let path = vectors_path(&dir, &key);
+        let mut bytes = fs::read(&path).map_err(KnowledgeBuildError::io("read", &path))?;
+        // The lowest mantissa bit of the first value: still finite, so only the checksum notices.
+        bytes[HEADER_LEN] ^= 1;
+        fs::write(&path, &bytes).map_err(KnowledgeBuildError::io("write", &path))?;
         assert_eq!(read_vectors(&dir, &key, 1), None);
         let _ = fs::remove_dir_all(&dir);
         Ok(())

@@ -167,6 +167,44 @@ fn encoder_head_damaged_file_retrains() -> Result<()> {
 }
 
 #[test]
+fn encoder_head_changed_weight_retrains() -> Result<()> {
+    let Some(batcher) = test_batcher()? else { return Ok(()) };
+    let dir = TempDir::new("encoder-head-bit-flip")?;
+    let examples = shop_examples();
+    EncoderIntentModel::load_or_train(dir.path(), &examples, &batcher, &HeadConfig::default())?;
+
+    // Flip the lowest mantissa bit of the file's last f32: still valid
+    // safetensors with finite values, so only the checksum can notice it.
+    let path = dir.path().join(lepton_intents::HEAD_WEIGHTS_FILE);
+    let mut bytes = fs::read(&path)?;
+    let last = bytes.len() - 4;
+    bytes[last] ^= 1;
+    fs::write(&path, bytes)?;
+
+    let (_, fresh) = EncoderIntentModel::load_or_train(dir.path(), &examples, &batcher, &HeadConfig::default())?;
+    assert!(fresh, "a weights file that differs from its checksum must be retrained");
+    let (_, fresh) = EncoderIntentModel::load_or_train(dir.path(), &examples, &batcher, &HeadConfig::default())?;
+    assert!(!fresh, "the retrained head is stored with a matching checksum");
+    Ok(())
+}
+
+#[test]
+fn encoder_head_older_format_retrains() -> Result<()> {
+    let Some(batcher) = test_batcher()? else { return Ok(()) };
+    let dir = TempDir::new("encoder-head-old-format")?;
+    let examples = shop_examples();
+    EncoderIntentModel::load_or_train(dir.path(), &examples, &batcher, &HeadConfig::default())?;
+    let path = dir.path().join(HEAD_METADATA_FILE);
+    let mut metadata: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    metadata["format_version"] = 1.into();
+    fs::write(&path, serde_json::to_vec(&metadata)?)?;
+
+    let (_, fresh) = EncoderIntentModel::load_or_train(dir.path(), &examples, &batcher, &HeadConfig::default())?;
+    assert!(fresh);
+    Ok(())
+}
+
+#[test]
 fn encoder_head_wrong_embedding_length_gives_no_intent() -> Result<()> {
     let Some(batcher) = test_batcher()? else { return Ok(()) };
     let model = EncoderIntentModel::train(&shop_examples(), &batcher, &HeadConfig::default())?;
