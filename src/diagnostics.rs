@@ -54,8 +54,9 @@ pub struct Validation {
     /// `None` when the model check did not run.
     pub model_check: Option<ModelCheck>,
     /// Why the model check did not run although it was asked for and the
-    /// flows checks passed: too few examples, or an error such as an encoder
-    /// that cannot be loaded.
+    /// flows checks passed: the bot has too few intents or examples. A
+    /// failure of the check (an encoder that cannot be loaded) is an error
+    /// in `report` instead.
     pub model_check_skipped: Option<String>,
 }
 
@@ -105,8 +106,10 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
         }
         Ok(Err(too_few)) => Validation { report, model_check: None, model_check_skipped: Some(too_few) },
         Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), "the model check failed; the other checks are reported");
-            Validation { report, model_check: None, model_check_skipped: Some(format!("it failed: {error:#}")) }
+            // The bot would fail the same way when it starts, so this is an error.
+            let message = format!("the model check failed: {error:#}; fix the encoder settings, or run with --no-model to skip the check");
+            report.diagnostics.push(Diagnostic::error_at_path(dir.to_owned(), message));
+            Validation { report, model_check: None, model_check_skipped: None }
         }
     }
 }

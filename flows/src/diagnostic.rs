@@ -60,7 +60,7 @@ impl Diagnostic {
     }
 
     /// Creates an error about a whole file or folder, with no line or column.
-    pub(crate) fn error_at_path(file: PathBuf, message: String) -> Self {
+    pub fn error_at_path(file: PathBuf, message: String) -> Self {
         Self::at_path(Severity::Error, file, message)
     }
 

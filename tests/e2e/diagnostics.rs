@@ -111,6 +111,27 @@ fn validate_says_why_a_small_bot_gets_no_model_check() -> anyhow::Result<()> {
 }
 
 #[test]
+fn validate_fails_when_encoder_cannot_load() -> anyhow::Result<()> {
+    let mut files = CONFUSED_BOT.to_vec();
+    files[0] = ("bot.yml", "settings:\n  name: confused\n  languages: [en]\n  encoder:\n    model: broken-model\n");
+    let dir = write_bot("broken-encoder-bot", &files)?;
+    let model = dir.join("broken-model");
+    std::fs::create_dir(&model)?;
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::write(model.join(file), "")?;
+    }
+
+    let output = Command::new(LEPTON).arg("validate").arg(&dir).arg("--data-dir").arg(temp_dir("broken-encoder-data")).env("LEPTON_LOG", "warn").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(1), "a bot whose encoder cannot load must fail validation:\n{stdout}");
+    assert!(stdout.contains("error: the model check failed: cannot load the encoder"), "{stdout}");
+    assert!(stdout.contains("run with --no-model to skip the check"), "{stdout}");
+    assert!(stdout.contains("1 error, 0 warnings"), "{stdout}");
+    Ok(())
+}
+
+#[test]
 fn validate_skips_model_check_on_errors() -> anyhow::Result<()> {
     let mut files = CONFUSED_BOT.to_vec();
     files[2] = ("responses.yml", "responses:\n  hello:\n    en: [Hello!]\n");
