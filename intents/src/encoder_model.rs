@@ -4,8 +4,8 @@
 //!
 //! A head is stored in its folder as safetensors ([`HEAD_WEIGHTS_FILE`]) and
 //! JSON metadata ([`HEAD_METADATA_FILE`]) holding a hash of the examples, the
-//! [`HeadConfig`], the encoder's fingerprint and the SHA-256 of the weights
-//! file, so a damaged file is retrained, never used. The n-gram model of a blend
+//! [`HeadConfig`], the encoder's fingerprint and a SHA-256 of the weights and
+//! the metadata, so damaged or edited files are retrained, never used. The n-gram model of a blend
 //! is stored in the `ngram` subfolder. A stored head whose hash differs is stale.
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::encoder_head::{self, HeadConfig, HeadWeights};
 use crate::error::IntentError;
 use crate::model::{rank, IntentModel};
-use crate::persist::{check_format_version, check_sha256, error_chain, invalid, io_error, is_older_format, member_tensor, sha256_hex};
+use crate::persist::{check_format_version, check_sha256, error_chain, invalid, io_error, is_older_format, member_tensor, stored_sha256};
 
 /// File name of the head's weights inside its folder.
 pub const HEAD_WEIGHTS_FILE: &str = "encoder-head.safetensors";
@@ -35,7 +35,7 @@ pub const HEAD_METADATA_FILE: &str = "encoder-head.json";
 const NGRAM_DIR: &str = "ngram";
 
 /// Version of the stored layout; bumping it makes every stored head stale.
-/// Version 2 added `weights_sha256`.
+/// Version 2 added `sha256`.
 const FORMAT_VERSION: u32 = 2;
 
 /// An intent classifier on sentence embeddings: the head's probabilities,
@@ -82,8 +82,8 @@ struct Metadata {
     dimension: usize,
     intents: Vec<IntentId>,
     config: HeadConfig,
-    /// Hex SHA-256 of the weights file.
-    weights_sha256: String,
+    /// See [`crate::persist::stored_sha256`].
+    sha256: String,
 }
 
 /// Returns the hex SHA-256 of the encoder fingerprint, the configuration, the
@@ -322,15 +322,16 @@ impl EncoderIntentModel {
         let weights = fs::read(&temporary).map_err(|source| io_error("read back head weights", &temporary, source))?;
         fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename head weights to", &weights_path, source))?;
 
-        let metadata = Metadata {
+        let mut metadata = Metadata {
             format_version: FORMAT_VERSION,
             training_hash: self.training_hash.clone(),
             encoder_fingerprint: self.fingerprint.clone(),
             dimension: self.dimension,
             intents: self.intents.clone(),
             config: self.config.clone(),
-            weights_sha256: sha256_hex(&weights),
+            sha256: String::new(),
         };
+        metadata.sha256 = stored_sha256(&weights, &metadata);
         let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
         let temporary = dir.join(format!("{HEAD_METADATA_FILE}.tmp"));
         fs::write(&temporary, json).map_err(|source| io_error("write", &temporary, source))?;
@@ -398,10 +399,11 @@ fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
 
 /// Loads the head described by `metadata`, and the n-gram model of a blend
 /// when it matches `examples`.
-fn load(dir: &Path, metadata: Metadata, examples: &[(String, IntentId)], batcher: &Batcher) -> Result<EncoderIntentModel, IntentError> {
+fn load(dir: &Path, mut metadata: Metadata, examples: &[(String, IntentId)], batcher: &Batcher) -> Result<EncoderIntentModel, IntentError> {
     let path = dir.join(HEAD_WEIGHTS_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read head weights", &path, source))?;
-    check_sha256(&path, &bytes, &metadata.weights_sha256)?;
+    let expected = std::mem::take(&mut metadata.sha256);
+    check_sha256(&path, &bytes, &metadata, &expected)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|error| invalid(&path, error.to_string()))?;
 
     let (input, hidden, classes) = (metadata.dimension, metadata.config.hidden, metadata.intents.len());

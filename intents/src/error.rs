@@ -20,7 +20,7 @@ pub enum IntentError {
     },
     #[error("the sentence encoder failed")]
     Encoder(#[from] lepton_encoder::EncoderError),
-    #[error("model file {path} is invalid ({problem}); delete the model folder or use load_or_train to retrain")]
+    #[error("model file {path} is invalid: {problem}; `lepton train` retrains the model")]
     InvalidModel { path: PathBuf, problem: String },
 }
 

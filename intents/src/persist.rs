@@ -1,8 +1,9 @@
 //! Saving and loading models: the weights as safetensors (the large matrices in
 //! half precision), and a JSON metadata file with the intents, the training
-//! configuration, the training hash and the SHA-256 of the weights file. A
-//! stored model whose hash differs from that of the bot's current examples and
-//! configuration is stale. A weights file that differs from its SHA-256 is damaged.
+//! configuration, the training hash and a SHA-256 of the weights and the
+//! metadata. A stored model whose hash differs from that of the bot's current
+//! examples and configuration is stale. Files that differ from their SHA-256
+//! are damaged or were edited, and are never used.
 
 use std::collections::HashMap;
 use std::fs;
@@ -25,7 +26,7 @@ pub const WEIGHTS_FILE: &str = "intent-model.safetensors";
 pub const METADATA_FILE: &str = "intent-model.json";
 
 /// Version of the stored layout and of the feature extraction; bumping it makes
-/// every stored model stale. Version 2 added `weights_sha256`.
+/// every stored model stale. Version 2 added `sha256`.
 const FORMAT_VERSION: u32 = 2;
 
 /// The start of the problem reported for metadata of another format version.
@@ -39,8 +40,8 @@ struct Metadata {
     intents: Vec<IntentId>,
     feature_rows: usize,
     config: TrainConfig,
-    /// Hex SHA-256 of the weights file.
-    weights_sha256: String,
+    /// See [`stored_sha256`].
+    sha256: String,
 }
 
 /// Returns the hex SHA-256 of the examples (in order, because the order changes
@@ -88,14 +89,15 @@ impl IntentModel {
         let weights = fs::read(&temporary).map_err(|source| io_error("read back model weights", &temporary, source))?;
         fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename model weights to", &weights_path, source))?;
 
-        let metadata = Metadata {
+        let mut metadata = Metadata {
             format_version: FORMAT_VERSION,
             training_hash: self.training_hash.clone(),
             intents: self.intents.clone(),
             feature_rows: self.vocabulary.len(),
             config: self.config.clone(),
-            weights_sha256: sha256_hex(&weights),
+            sha256: String::new(),
         };
+        metadata.sha256 = stored_sha256(&weights, &metadata);
         let json = serde_json::to_vec_pretty(&metadata).expect("metadata serialises to JSON");
         write_atomically(&metadata_path, &json)
     }
@@ -178,15 +180,22 @@ pub(crate) fn is_older_format(error: &IntentError) -> bool {
     matches!(error, IntentError::InvalidModel { problem, .. } if problem.starts_with(OLD_FORMAT))
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+/// Returns the hex SHA-256 of `weights` followed by `metadata` as JSON, with
+/// its own `sha256` field empty. It covers the intent names and shapes in the
+/// metadata too, so an edited intent list is noticed, not used.
+pub(crate) fn stored_sha256(weights: &[u8], metadata: &impl Serialize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(weights);
+    hasher.update(serde_json::to_vec(metadata).expect("metadata serialises to JSON"));
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Checks the weights file at `path` against the SHA-256 its metadata stores.
-pub(crate) fn check_sha256(path: &Path, bytes: &[u8], expected: &str) -> Result<(), IntentError> {
-    let actual = sha256_hex(bytes);
+/// Checks the weights file at `path` and its `metadata` (with the `sha256`
+/// field taken out) against `expected`.
+pub(crate) fn check_sha256(path: &Path, weights: &[u8], metadata: &impl Serialize, expected: &str) -> Result<(), IntentError> {
+    let actual = stored_sha256(weights, metadata);
     if actual != expected {
-        return Err(invalid(path, format!("SHA-256 is {actual}, the metadata expects {expected}; the file is damaged")));
+        return Err(invalid(path, format!("SHA-256 of the weights and metadata is {actual}, the metadata stores {expected}; the files are damaged or were edited")));
     }
     Ok(())
 }
@@ -210,10 +219,11 @@ fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {
     Ok(metadata)
 }
 
-fn load_weights(dir: &Path, metadata: Metadata) -> Result<IntentModel, IntentError> {
+fn load_weights(dir: &Path, mut metadata: Metadata) -> Result<IntentModel, IntentError> {
     let path = dir.join(WEIGHTS_FILE);
     let bytes = fs::read(&path).map_err(|source| io_error("read model weights", &path, source))?;
-    check_sha256(&path, &bytes, &metadata.weights_sha256)?;
+    let expected = std::mem::take(&mut metadata.sha256);
+    check_sha256(&path, &bytes, &metadata, &expected)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|error| invalid(&path, error.to_string()))?;
 
     let rows = metadata.feature_rows;

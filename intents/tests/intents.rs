@@ -378,6 +378,27 @@ fn load_changed_weight_is_invalid() -> Result<()> {
 }
 
 #[test]
+fn load_edited_intent_list_is_invalid() -> Result<()> {
+    let dir = TempDir::new("edited-intents")?;
+    let examples = shop_examples();
+    IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    // Swapping two intent names keeps the metadata valid JSON of the right
+    // shape; only the SHA-256 over the metadata notices it.
+    let path = dir.path().join(METADATA_FILE);
+    let mut metadata: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    let intents = metadata["intents"].as_array_mut().context("intents array")?;
+    intents.swap(0, 1);
+    fs::write(&path, serde_json::to_vec(&metadata)?)?;
+
+    let result = IntentModel::load(dir.path());
+    assert!(matches!(&result, Err(IntentError::InvalidModel { problem, .. }) if problem.contains("SHA-256")), "{result:?}");
+    let (model, trained) = IntentModel::load_or_train(dir.path(), &examples, &quick_config(5))?;
+    assert!(trained, "an edited intent list must be retrained");
+    assert_eq!(top(&model, "where is my order")?.intent.as_str(), "order_status");
+    Ok(())
+}
+
+#[test]
 fn load_or_train_retrains_older_format() -> Result<()> {
     let dir = TempDir::new("old-format")?;
     let examples = shop_examples();
@@ -385,7 +406,7 @@ fn load_or_train_retrains_older_format() -> Result<()> {
     let path = dir.path().join(METADATA_FILE);
     let mut metadata: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
     metadata["format_version"] = 1.into();
-    metadata.as_object_mut().map(|fields| fields.remove("weights_sha256"));
+    metadata.as_object_mut().map(|fields| fields.remove("sha256"));
     fs::write(&path, serde_json::to_vec(&metadata)?)?;
 
     let result = IntentModel::load(dir.path());
@@ -506,8 +527,9 @@ fn evaluate_groups_errors_by_intent_pair() {
             ("酒店+地址", Some("餐馆+电话"), vec!["酒店在哪"]),
         ]
     );
+    assert!(report.confusions.iter().all(|c| c.count == c.texts.len()));
     let table = report.to_string();
-    assert!(table.contains("most confused (labelled -> predicted), of 4 errors:"), "{table}");
+    assert!(table.contains("most confused (true -> predicted), of 4 errors:"), "{table}");
     assert!(table.contains("    2  酒店+电话 -> 餐馆+电话, such as \"酒店电话\""), "{table}");
     assert!(table.contains("    1  酒店+地址 -> (none), such as \"not in the table\""), "{table}");
 }
