@@ -53,6 +53,13 @@ pub fn index_html(report: &CrossValidationReport) -> String {
         report.margin,
         report.macro_f1
     );
+    if report.unpredicted > 0 {
+        let _ = writeln!(
+            html,
+            "<p>{} examples have no prediction, because their fold held every example and left nothing to train on. Add examples or use fewer folds.</p>",
+            report.unpredicted
+        );
+    }
     html.push_str("<h2>Most confused intents</h2>\n");
     let _ = writeln!(html, "<a href=\"{CONFUSION_FILE}\"><img src=\"{CONFUSION_FILE}\" alt=\"confusion matrix of the most confused intents\"></a>");
     html.push_str("<h2>Confidence</h2>\n");

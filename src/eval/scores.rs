@@ -25,6 +25,9 @@ pub struct CrossValidationReport {
     pub accuracy: f64,
     /// Share of examples whose top intent is right and passes the threshold and margin.
     pub accepted_accuracy: f64,
+    /// Examples with no prediction: every example fell into their fold, so
+    /// that fold's model had nothing to train on. They count as wrong.
+    pub unpredicted: usize,
     /// Unweighted mean of the per-intent F1 scores.
     pub macro_f1: f64,
     pub per_intent: Vec<IntentScores>,
@@ -106,6 +109,7 @@ impl CrossValidationReport {
             margin,
             accuracy: ratio(correct, predictions.len()),
             accepted_accuracy: ratio(accepted_correct, predictions.len()),
+            unpredicted: predictions.iter().filter(|p| p.predicted.is_none()).count(),
             macro_f1,
             per_intent,
             confusion,
@@ -207,6 +211,13 @@ impl fmt::Display for CrossValidationReport {
             self.margin
         )?;
         writeln!(f, "macro F1:          {:.4}", self.macro_f1)?;
+        if self.unpredicted > 0 {
+            writeln!(
+                f,
+                "no prediction:     {} examples, because their fold held every example and left nothing to train on; add examples or use fewer folds",
+                self.unpredicted
+            )?;
+        }
 
         let width = self.per_intent.iter().map(|s| display_width(s.intent.as_str())).max().unwrap_or(6).max(6);
         writeln!(f)?;
@@ -268,6 +279,20 @@ mod tests {
 
         assert_eq!(report.accuracy, 0.75);
         assert_eq!(report.accepted_accuracy, 0.5);
+    }
+
+    #[test]
+    fn report_counts_examples_without_prediction() {
+        let examples: Vec<(String, IntentId)> = vec![("hi".to_owned(), IntentId::new("greet")), ("bye".to_owned(), IntentId::new("goodbye"))];
+        let unpredicted = |example| HeldOut { example, fold: 0, ranking: Vec::new(), intent_trained: false };
+        let run = CrossValidation { folds: 2, predictions: vec![unpredicted(0), unpredicted(1)], seconds: 0.1 };
+
+        let report = CrossValidationReport::new("test", &examples, &run, 0.5, 0.1);
+
+        assert_eq!(report.unpredicted, 2);
+        assert_eq!(report.accuracy, 0.0);
+        let table = report.to_string();
+        assert!(table.contains("no prediction:     2 examples, because their fold held every example"), "{table}");
     }
 
     #[test]
