@@ -64,6 +64,8 @@ pub struct Confusion {
     pub intent: IntentId,
     /// The top intent predicted instead; `None` when the classifier gave none.
     pub predicted: Option<IntentId>,
+    /// The number of texts.
+    pub count: usize,
     /// The texts, in data order.
     pub texts: Vec<String>,
 }
@@ -104,6 +106,8 @@ pub struct CalibratedThreshold {
 
 /// Intent pairs listed under "most confused" in the table; `--json` has all.
 const CONFUSIONS_SHOWN: usize = 10;
+/// Characters of the example text shown for each pair in the table.
+const SHOWN_TEXT_CHARS: usize = 80;
 
 /// One prediction: the top intent and its confidence, and whether `decide` accepted it.
 struct Prediction {
@@ -171,6 +175,14 @@ pub fn evaluate<C: Classifier + ?Sized>(classifier: &C, test: &Dataset, threshol
     }
 }
 
+/// Returns `text` cut to [`SHOWN_TEXT_CHARS`] characters, with `…` marking a cut.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_TEXT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// Groups (labelled, predicted, text) errors by intent pair, the most
 /// frequent first; ties in name order.
 fn confusions<'a>(errors: impl Iterator<Item = (&'a IntentId, Option<&'a IntentId>, &'a str)>) -> Vec<Confusion> {
@@ -180,9 +192,9 @@ fn confusions<'a>(errors: impl Iterator<Item = (&'a IntentId, Option<&'a IntentI
     }
     let mut confusions: Vec<Confusion> = groups
         .into_iter()
-        .map(|((intent, predicted), texts)| Confusion { intent: intent.clone(), predicted: predicted.cloned(), texts })
+        .map(|((intent, predicted), texts)| Confusion { intent: intent.clone(), predicted: predicted.cloned(), count: texts.len(), texts })
         .collect();
-    confusions.sort_by(|a, b| b.texts.len().cmp(&a.texts.len()));
+    confusions.sort_by(|a, b| b.count.cmp(&a.count));
     confusions
 }
 
@@ -364,14 +376,29 @@ impl fmt::Display for EvalReport {
         }
 
         if !self.confusions.is_empty() {
-            let errors: usize = self.confusions.iter().map(|c| c.texts.len()).sum();
+            let errors: usize = self.confusions.iter().map(|c| c.count).sum();
             writeln!(f)?;
-            writeln!(f, "most confused (labelled -> predicted), of {errors} errors:")?;
+            writeln!(f, "most confused (true -> predicted), of {errors} errors:")?;
             for c in self.confusions.iter().take(CONFUSIONS_SHOWN) {
                 let predicted = c.predicted.as_ref().map_or("(none)", IntentId::as_str);
-                writeln!(f, "{:>5}  {} -> {predicted}, such as {:?}", c.texts.len(), c.intent.as_str(), c.texts[0])?;
+                writeln!(f, "{:>5}  {} -> {predicted}, such as {:?}", c.count, c.intent.as_str(), shortened(&c.texts[0]))?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortened_cuts_long_text_at_characters() {
+        assert_eq!(shortened("short"), "short");
+        let long = "退".repeat(SHOWN_TEXT_CHARS + 5);
+        let cut = shortened(&long);
+        assert_eq!(cut.chars().count(), SHOWN_TEXT_CHARS + 1);
+        assert!(cut.ends_with("退…"), "{cut}");
+        assert_eq!(shortened(&"a".repeat(SHOWN_TEXT_CHARS)), "a".repeat(SHOWN_TEXT_CHARS));
     }
 }
