@@ -15,7 +15,7 @@ pub enum KnowledgeBuildError {
     #[error("article `{path}` is listed more than once; list each Markdown file once")]
     DuplicateArticlePath { path: String },
 
-    #[error("failed to {action} {}; check that the path is a writable folder", path.display())]
+    #[error("failed to {action} {}; check that its folder is writable", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -54,12 +54,12 @@ pub(crate) fn read_vectors(dir: &Path, key: &str, count: usize) -> Option<Vec<Ve
         }
     };
 
+    if bytes.starts_with(OLD_MAGIC) {
+        tracing::info!(path = %path.display(), "stored vectors have an older format; embedding again");
+        return None;
+    }
     match decode(&bytes, key, count) {
         Ok(vectors) => Some(vectors),
-        Err(reason) if bytes.starts_with(OLD_MAGIC) => {
-            tracing::info!(path = %path.display(), reason, "stored vectors have an older format; embedding again");
-            None
-        }
         Err(reason) => {
             tracing::warn!(path = %path.display(), reason, "invalid stored vectors; embedding again");
             None
@@ -68,8 +68,11 @@ pub(crate) fn read_vectors(dir: &Path, key: &str, count: usize) -> Option<Vec<Ve
 }
 
 fn decode(bytes: &[u8], key: &str, count: usize) -> Result<Vec<Vec<f32>>, &'static str> {
-    if bytes.len() < HEADER_LEN + DIGEST_LEN || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("missing header");
+    if !bytes.starts_with(MAGIC) {
+        return Err("not a vectors file (unknown magic bytes)");
+    }
+    if bytes.len() < HEADER_LEN + DIGEST_LEN {
+        return Err("file shorter than its header and checksum");
     }
     let (bytes, digest) = bytes.split_at(bytes.len() - DIGEST_LEN);
     if Sha256::digest(bytes).as_slice() != digest {
@@ -119,7 +122,10 @@ pub(crate) fn write_vectors(dir: &Path, key: &str, vectors: &[Vec<f32>]) -> Resu
     let temporary = path.with_extension("bin.tmp");
     fs::create_dir_all(dir).map_err(KnowledgeBuildError::io("create the index folder", dir))?;
     fs::write(&temporary, bytes).map_err(KnowledgeBuildError::io("write", &temporary))?;
-    fs::rename(&temporary, &path).map_err(KnowledgeBuildError::io("replace", &path))?;
+    if let Err(error) = fs::rename(&temporary, &path) {
+        let _ = fs::remove_file(&temporary);
+        return Err(KnowledgeBuildError::io("replace", &path)(error));
+    }
     remove_stale_vectors(dir, &path);
     Ok(())
 }
