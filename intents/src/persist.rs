@@ -87,7 +87,7 @@ impl IntentModel {
             other => IntentError::Candle(other),
         })?;
         let weights = fs::read(&temporary).map_err(|source| io_error("read back model weights", &temporary, source))?;
-        fs::rename(&temporary, &weights_path).map_err(|source| io_error("rename model weights to", &weights_path, source))?;
+        rename_or_remove(&temporary, &weights_path, "rename model weights to")?;
 
         let mut metadata = Metadata {
             format_version: FORMAT_VERSION,
@@ -277,7 +277,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IntentError> {
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     fs::write(&temporary, bytes).map_err(|source| io_error("write", &temporary, source))?;
-    fs::rename(&temporary, path).map_err(|source| io_error("rename file to", path, source))
+    rename_or_remove(&temporary, path, "rename file to")
+}
+
+/// Renames `temporary` to `path`; when that fails, removes `temporary` so that
+/// no stray file is left in the model folder.
+pub(crate) fn rename_or_remove(temporary: &Path, path: &Path, action: &'static str) -> Result<(), IntentError> {
+    fs::rename(temporary, path).map_err(|source| {
+        let _ = fs::remove_file(temporary);
+        io_error(action, path, source)
+    })
 }
 
 /// Returns `error`'s message followed by those of its sources, joined by `: `.

@@ -535,6 +535,20 @@ fn evaluate_groups_errors_by_intent_pair() {
 }
 
 #[test]
+fn evaluate_out_of_scope_only_prints_no_accuracy() {
+    let classifier = TableClassifier(vec![("o1", vec![("a", 0.9)]), ("o2", vec![("a", 0.2)])]);
+    let test = Dataset { examples: vec![labeled("o1", None), labeled("o2", None)] };
+
+    let table = evaluate(&classifier, &test, 0.5, 0.1, 0.95).to_string();
+
+    assert!(table.contains("in-scope examples: 0"), "{table}");
+    assert!(!table.contains("accuracy:"), "no accuracy without in-scope examples:\n{table}");
+    assert!(!table.contains("keeps 95% of in-scope"), "{table}");
+    assert!(!table.contains("precision  recall"), "no per-intent table without intents:\n{table}");
+    assert!(table.contains("out-of-scope recall 0.500"), "{table}");
+}
+
+#[test]
 fn threshold_keeping_handles_edges() {
     assert_eq!(threshold_keeping(&[], 0.95), 0.0);
     assert_eq!(threshold_keeping(&[0.3, 0.9, 0.5], 1.0), 0.3);

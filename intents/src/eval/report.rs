@@ -332,8 +332,10 @@ impl fmt::Display for EvalReport {
             writeln!(f, "feature rows:      {rows}")?;
         }
         writeln!(f, "in-scope examples: {}", self.in_scope_examples)?;
-        writeln!(f, "accuracy:          {:.2}% (top intent, no threshold)", self.accuracy * 100.0)?;
-        writeln!(f, "macro F1:          {:.4}", self.macro_f1)?;
+        if self.in_scope_examples > 0 {
+            writeln!(f, "accuracy:          {:.2}% (top intent, no threshold)", self.accuracy * 100.0)?;
+            writeln!(f, "macro F1:          {:.4}", self.macro_f1)?;
+        }
         writeln!(f, "classify:          {:.1} µs per message (mean)", self.classify_micros)?;
 
         if let Some(oos) = &self.out_of_scope {
@@ -346,15 +348,18 @@ impl fmt::Display for EvalReport {
                 oos.recall,
                 oos.in_scope_accuracy * 100.0
             )?;
-            let c = &oos.calibrated;
-            writeln!(
-                f,
-                "  threshold {:.3} (keeps {:.0}% of in-scope): out-of-scope recall {:.3}, in-scope accuracy {:.2}%",
-                c.threshold,
-                c.keep_in_scope * 100.0,
-                c.out_of_scope_recall,
-                c.in_scope_accuracy * 100.0
-            )?;
+            // With no in-scope examples, no threshold keeps a share of them.
+            if self.in_scope_examples > 0 {
+                let c = &oos.calibrated;
+                writeln!(
+                    f,
+                    "  threshold {:.3} (keeps {:.0}% of in-scope): out-of-scope recall {:.3}, in-scope accuracy {:.2}%",
+                    c.threshold,
+                    c.keep_in_scope * 100.0,
+                    c.out_of_scope_recall,
+                    c.in_scope_accuracy * 100.0
+                )?;
+            }
         }
 
         if let Some(v) = &self.validated {
@@ -368,11 +373,13 @@ impl fmt::Display for EvalReport {
             )?;
         }
 
-        let width = self.per_intent.iter().map(|s| s.intent.as_str().chars().count()).max().unwrap_or(6).max(6);
-        writeln!(f)?;
-        writeln!(f, "{:<width$}  precision  recall     f1  support", "intent")?;
-        for s in &self.per_intent {
-            writeln!(f, "{:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", s.intent.as_str(), s.precision, s.recall, s.f1, s.support)?;
+        if !self.per_intent.is_empty() {
+            let width = self.per_intent.iter().map(|s| s.intent.as_str().chars().count()).max().unwrap_or(6).max(6);
+            writeln!(f)?;
+            writeln!(f, "{:<width$}  precision  recall     f1  support", "intent")?;
+            for s in &self.per_intent {
+                writeln!(f, "{:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", s.intent.as_str(), s.precision, s.recall, s.f1, s.support)?;
+            }
         }
 
         if !self.confusions.is_empty() {
