@@ -1,5 +1,6 @@
-//! Text helpers shared by the engine: language detection, `{name}` interpolation
-//! and slot validation. All of them handle Chinese and English text.
+//! Text helpers shared by the engine and the tools: language detection,
+//! `{name}` interpolation, slot validation and the terminal width of text.
+//! All of them handle Chinese and English text.
 
 use regex::Regex;
 
@@ -9,6 +10,45 @@ use crate::ids::Lang;
 /// True for characters of the CJK unified ideograph blocks (Chinese characters).
 pub fn is_han(c: char) -> bool {
     matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
+}
+
+/// Terminal cells taken by a character: 2 for East Asian wide and full-width
+/// characters, 0 for combining marks, 1 otherwise. An approximation of Unicode
+/// East Asian Width covering the CJK, kana, Hangul and full-width blocks.
+pub fn char_display_width(c: char) -> usize {
+    let code = u32::from(c);
+    let combining = matches!(code, 0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F);
+    if combining {
+        return 0;
+    }
+    let wide = matches!(
+        code,
+        0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1F64F
+            | 0x1F900..=0x1F9FF
+            | 0x20000..=0x3FFFD
+    );
+    if wide {
+        2
+    } else {
+        1
+    }
+}
+
+/// Terminal cells taken by `text`, by [`char_display_width`]: a Chinese
+/// character takes two, so tables line up only when padded by this width.
+pub fn display_width(text: &str) -> usize {
+    text.chars().map(char_display_width).sum()
 }
 
 /// Guesses the language of `text` among `supported`: Chinese when it contains a
@@ -325,6 +365,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn display_width_counts_chinese_twice() {
+        assert_eq!(display_width("refund"), 6);
+        assert_eq!(display_width("退款"), 4);
+        assert_eq!(display_width("Request+酒店+电话"), 17);
+        assert_eq!(display_width("e\u{301}"), 1, "a combining accent takes no cell");
+    }
 
     fn langs() -> Vec<Lang> {
         vec![Lang::new("en"), Lang::new("zh")]

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use bot_core::text::char_display_width;
+
 /// The severity of a problem: errors stop the bot from loading, warnings do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -152,39 +154,6 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.column, self.severity, self.message)?;
         writeln!(f, "  | {}", self.snippet)?;
         write!(f, "  | {}", self.caret_line())
-    }
-}
-
-/// Terminal cells taken by a character: 2 for East Asian wide and full-width
-/// characters, 0 for combining marks, 1 otherwise. An approximation of Unicode
-/// East Asian Width covering the CJK, kana, Hangul and full-width blocks.
-fn char_display_width(c: char) -> usize {
-    let code = u32::from(c);
-    let combining = matches!(code, 0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F);
-    if combining {
-        return 0;
-    }
-    let wide = matches!(
-        code,
-        0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0x33FF
-            | 0x3400..=0x4DBF
-            | 0x4E00..=0x9FFF
-            | 0xA000..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6
-            | 0x1F300..=0x1F64F
-            | 0x1F900..=0x1F9FF
-            | 0x20000..=0x3FFFD
-    );
-    if wide {
-        2
-    } else {
-        1
     }
 }
 

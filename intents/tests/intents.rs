@@ -493,7 +493,7 @@ fn evaluate_scores_known_predictions() {
 }
 
 #[test]
-fn evaluate_groups_errors_by_intent_pair() {
+fn evaluate_groups_errors_by_intent_pair() -> Result<()> {
     let classifier = TableClassifier(vec![
         ("酒店电话", vec![("餐馆+电话", 0.6), ("酒店+电话", 0.4)]),
         ("饭店电话", vec![("餐馆+电话", 0.7), ("酒店+电话", 0.3)]),
@@ -532,6 +532,12 @@ fn evaluate_groups_errors_by_intent_pair() {
     assert!(table.contains("most confused (true -> predicted), of 4 errors:"), "{table}");
     assert!(table.contains("    2  酒店+电话 -> 餐馆+电话, such as \"酒店电话\""), "{table}");
     assert!(table.contains("    1  酒店+地址 -> (none), such as \"not in the table\""), "{table}");
+    // Chinese intent names take two cells a character, so the columns line up.
+    assert!(table.contains("酒店+电话  "), "{table}");
+    let header = table.lines().find(|line| line.starts_with("intent")).context("per-intent header")?;
+    let row = table.lines().find(|line| line.starts_with("酒店+电话")).context("per-intent row")?;
+    assert_eq!(bot_core::text::display_width(header), bot_core::text::display_width(row), "{table}");
+    Ok(())
 }
 
 #[test]

@@ -3,9 +3,10 @@
 
 use std::fmt::Write;
 
+use bot_core::text::display_width;
 use bot_core::IntentId;
 
-use super::scores::{display_width, CrossValidationReport};
+use super::scores::CrossValidationReport;
 
 /// Intents shown in the confusion matrix.
 pub const MATRIX_INTENTS: usize = 15;

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use bot_core::text::display_width;
 use bot_core::{Classification, IntentId};
 use lepton_intents::eval::{intent_scores, IntentScores};
 use serde::Serialize;
@@ -235,16 +236,6 @@ impl fmt::Display for CrossValidationReport {
         }
         Ok(())
     }
-}
-
-/// Terminal cells of `text`: 2 for CJK and other wide characters, 1 otherwise.
-pub(crate) fn display_width(text: &str) -> usize {
-    text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()
-}
-
-/// True for the East Asian wide and full-width blocks (CJK, kana, Hangul, full-width forms).
-pub(crate) fn is_wide(c: char) -> bool {
-    matches!(u32::from(c), 0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD)
 }
 
 /// Pads `text` with spaces to `width` terminal cells.

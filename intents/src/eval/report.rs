@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
+use bot_core::text::display_width;
 use bot_core::{Classifier, IntentId};
 use serde::Serialize;
 
@@ -374,11 +375,13 @@ impl fmt::Display for EvalReport {
         }
 
         if !self.per_intent.is_empty() {
-            let width = self.per_intent.iter().map(|s| s.intent.as_str().chars().count()).max().unwrap_or(6).max(6);
+            // Padded by terminal cells, so Chinese intent names line up.
+            let width = self.per_intent.iter().map(|s| display_width(s.intent.as_str())).max().unwrap_or(6).max(6);
+            let pad = |text: &str| format!("{text}{}", " ".repeat(width - display_width(text)));
             writeln!(f)?;
-            writeln!(f, "{:<width$}  precision  recall     f1  support", "intent")?;
+            writeln!(f, "{}  precision  recall     f1  support", pad("intent"))?;
             for s in &self.per_intent {
-                writeln!(f, "{:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", s.intent.as_str(), s.precision, s.recall, s.f1, s.support)?;
+                writeln!(f, "{}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", pad(s.intent.as_str()), s.precision, s.recall, s.f1, s.support)?;
             }
         }
 
