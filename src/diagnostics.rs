@@ -138,8 +138,8 @@ fn check_model(loaded: &LoadedBot, paths: &BotPaths) -> anyhow::Result<Result<(M
     let intents: BTreeSet<&IntentId> = examples.iter().map(|(_, intent)| intent).collect();
     if intents.len() < 2 || examples.len() < 2 * CHECK_FOLDS {
         let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
-        let (intent_count, example_count) = (count(intents.len(), "intent"), count(examples.len(), "example"));
-        return Ok(Err(format!("it needs at least 2 intents and {} examples, and the bot has {intent_count} and {example_count}", 2 * CHECK_FOLDS)));
+        let (intent_count, example_count) = (count(intents.len(), "intent"), count(examples.len(), "distinct example"));
+        return Ok(Err(format!("it needs at least 2 intents and {} distinct examples, and the bot has {intent_count} and {example_count}", 2 * CHECK_FOLDS)));
     }
 
     let settings = &loaded.bot.settings.classifier;

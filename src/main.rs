@@ -211,7 +211,8 @@ struct EvalArgs {
     margin: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Write the report as JSON to FILE, or to standard output with no FILE, instead of a table.
+    /// Write the report as JSON to FILE (the table is still printed), or with no
+    /// FILE print the JSON to standard output instead of the table.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
     /// Cross-validate with K folds on the examples of the bot folder given as TEST, and

@@ -181,13 +181,13 @@ impl EncoderIntentModel {
             Err(error) if is_older_format(&error) => tracing::info!(dir = %dir.display(), "stored intent head has an older format; retraining"),
             Ok(metadata) if metadata.training_hash == hash => match load(dir, metadata, examples, batcher) {
                 Ok(model) => return Ok((model, false)),
-                Err(error) => tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent head is unreadable; retraining"),
+                Err(error) => tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent head or its n-gram model is unreadable; retraining"),
             },
             Ok(_) => tracing::info!(dir = %dir.display(), "intent examples, head config or encoder changed; retraining"),
             Err(IntentError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 tracing::info!(dir = %dir.display(), "no stored intent head; training")
             }
-            Err(error) => tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent head is unreadable; retraining"),
+            Err(error) => tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "stored intent head or its n-gram model is unreadable; retraining"),
         }
 
         let model = Self::train(examples, batcher, config)?;

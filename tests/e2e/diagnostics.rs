@@ -105,7 +105,7 @@ fn validate_says_why_a_small_bot_gets_no_model_check() -> anyhow::Result<()> {
     let stdout = String::from_utf8_lossy(&output.stdout);
 
     assert!(output.status.success(), "{stdout}");
-    let line = "model check: skipped, it needs at least 2 intents and 10 examples, and the bot has 1 intent and 3 examples";
+    let line = "model check: skipped, it needs at least 2 intents and 10 distinct examples, and the bot has 1 intent and 3 distinct examples";
     assert!(stdout.contains(line), "expected the reason the model check did not run:\n{stdout}");
     Ok(())
 }
