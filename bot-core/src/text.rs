@@ -51,6 +51,12 @@ pub fn display_width(text: &str) -> usize {
     text.chars().map(char_display_width).sum()
 }
 
+/// Pads `text` with spaces to `width` terminal cells.
+pub fn pad_to_width(text: &str, width: usize) -> String {
+    let padding = width.saturating_sub(display_width(text));
+    format!("{text}{}", " ".repeat(padding))
+}
+
 /// Guesses the language of `text` among `supported`: Chinese when it contains a
 /// Chinese character, else the first non-Chinese supported language when it
 /// contains at least three Latin letters, else `None` (digits, emoji, "ok").
@@ -372,6 +378,11 @@ mod tests {
         assert_eq!(display_width("退款"), 4);
         assert_eq!(display_width("Request+酒店+电话"), 17);
         assert_eq!(display_width("e\u{301}"), 1, "a combining accent takes no cell");
+    }
+
+    #[test]
+    fn pad_counts_chinese_as_two_cells() {
+        assert_eq!(pad_to_width("退款", 6), "退款  ");
     }
 
     fn langs() -> Vec<Lang> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use bot_core::text::display_width;
+use bot_core::text::{display_width, pad_to_width};
 use bot_core::{Classification, IntentId};
 use lepton_intents::eval::{intent_scores, IntentScores};
 use serde::Serialize;
@@ -222,9 +222,9 @@ impl fmt::Display for CrossValidationReport {
 
         let width = self.per_intent.iter().map(|s| display_width(s.intent.as_str())).max().unwrap_or(6).max(6);
         writeln!(f)?;
-        writeln!(f, "{}  precision  recall     f1  support", pad("intent", width))?;
+        writeln!(f, "{}  precision  recall     f1  support", pad_to_width("intent", width))?;
         for s in &self.per_intent {
-            writeln!(f, "{}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", pad(s.intent.as_str(), width), s.precision, s.recall, s.f1, s.support)?;
+            writeln!(f, "{}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", pad_to_width(s.intent.as_str(), width), s.precision, s.recall, s.f1, s.support)?;
         }
 
         if !self.confusions.is_empty() {
@@ -236,12 +236,6 @@ impl fmt::Display for CrossValidationReport {
         }
         Ok(())
     }
-}
-
-/// Pads `text` with spaces to `width` terminal cells.
-fn pad(text: &str, width: usize) -> String {
-    let padding = width.saturating_sub(display_width(text));
-    format!("{text}{}", " ".repeat(padding))
 }
 
 #[cfg(test)]
@@ -311,10 +305,5 @@ mod tests {
         let matrix = ConfusionMatrix { intents, counts };
 
         assert_eq!(matrix.most_confused(2), vec![IntentId::new("b"), IntentId::new("c")]);
-    }
-
-    #[test]
-    fn pad_counts_chinese_as_two_cells() {
-        assert_eq!(pad("退款", 6), "退款  ");
     }
 }

@@ -95,7 +95,7 @@ fn validate_no_model_skips_check() -> anyhow::Result<()> {
 }
 
 #[test]
-fn validate_says_why_a_small_bot_gets_no_model_check() -> anyhow::Result<()> {
+fn validate_explains_skipped_model_check() -> anyhow::Result<()> {
     let mut files = CONFUSED_BOT.to_vec();
     files[1] = ("intents.yml", "intents:\n  greet:\n    response: hello\n    examples:\n      en: [hello, hi, 你好]\n");
     files[2] = ("responses.yml", "responses:\n  hello:\n    en: [Hello!]\n");

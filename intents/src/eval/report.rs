@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use bot_core::text::display_width;
+use bot_core::text::{display_width, pad_to_width};
 use bot_core::{Classifier, IntentId};
 use serde::Serialize;
 
@@ -377,11 +377,10 @@ impl fmt::Display for EvalReport {
         if !self.per_intent.is_empty() {
             // Padded by terminal cells, so Chinese intent names line up.
             let width = self.per_intent.iter().map(|s| display_width(s.intent.as_str())).max().unwrap_or(6).max(6);
-            let pad = |text: &str| format!("{text}{}", " ".repeat(width - display_width(text)));
             writeln!(f)?;
-            writeln!(f, "{}  precision  recall     f1  support", pad("intent"))?;
+            writeln!(f, "{}  precision  recall     f1  support", pad_to_width("intent", width))?;
             for s in &self.per_intent {
-                writeln!(f, "{}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", pad(s.intent.as_str()), s.precision, s.recall, s.f1, s.support)?;
+                writeln!(f, "{}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", pad_to_width(s.intent.as_str(), width), s.precision, s.recall, s.f1, s.support)?;
             }
         }
 
