@@ -406,4 +406,49 @@ mod tests {
         assert!(!encoder.covers("今天天气怎么样"));
         Ok(())
     }
+
+    /// The tiny random MPNet of `tests/fixtures/tiny-mpnet` and the vectors
+    /// Hugging Face transformers gives its texts (`tests/fixtures/tiny_mpnet.py`).
+    fn tiny_mpnet() -> (std::path::PathBuf, Vec<(String, Vec<f32>)>) {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mpnet");
+        let text = std::fs::read_to_string(folder.join("reference.json")).expect("tiny-mpnet reference");
+        let reference: serde_json::Value = serde_json::from_str(&text).expect("tiny-mpnet reference JSON");
+        let cases = reference["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|case| {
+                let vector =
+                    case["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().expect("number") as f32);
+                (case["text"].as_str().expect("text").to_owned(), vector.collect())
+            })
+            .collect();
+        (folder, cases)
+    }
+
+    #[test]
+    fn mpnet_matches_transformers_in_both_passes() -> Result<(), EncoderError> {
+        let (folder, cases) = tiny_mpnet();
+        let texts: Vec<&str> = cases.iter().map(|(text, _)| text.as_str()).collect();
+        for padded in [false, true] {
+            let encoder = Encoder::load_with(&EncoderConfig::new(&folder), padded)?;
+            assert_eq!(encoder.forward_name(), if padded { "padded" } else { "packed" });
+            assert_eq!(encoder.pooling(), Pooling::Mean);
+            assert_eq!(encoder.dimension(), 16);
+            // As a batch, and one text at a time.
+            let batch = encoder.embed(&texts, TextKind::Query)?;
+            for ((text, expected), vector) in cases.iter().zip(&batch) {
+                let alone = &encoder.embed(&[text], TextKind::Query)?[0];
+                for (how, got) in [("batch", vector), ("alone", alone)] {
+                    let similarity = cosine(got, expected);
+                    assert!(
+                        similarity > 0.99999,
+                        "{} pass, {how}, {text:?}: cosine {similarity}",
+                        encoder.forward_name()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }

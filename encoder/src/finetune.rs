@@ -135,6 +135,13 @@ fn train_and_write(
     let files = ModelFiles::find(&config.model)?;
     let config_text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
     let architecture = folder::read_architecture(&files.config, &config_text)?;
+    if matches!(architecture, Architecture::MpNet(_)) {
+        return Err(EncoderError::model(
+            &files.config,
+            "fine-tuning supports BERT and XLM-RoBERTa encoders, not MPNet; \
+             use the model without fine-tuning or pick a BERT-family one such as all-MiniLM-L6-v2",
+        ));
+    }
     let layer_count = architecture.layer_count();
     if let Some(layers) = settings.layers.filter(|&layers| layers > layer_count) {
         return Err(EncoderError::FineTune(format!(

@@ -55,6 +55,41 @@ fn require(folder: &Path, name: &str) -> Result<PathBuf, EncoderError> {
 pub(crate) enum Architecture {
     Bert(candle_transformers::models::bert::Config),
     XlmRoberta(candle_transformers::models::xlm_roberta::Config),
+    MpNet(MpNetConfig),
+}
+
+/// An MPNet `config.json` (`model_type: mpnet`, as all-mpnet-base-v2 has):
+/// BERT's layers without token types, plus a relative position bias that
+/// every layer's attention adds to its scores.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct MpNetConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default)]
+    pub hidden_act: candle_nn::Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default = "mpnet_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "mpnet_pad_token_id")]
+    pub pad_token_id: u32,
+    #[serde(default = "mpnet_buckets")]
+    pub relative_attention_num_buckets: usize,
+}
+
+// The defaults of Hugging Face transformers' `MPNetConfig`.
+fn mpnet_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+fn mpnet_pad_token_id() -> u32 {
+    1
+}
+
+fn mpnet_buckets() -> usize {
+    32
 }
 
 impl Architecture {
@@ -62,6 +97,7 @@ impl Architecture {
         match self {
             Self::Bert(config) => config.hidden_size,
             Self::XlmRoberta(config) => config.hidden_size,
+            Self::MpNet(config) => config.hidden_size,
         }
     }
 
@@ -69,6 +105,7 @@ impl Architecture {
         match self {
             Self::Bert(config) => config.num_hidden_layers,
             Self::XlmRoberta(config) => config.num_hidden_layers,
+            Self::MpNet(config) => config.num_hidden_layers,
         }
     }
 
@@ -76,6 +113,7 @@ impl Architecture {
         match self {
             Self::Bert(config) => config.pad_token_id as u32,
             Self::XlmRoberta(config) => config.pad_token_id,
+            Self::MpNet(config) => config.pad_token_id,
         }
     }
 }
@@ -85,22 +123,34 @@ pub(crate) fn read_architecture(path: &Path, text: &[u8]) -> Result<Architecture
     let value: serde_json::Value = serde_json::from_slice(text)
         .map_err(|error| EncoderError::model(path, format!("invalid JSON: {error}")))?;
     let model_type = value.get("model_type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-    let invalid = |error: serde_json::Error| {
-        EncoderError::model(path, format!("invalid {model_type} configuration: {error}"))
-    };
+    let invalid =
+        |error: serde_json::Error| EncoderError::model(path, format!("invalid {model_type} configuration: {error}"));
 
     let architecture = match model_type.as_str() {
         "bert" => serde_json::from_value(value).map(Architecture::Bert).map_err(invalid)?,
         "xlm-roberta" => serde_json::from_value(value).map(Architecture::XlmRoberta).map_err(invalid)?,
-        "" => return Err(EncoderError::model(path, "missing model_type; expected bert or xlm-roberta")),
+        "mpnet" => serde_json::from_value(value).map(Architecture::MpNet).map_err(invalid)?,
+        "" => return Err(EncoderError::model(path, "missing model_type; expected bert, xlm-roberta or mpnet")),
         other => {
             return Err(EncoderError::model(
                 path,
-                format!("unsupported model_type {other:?}; expected bert or xlm-roberta"),
-            ))
+                format!("unsupported model_type {other:?}; expected bert, xlm-roberta or mpnet"),
+            ));
         }
     };
     check_heads(path, &architecture)?;
+    if let Architecture::MpNet(config) = &architecture {
+        if config.relative_attention_num_buckets != crate::kernels::RELATIVE_BUCKETS {
+            return Err(EncoderError::model(
+                path,
+                format!(
+                    "relative_attention_num_buckets {} is not supported: MPNet's attention uses {} buckets",
+                    config.relative_attention_num_buckets,
+                    crate::kernels::RELATIVE_BUCKETS
+                ),
+            ));
+        }
+    }
     Ok(architecture)
 }
 
@@ -109,6 +159,7 @@ fn check_heads(path: &Path, architecture: &Architecture) -> Result<(), EncoderEr
     let (hidden, heads) = match architecture {
         Architecture::Bert(config) => (config.hidden_size, config.num_attention_heads),
         Architecture::XlmRoberta(config) => (config.hidden_size, config.num_attention_heads),
+        Architecture::MpNet(config) => (config.hidden_size, config.num_attention_heads),
     };
     if hidden == 0 || heads == 0 || hidden % heads != 0 {
         return Err(EncoderError::model(

@@ -199,6 +199,33 @@ pub(crate) struct PackedAttention<'a> {
     pub lengths: &'a [usize],
     pub bias: &'a [f32],
     pub heads: usize,
+    /// MPNet's relative position bias, `[RELATIVE_BUCKETS, heads]`, added to
+    /// the scores of a query and a key by the bucket of their distance.
+    pub relative: Option<&'a [f32]>,
+}
+
+/// The number of relative position buckets of MPNet's attention.
+pub(crate) const RELATIVE_BUCKETS: usize = 32;
+/// Distances from this one up share MPNet's last bucket of each direction.
+const RELATIVE_MAX_DISTANCE: i64 = 128;
+
+/// The bucket of the distance `key - query` in MPNet's relative position
+/// bias, as Hugging Face transformers computes it (from T5): half the buckets
+/// for each direction, exact buckets for distances below 8 and logarithmic
+/// ones up to 128. The arithmetic runs in `f32` like the reference, so the
+/// boundaries fall where they fall there.
+pub(crate) fn relative_bucket(key_minus_query: i64) -> usize {
+    let half = (RELATIVE_BUCKETS / 2) as i64;
+    let n = -key_minus_query;
+    let base = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let exact = half / 2;
+    if n < exact {
+        return (base + n) as usize;
+    }
+    let ratio = (RELATIVE_MAX_DISTANCE as f64 / exact as f64).ln() as f32;
+    let large = exact + ((n as f32 / exact as f32).ln() / ratio * (half - exact) as f32) as i64;
+    (base + large.min(half - 1)) as usize
 }
 
 impl PackedAttention<'_> {
@@ -213,6 +240,17 @@ impl PackedAttention<'_> {
             add(row, self.bias);
         }
 
+        // The relative bias of every distance -(length - 1)..length, by head.
+        let relative: Vec<f32> = match self.relative {
+            Some(table) => (0..2 * length.max(1) - 1)
+                .flat_map(|offset| {
+                    let bucket = relative_bucket(offset as i64 - (length as i64 - 1));
+                    table[bucket * self.heads..(bucket + 1) * self.heads].to_vec()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+
         let mut output = vec![0f32; length * hidden];
         let mut scores = vec![0f32; length];
         for head in 0..self.heads {
@@ -223,6 +261,9 @@ impl PackedAttention<'_> {
                 for (j, score) in scores.iter_mut().enumerate() {
                     let key = &projected[j * 3 * hidden + hidden..][columns.clone()];
                     *score = dot(query, key) * scale;
+                    if !relative.is_empty() {
+                        *score += relative[(j + length - 1 - i) * self.heads + head];
+                    }
                     max = max.max(*score);
                 }
                 let mut total = 0.0;
@@ -283,6 +324,18 @@ impl CustomOp1 for PackedAttention<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_buckets_match_transformers() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-mpnet/reference.json");
+        let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let pairs = reference["buckets"].as_array().unwrap();
+        assert!(pairs.len() > 100);
+        for pair in pairs {
+            let (distance, bucket) = (pair[0].as_i64().unwrap(), pair[1].as_u64().unwrap() as usize);
+            assert_eq!(relative_bucket(distance), bucket, "distance {distance}");
+        }
+    }
 
     #[test]
     fn erf_matches_reference_values() {

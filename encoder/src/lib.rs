@@ -1,5 +1,5 @@
 //! Pretrained sentence encoders for Lepton: BERT-family models (BERT,
-//! XLM-RoBERTa) loaded from a local Hugging Face folder with candle, and a
+//! XLM-RoBERTa, MPNet) loaded from a local Hugging Face folder with candle, and a
 //! batcher that runs the requests of concurrent conversations in one forward
 //! pass.
 //!
@@ -23,6 +23,7 @@ mod error;
 mod finetune;
 mod folder;
 mod kernels;
+mod mpnet;
 mod network;
 mod packed;
 mod testing;

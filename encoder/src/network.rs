@@ -1,16 +1,18 @@
-//! The padded transformer forward pass of candle-transformers, for each
-//! supported architecture; used on GPUs and as the reference on the CPU.
+//! The padded transformer forward pass of candle-transformers (our own for
+//! MPNet), for each supported architecture; used on GPUs and as the reference on the CPU.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, xlm_roberta};
 
 use crate::folder::Architecture;
+use crate::mpnet::MpNetModel;
 
 /// A loaded transformer that turns token ids into token vectors.
 pub(crate) enum Network {
     Bert(bert::BertModel),
     XlmRoberta(xlm_roberta::XLMRobertaModel),
+    MpNet(MpNetModel),
 }
 
 impl Network {
@@ -27,6 +29,7 @@ impl Network {
                 };
                 xlm_roberta::XLMRobertaModel::new(config, vb).map(Self::XlmRoberta)
             }
+            Architecture::MpNet(config) => MpNetModel::load(config, vb).map(Self::MpNet),
         }
     }
 
@@ -36,6 +39,7 @@ impl Network {
         match self {
             Self::Bert(model) => model.forward(ids, type_ids, Some(mask)),
             Self::XlmRoberta(model) => model.forward(ids, mask, type_ids, None, None, None),
+            Self::MpNet(model) => model.forward(ids, mask),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A BERT / XLM-RoBERTa forward pass for the CPU over packed tokens: the
+//! A BERT / XLM-RoBERTa / MPNet forward pass for the CPU over packed tokens: the
 //! texts of a batch are laid end to end with no padding, every dense layer
 //! runs as one matrix product over all tokens, and attention runs within
 //! each text. Its output matches candle-transformers' padded forward pass
@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::folder::Architecture;
-use crate::kernels::{Activation, BiasActivation, PackedAttention, ResidualNorm};
+use crate::kernels::{Activation, BiasActivation, PackedAttention, ResidualNorm, RELATIVE_BUCKETS};
 
 struct Norm {
     gamma: Vec<f32>,
@@ -55,10 +55,38 @@ struct Layer {
     output_norm: Norm,
 }
 
+/// Where a layer's tensors sit in the weights file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Naming {
+    /// `attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`.
+    Bert,
+    /// `attention.attn.{q,k,v,o}`, `attention.LayerNorm`.
+    MpNet,
+}
+
+impl Naming {
+    /// The query, key, value and output projections and the attention's norm.
+    pub fn attention(self) -> [&'static str; 5] {
+        match self {
+            Self::Bert => [
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+            ],
+            Self::MpNet => {
+                ["attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm"]
+            }
+        }
+    }
+}
+
 impl Layer {
-    fn load(vb: VarBuilder, hidden: usize, intermediate: usize, eps: f64) -> candle_core::Result<Self> {
-        let attention = vb.pp("attention");
-        let projections = ["query", "key", "value"].map(|name| Dense::load(&attention.pp("self").pp(name), hidden, hidden));
+    fn load(vb: VarBuilder, shape: &Shape) -> candle_core::Result<Self> {
+        let (hidden, intermediate, eps) = (shape.hidden, shape.intermediate, shape.eps);
+        let [query, key, value, output, norm] = shape.naming.attention();
+        let projections = [query, key, value].map(|name| Dense::load(&vb.pp(name), hidden, hidden));
         let [query, key, value] = projections;
         let (query, key, value) = (query?, key?, value?);
         let qkv = Dense {
@@ -68,22 +96,24 @@ impl Layer {
 
         Ok(Self {
             qkv,
-            attention_out: Dense::load(&attention.pp("output").pp("dense"), hidden, hidden)?,
-            attention_norm: Norm::load(&attention.pp("output").pp("LayerNorm"), hidden, eps)?,
+            attention_out: Dense::load(&vb.pp(output), hidden, hidden)?,
+            attention_norm: Norm::load(&vb.pp(norm), hidden, eps)?,
             up: Dense::load(&vb.pp("intermediate").pp("dense"), hidden, intermediate)?,
             down: Dense::load(&vb.pp("output").pp("dense"), intermediate, hidden)?,
             output_norm: Norm::load(&vb.pp("output").pp("LayerNorm"), hidden, eps)?,
         })
     }
 
-    fn forward(&self, x: &Tensor, lengths: &[usize], heads: usize, activation: Activation) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, lengths: &[usize], model: &PackedEncoder) -> candle_core::Result<Tensor> {
         let qkv = x.matmul(&self.qkv.weight)?;
-        let context = qkv.apply_op1_no_bwd(&PackedAttention { lengths, bias: &self.qkv.bias, heads })?;
+        let attention =
+            PackedAttention { lengths, bias: &self.qkv.bias, heads: model.heads, relative: model.relative.as_deref() };
+        let context = qkv.apply_op1_no_bwd(&attention)?;
         let attended = context.matmul(&self.attention_out.weight)?;
         let x = attended.apply_op2_no_bwd(x, &self.attention_norm.op(Some(&self.attention_out.bias)))?;
 
         let up = x.matmul(&self.up.weight)?;
-        let up = up.apply_op1_no_bwd(&BiasActivation { bias: &self.up.bias, activation })?;
+        let up = up.apply_op1_no_bwd(&BiasActivation { bias: &self.up.bias, activation: model.activation })?;
         let down = up.matmul(&self.down.weight)?;
         down.apply_op2_no_bwd(&x, &self.output_norm.op(Some(&self.down.bias)))
     }
@@ -93,13 +123,16 @@ impl Layer {
 pub(crate) struct PackedEncoder {
     words: Tensor,
     positions: Tensor,
-    token_types: Tensor,
+    /// None for MPNet, which has no token types.
+    token_types: Option<Tensor>,
     embedding_norm: Norm,
     layers: Vec<Layer>,
     heads: usize,
+    /// MPNet's relative position bias, `[RELATIVE_BUCKETS, heads]`.
+    relative: Option<Vec<f32>>,
     activation: Activation,
     /// Position id of a text's first token: 0 for BERT, `pad_token_id + 1`
-    /// for XLM-RoBERTa, whose position ids skip the padding index.
+    /// for XLM-RoBERTa and MPNet, whose position ids skip the padding index.
     first_position: u32,
     device: Device,
 }
@@ -112,11 +145,24 @@ pub(crate) struct Shape {
     pub heads: usize,
     pub vocab: usize,
     pub max_positions: usize,
+    /// 0 for MPNet, which has no token type embeddings.
     pub token_types: usize,
     pub eps: f64,
     pub activation: Activation,
     pub first_position: u32,
     pub prefix: &'static str,
+    pub naming: Naming,
+    /// Whether the attention adds MPNet's relative position bias.
+    pub relative: bool,
+}
+
+fn activation(act: candle_nn::Activation) -> Result<Activation, String> {
+    match act {
+        candle_nn::Activation::Gelu => Ok(Activation::GeluErf),
+        candle_nn::Activation::NewGelu | candle_nn::Activation::GeluPytorchTanh => Ok(Activation::GeluTanh),
+        candle_nn::Activation::Relu => Ok(Activation::Relu),
+        other => Err(format!("unsupported hidden_act {other:?}")),
+    }
 }
 
 impl Shape {
@@ -141,6 +187,8 @@ impl Shape {
                 },
                 first_position: 0,
                 prefix: "bert",
+                naming: Naming::Bert,
+                relative: false,
             }),
             Architecture::XlmRoberta(c) => Ok(Self {
                 hidden: c.hidden_size,
@@ -151,14 +199,26 @@ impl Shape {
                 max_positions: c.max_position_embeddings,
                 token_types: c.type_vocab_size,
                 eps: c.layer_norm_eps,
-                activation: match c.hidden_act {
-                    candle_nn::Activation::Gelu => Activation::GeluErf,
-                    candle_nn::Activation::NewGelu | candle_nn::Activation::GeluPytorchTanh => Activation::GeluTanh,
-                    candle_nn::Activation::Relu => Activation::Relu,
-                    other => return Err(format!("unsupported hidden_act {other:?}")),
-                },
+                activation: activation(c.hidden_act)?,
                 first_position: c.pad_token_id + 1,
                 prefix: "roberta",
+                naming: Naming::Bert,
+                relative: false,
+            }),
+            Architecture::MpNet(c) => Ok(Self {
+                hidden: c.hidden_size,
+                intermediate: c.intermediate_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                vocab: c.vocab_size,
+                max_positions: c.max_position_embeddings,
+                token_types: 0,
+                eps: c.layer_norm_eps,
+                activation: activation(c.hidden_act)?,
+                first_position: c.pad_token_id + 1,
+                prefix: "mpnet",
+                naming: Naming::MpNet,
+                relative: true,
             }),
         }
     }
@@ -179,15 +239,28 @@ impl PackedEncoder {
 
         let embeddings = vb.pp("embeddings");
         let layers = (0..shape.layers)
-            .map(|index| Layer::load(vb.pp("encoder.layer").pp(index), shape.hidden, shape.intermediate, shape.eps))
+            .map(|index| Layer::load(vb.pp("encoder.layer").pp(index), &shape))
             .collect::<candle_core::Result<_>>()?;
+        let token_types = match shape.token_types {
+            0 => None,
+            count => Some(embeddings.get((count, shape.hidden), "token_type_embeddings.weight")?),
+        };
+        let relative = match shape.relative {
+            true => Some(
+                vb.get((RELATIVE_BUCKETS, shape.heads), "encoder.relative_attention_bias.weight")?
+                    .flatten_all()?
+                    .to_vec1()?,
+            ),
+            false => None,
+        };
         Ok(Some(Self {
             words: embeddings.get((shape.vocab, shape.hidden), "word_embeddings.weight")?,
             positions: embeddings.get((shape.max_positions, shape.hidden), "position_embeddings.weight")?,
-            token_types: embeddings.get((shape.token_types, shape.hidden), "token_type_embeddings.weight")?,
+            token_types,
             embedding_norm: Norm::load(&embeddings.pp("LayerNorm"), shape.hidden, shape.eps)?,
             layers,
             heads: shape.heads,
+            relative,
             activation: shape.activation,
             first_position: shape.first_position,
             device: vb.device().clone(),
@@ -200,15 +273,19 @@ impl PackedEncoder {
         let positions: Vec<u32> = lengths.iter().flat_map(|&length| (0..length as u32).map(|i| self.first_position + i)).collect();
         let tokens = ids.len();
         let ids = Tensor::from_vec(ids, tokens, &self.device)?;
-        let type_ids = Tensor::from_vec(type_ids, tokens, &self.device)?;
         let positions = Tensor::from_vec(positions, tokens, &self.device)?;
 
-        let embedded = (self.words.index_select(&ids, 0)? + self.token_types.index_select(&type_ids, 0)?)?;
+        // Summed in the order of the reference implementations.
+        let mut embedded = self.words.index_select(&ids, 0)?;
+        if let Some(token_types) = &self.token_types {
+            let type_ids = Tensor::from_vec(type_ids, tokens, &self.device)?;
+            embedded = (embedded + token_types.index_select(&type_ids, 0)?)?;
+        }
         let embedded = (embedded + self.positions.index_select(&positions, 0)?)?;
         let mut x = embedded.apply_op1_no_bwd(&self.embedding_norm.op(None))?;
 
         for layer in &self.layers {
-            x = layer.forward(&x, lengths, self.heads, self.activation)?;
+            x = layer.forward(&x, lengths, self)?;
         }
         debug_assert_eq!(x.dtype(), DType::F32);
         Ok(x)

@@ -1,6 +1,7 @@
-//! The encoder against real models: all-MiniLM-L6-v2 compared with
-//! sentence-transformers, a tiny random XLM-RoBERTa built here, broken model
-//! folders and the batcher under concurrent load.
+//! The encoder against real models: all-MiniLM-L6-v2 (and all-mpnet-base-v2
+//! where `LEPTON_TEST_MPNET` names it) compared with sentence-transformers, a
+//! tiny random XLM-RoBERTa built here, broken model folders and the batcher
+//! under concurrent load.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,10 +51,10 @@ struct ReferenceCase {
     vector: Vec<f32>,
 }
 
-#[test]
-fn minilm_matches_sentence_transformers() -> Result<()> {
-    let folder = minilm_or_skip!();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_reference.json"))?;
+/// Compares the encoder's vectors of `fixture`'s texts with those
+/// sentence-transformers gave (`tests/fixtures/reference_vectors.py`).
+fn assert_matches_reference(folder: &Path, fixture: &str, dimension: usize) -> Result<()> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture))?;
     let reference: Reference = serde_json::from_str(&text)?;
     let encoder = Encoder::load(&EncoderConfig::new(folder))?;
 
@@ -62,12 +63,29 @@ fn minilm_matches_sentence_transformers() -> Result<()> {
 
     assert_eq!(vectors.len(), reference.cases.len());
     for (case, vector) in reference.cases.iter().zip(&vectors) {
-        assert_eq!(vector.len(), 384, "{:?}", case.text);
+        assert_eq!(vector.len(), dimension, "{:?}", case.text);
         let similarity = cosine(vector, &case.vector);
         assert!(similarity > 0.9999, "{:?}: cosine {similarity} to sentence-transformers", case.text);
         assert!((norm(vector) - 1.0).abs() < 1e-4, "{:?}: norm {}", case.text, norm(vector));
     }
     Ok(())
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() -> Result<()> {
+    let folder = minilm_or_skip!();
+    assert_matches_reference(&folder, "minilm_reference.json", 384)
+}
+
+/// all-mpnet-base-v2 is 420 MB, so only runs that ask for it (`.ci/run`
+/// does) fetch it, with `scripts/fetch-mpnet.sh`.
+#[test]
+fn mpnet_matches_sentence_transformers() -> Result<()> {
+    let Some(folder) = std::env::var_os("LEPTON_TEST_MPNET") else {
+        eprintln!("skipped: LEPTON_TEST_MPNET is not set; scripts/fetch-mpnet.sh fetches all-mpnet-base-v2");
+        return Ok(());
+    };
+    assert_matches_reference(Path::new(&folder), "mpnet_reference.json", 768)
 }
 
 #[test]
