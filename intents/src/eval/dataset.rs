@@ -33,6 +33,10 @@ pub struct Clinc150 {
     pub test: Dataset,
 }
 
+/// The problem reported for a row whose text is empty or only spaces: a
+/// classifier cannot be scored on it, and counting it would skew accuracy.
+const EMPTY_TEXT: &str = "the text is empty; remove the row or give it a text";
+
 /// The intent label that CLINC150 uses for out-of-scope texts.
 pub const CLINC_OUT_OF_SCOPE: &str = "oos";
 
@@ -62,6 +66,9 @@ impl Dataset {
                 continue;
             }
             let parsed: Line = serde_json::from_str(line).map_err(|error| invalid(path, index + 1, error.to_string()))?;
+            if parsed.text.trim().is_empty() {
+                return Err(invalid(path, index + 1, EMPTY_TEXT.to_owned()));
+            }
             examples.push(LabeledText { text: parsed.text, intent: parsed.intent.map(IntentId::new) });
         }
         Ok(Dataset { examples })
@@ -90,6 +97,9 @@ impl Dataset {
             }
             if record.len() != header.len() {
                 return Err(invalid(path, *line, format!("{} fields, expected {} as in the header", record.len(), header.len())));
+            }
+            if record[text_column].trim().is_empty() {
+                return Err(invalid(path, *line, EMPTY_TEXT.to_owned()));
             }
             let intent = record[intent_column].trim();
             examples.push(LabeledText { text: record[text_column].clone(), intent: (!intent.is_empty()).then(|| IntentId::new(intent)) });
@@ -240,6 +250,23 @@ mod tests {
         let lines: Vec<usize> = records.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [1, 2, 4]);
         Ok(())
+    }
+
+    #[test]
+    fn empty_texts_are_refused_with_their_line() {
+        let folder = std::env::temp_dir().join(format!("lepton-dataset-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        for (name, content, line) in [
+            ("rows.csv", "text,category\nrefund please,refund\n\"  \",refund\n", 3),
+            ("rows.jsonl", "{\"text\": \"refund please\", \"intent\": \"refund\"}\n\n{\"text\": \"\", \"intent\": null}\n", 3),
+        ] {
+            let path = folder.join(name);
+            std::fs::write(&path, content).unwrap();
+            let error = super::Dataset::load(&path).unwrap_err().to_string();
+            assert!(error.contains(&format!(":{line}")), "{name}: {error}");
+            assert!(error.contains("the text is empty"), "{name}: {error}");
+        }
+        std::fs::remove_dir_all(&folder).unwrap();
     }
 
     #[test]
