@@ -741,6 +741,21 @@ mod tests {
     }
 
     #[test]
+    fn mpnet_is_refused_without_output() {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mpnet");
+        let out = std::env::temp_dir().join(format!("lepton-finetune-mpnet-{}", std::process::id()));
+        let examples: Vec<(String, String)> = [("refund", "a"), ("where is my parcel", "a"), ("reset password", "b"), ("cancel it", "b")]
+            .iter()
+            .map(|(text, intent)| (text.to_string(), intent.to_string()))
+            .collect();
+        let error = fine_tune(&EncoderConfig::new(&model), &examples, &FineTuneConfig::default(), &out, |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not MPNet"), "{error}");
+        assert!(!out.exists(), "a refused fine-tune left {}", out.display());
+    }
+
+    #[test]
     fn invalid_settings_are_refused() {
         for settings in [
             FineTuneConfig { rounds: 0, ..FineTuneConfig::default() },
