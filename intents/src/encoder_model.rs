@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::encoder_head::{self, HeadConfig, HeadWeights};
 use crate::error::IntentError;
 use crate::model::{rank, IntentModel};
-use crate::persist::{check_format_version, check_sha256, error_chain, invalid, io_error, is_older_format, member_tensor, rename_or_remove, stored_sha256};
+use crate::persist::{check_format_version, check_sha256, error_chain, invalid, io_error, is_older_format, member_tensor, rename_or_remove, rewrite_atomically, stored_sha256};
 
 /// File name of the head's weights inside its folder.
 pub const HEAD_WEIGHTS_FILE: &str = "encoder-head.safetensors";
@@ -320,7 +320,7 @@ impl EncoderIntentModel {
             other => IntentError::Candle(other),
         })?;
         let weights = fs::read(&temporary).map_err(|source| io_error("read back head weights", &temporary, source))?;
-        rename_or_remove(&temporary, &weights_path, "rename head weights to")?;
+        rewrite_atomically(&temporary, &weights_path, &weights)?;
 
         let mut metadata = Metadata {
             format_version: FORMAT_VERSION,

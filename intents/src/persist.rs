@@ -87,7 +87,7 @@ impl IntentModel {
             other => IntentError::Candle(other),
         })?;
         let weights = fs::read(&temporary).map_err(|source| io_error("read back model weights", &temporary, source))?;
-        rename_or_remove(&temporary, &weights_path, "rename model weights to")?;
+        rewrite_atomically(&temporary, &weights_path, &weights)?;
 
         let mut metadata = Metadata {
             format_version: FORMAT_VERSION,
@@ -270,6 +270,14 @@ impl TensorReader<'_> {
         }
         Ok(values)
     }
+}
+
+/// Writes the bytes that safetensors wrote to `temporary` anew to `path`. The
+/// safetensors writer creates its file with mode 0600, so a model's weights
+/// would otherwise be readable by fewer users than the metadata beside them.
+pub(crate) fn rewrite_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> Result<(), IntentError> {
+    fs::remove_file(temporary).map_err(|source| io_error("delete", temporary, source))?;
+    write_atomically(path, bytes)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IntentError> {

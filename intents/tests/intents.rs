@@ -261,6 +261,24 @@ fn save_over_older_model_replaces_it() -> Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
+#[test]
+fn saved_files_share_one_mode() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new("modes")?;
+    IntentModel::train(&shop_examples(), &quick_config(3))?.save(dir.path())?;
+    let modes: Vec<(String, u32)> = fs::read_dir(dir.path())?
+        .map(|entry| {
+            let entry = entry?;
+            Ok((entry.file_name().to_string_lossy().into_owned(), entry.metadata()?.permissions().mode() & 0o777))
+        })
+        .collect::<std::io::Result<_>>()?;
+    assert!(modes.len() >= 2, "{modes:?}");
+    assert!(modes.iter().all(|(_, mode)| *mode == modes[0].1), "weights and metadata differ in mode: {modes:?}");
+    Ok(())
+}
+
 #[test]
 fn load_missing_model_is_io_error() -> Result<()> {
     let dir = TempDir::new("missing")?;
