@@ -171,6 +171,7 @@ struct FineTuneArgs {
     /// Probability of dropping each activation during training.
     #[arg(long, default_value_t = 0.1)]
     dropout: f32,
+    /// Seed of the pair sampling, the dropout and the shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
@@ -209,6 +210,8 @@ struct EvalArgs {
     /// Minimum lead of the top intent over the second [default: 0.1, or the bot's].
     #[arg(long, value_parser = parse_unit_interval)]
     margin: Option<f32>,
+    /// Seed of the training, the --shots draw and the --cross-validation folds
+    /// [default: 42, or the bot's].
     #[arg(long)]
     seed: Option<u64>,
     /// Write the report as JSON to FILE (the table is still printed), or with no
