@@ -209,11 +209,11 @@ pub(crate) const RELATIVE_BUCKETS: usize = 32;
 /// Distances from this one up share MPNet's last bucket of each direction.
 const RELATIVE_MAX_DISTANCE: i64 = 128;
 
-/// The bucket of the distance `key - query` in MPNet's relative position
-/// bias, as Hugging Face transformers computes it (from T5): half the buckets
+/// Returns the bucket of the distance `key - query` in MPNet's relative
+/// position bias, as Hugging Face transformers computes it: half the buckets
 /// for each direction, exact buckets for distances below 8 and logarithmic
-/// ones up to 128. The arithmetic runs in `f32` like the reference, so the
-/// boundaries fall where they fall there.
+/// ones up to 128. The arithmetic runs in `f32` like the reference's, so that
+/// boundary cases round the same way.
 pub(crate) fn relative_bucket(key_minus_query: i64) -> usize {
     let half = (RELATIVE_BUCKETS / 2) as i64;
     let n = -key_minus_query;

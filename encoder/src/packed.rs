@@ -55,7 +55,7 @@ struct Layer {
     output_norm: Norm,
 }
 
-/// Where a layer's tensors sit in the weights file.
+/// The naming scheme of a layer's tensors in the weights file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Naming {
     /// `attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`.
@@ -65,7 +65,8 @@ pub(crate) enum Naming {
 }
 
 impl Naming {
-    /// The query, key, value and output projections and the attention's norm.
+    /// Returns the names of the query, key, value and output projections and
+    /// of the attention's norm.
     pub fn attention(self) -> [&'static str; 5] {
         match self {
             Self::Bert => [
