@@ -35,6 +35,7 @@ pub fn finetune(
     if let Some(base) = base {
         config.model = base.to_owned();
     }
+    lepton_encoder::check_fine_tunable(&config.model)?;
     let encoder = Encoder::load(&config).with_context(|| format!("cannot load the encoder in {}", config.model.display()))?;
 
     let all = bot.training_examples();

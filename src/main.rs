@@ -229,7 +229,8 @@ struct EvalArgs {
     #[arg(long, value_name = "N", conflicts_with = "cross_validation")]
     shots: Option<usize>,
     /// Classify with the intent head on this sentence encoder (a Hugging Face
-    /// model folder) instead of the embedded model.
+    /// model folder, or an id such as sentence-transformers/all-MiniLM-L6-v2
+    /// that `lepton model pull` fetched) instead of the embedded model.
     #[arg(long, value_name = "DIR", conflicts_with = "cross_validation")]
     encoder: Option<PathBuf>,
     /// Pooling of the encoder's token vectors: mean or cls [default: the
@@ -270,6 +271,20 @@ struct EvalArgs {
 }
 
 /// A number from 0 to 1, as confidences and their margins are.
+/// Returns the folder of `lepton eval --encoder`: the path itself when it is a
+/// folder or not an `org/name` id, else the id's snapshot in the Hugging Face
+/// cache when `lepton model pull` fetched it.
+fn encoder_folder(model: PathBuf) -> PathBuf {
+    let spec = model.to_string_lossy();
+    if model.is_dir() || !lepton_flows::is_hub_id(&spec) {
+        return model;
+    }
+    match lepton_flows::resolve_model(Path::new("."), &spec, &lepton_flows::HubCache::from_env()) {
+        Ok(folder) => folder,
+        Err(_) => model,
+    }
+}
+
 fn parse_unit_interval(value: &str) -> Result<f32, String> {
     match value.trim().parse::<f32>() {
         Ok(number) if (0.0..=1.0).contains(&number) => Ok(number),
@@ -644,7 +659,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 seed: args.seed,
                 shots: args.shots,
                 encoder: args.encoder.map(|model| lepton::eval::EncoderOptions {
-                    model,
+                    model: encoder_folder(model),
                     pooling: args.pooling,
                     query_prefix: args.query_prefix,
                     device: args.device,

@@ -50,7 +50,15 @@ pub struct Encoder {
 impl Encoder {
     /// Loads the model folder named by `config.model`.
     pub fn load(config: &EncoderConfig) -> Result<Self, EncoderError> {
-        let padded = std::env::var(FORWARD_ENV).is_ok_and(|value| value == "padded");
+        let padded = match std::env::var(FORWARD_ENV) {
+            Ok(value) if value == "padded" => true,
+            Ok(value) if value.is_empty() || value == "packed" => false,
+            Ok(value) => {
+                tracing::warn!(%value, "unknown {FORWARD_ENV}, expected packed or padded; using the packed pass");
+                false
+            }
+            Err(_) => false,
+        };
         Self::load_with(config, padded)
     }
 
@@ -62,6 +70,7 @@ impl Encoder {
         let architecture = folder::read_architecture(&files.config, &config_text)?;
         let tokenizer_text = read(&files.tokenizer)?;
         let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
+        folder::check_limits(&files, &architecture, &tokenizer, config.max_tokens)?;
         let pooling = match config.pooling {
             Some(pooling) => pooling,
             None => folder::read_pooling(&config.model)?,
@@ -430,8 +439,11 @@ mod tests {
     fn mpnet_matches_transformers_in_both_passes() -> Result<(), EncoderError> {
         let (folder, cases) = tiny_mpnet();
         let texts: Vec<&str> = cases.iter().map(|(text, _)| text.as_str()).collect();
+        let mut config = EncoderConfig::new(&folder);
+        // 64 positions, numbered from pad_token_id + 1.
+        config.max_tokens = 62;
         for padded in [false, true] {
-            let encoder = Encoder::load_with(&EncoderConfig::new(&folder), padded)?;
+            let encoder = Encoder::load_with(&config, padded)?;
             assert_eq!(encoder.forward_name(), if padded { "padded" } else { "packed" });
             assert_eq!(encoder.pooling(), Pooling::Mean);
             assert_eq!(encoder.dimension(), 16);

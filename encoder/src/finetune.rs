@@ -120,6 +120,26 @@ pub fn fine_tune(
     result
 }
 
+/// Checks, from its `config.json` alone, that the model in `folder` is one
+/// [`fine_tune`] can train, so that a command can say so before loading it.
+pub fn check_fine_tunable(folder: &Path) -> Result<(), EncoderError> {
+    let files = ModelFiles::find(folder)?;
+    let text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
+    let architecture = folder::read_architecture(&files.config, &text)?;
+    refuse_unsupported(&files.config, &architecture)
+}
+
+fn refuse_unsupported(config: &Path, architecture: &Architecture) -> Result<(), EncoderError> {
+    if matches!(architecture, Architecture::MpNet(_)) {
+        return Err(EncoderError::model(
+            config,
+            "fine-tuning supports BERT and XLM-RoBERTa encoders, not MPNet; \
+             use the model without fine-tuning or pick a BERT-family one such as all-MiniLM-L6-v2",
+        ));
+    }
+    Ok(())
+}
+
 fn train_and_write(
     config: &EncoderConfig,
     examples: &[(String, String)],
@@ -135,13 +155,7 @@ fn train_and_write(
     let files = ModelFiles::find(&config.model)?;
     let config_text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
     let architecture = folder::read_architecture(&files.config, &config_text)?;
-    if matches!(architecture, Architecture::MpNet(_)) {
-        return Err(EncoderError::model(
-            &files.config,
-            "fine-tuning supports BERT and XLM-RoBERTa encoders, not MPNet; \
-             use the model without fine-tuning or pick a BERT-family one such as all-MiniLM-L6-v2",
-        ));
-    }
+    refuse_unsupported(&files.config, &architecture)?;
     let layer_count = architecture.layer_count();
     if let Some(layers) = settings.layers.filter(|&layers| layers > layer_count) {
         return Err(EncoderError::FineTune(format!(
@@ -149,6 +163,7 @@ fn train_and_write(
         )));
     }
     let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
+    folder::check_limits(&files, &architecture, &tokenizer, config.max_tokens)?;
     let pooling = match config.pooling {
         Some(pooling) => pooling,
         None => folder::read_pooling(&config.model)?,

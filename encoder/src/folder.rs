@@ -22,6 +22,12 @@ pub(crate) struct ModelFiles {
 
 impl ModelFiles {
     pub fn find(folder: &Path) -> Result<Self, EncoderError> {
+        if folder.is_file() {
+            return Err(EncoderError::model(
+                folder,
+                "is a file; give the model folder that holds config.json, model.safetensors and tokenizer.json",
+            ));
+        }
         if !folder.is_dir() {
             return Err(EncoderError::model(
                 folder,
@@ -109,6 +115,26 @@ impl Architecture {
         }
     }
 
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Bert(config) => config.vocab_size,
+            Self::XlmRoberta(config) => config.vocab_size,
+            Self::MpNet(config) => config.vocab_size,
+        }
+    }
+
+    /// The most tokens a text may have: BERT numbers positions from 0,
+    /// XLM-RoBERTa and MPNet from `pad_token_id + 1`.
+    pub fn max_tokens(&self) -> usize {
+        match self {
+            Self::Bert(config) => config.max_position_embeddings,
+            Self::XlmRoberta(config) => {
+                config.max_position_embeddings.saturating_sub(config.pad_token_id as usize + 1)
+            }
+            Self::MpNet(config) => config.max_position_embeddings.saturating_sub(config.pad_token_id as usize + 1),
+        }
+    }
+
     pub fn pad_token_id(&self) -> u32 {
         match self {
             Self::Bert(config) => config.pad_token_id as u32,
@@ -144,7 +170,8 @@ pub(crate) fn read_architecture(path: &Path, text: &[u8]) -> Result<Architecture
             return Err(EncoderError::model(
                 path,
                 format!(
-                    "relative_attention_num_buckets {} is not supported: MPNet's attention uses {} buckets",
+                    "relative_attention_num_buckets {} is not supported: MPNet's attention uses {} buckets; \
+                     the file is damaged or not a standard MPNet configuration",
                     config.relative_attention_num_buckets,
                     crate::kernels::RELATIVE_BUCKETS
                 ),
@@ -167,6 +194,42 @@ fn check_heads(path: &Path, architecture: &Architecture) -> Result<(), EncoderEr
             format!(
                 "hidden_size {hidden} is not a positive multiple of num_attention_heads {heads}; \
                  the file is damaged or not an encoder's configuration"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The fewest tokens a text may be cut to: the two special tokens around it
+/// and one of its own.
+pub(crate) const MIN_TOKENS: usize = 3;
+
+/// Checks that the tokenizer and `max_tokens` fit the weights: every token id
+/// the tokenizer gives needs a row of the word embeddings, and every position
+/// up to `max_tokens` a row of the position embeddings.
+pub(crate) fn check_limits(
+    files: &ModelFiles,
+    architecture: &Architecture,
+    tokenizer: &Tokenizer,
+    max_tokens: usize,
+) -> Result<(), EncoderError> {
+    let vocab_size = architecture.vocab_size();
+    if let Some(largest) = tokenizer.get_vocab(true).values().max().filter(|&&id| id as usize >= vocab_size) {
+        return Err(EncoderError::model(
+            &files.tokenizer,
+            format!(
+                "the tokenizer has token ids up to {largest}, but vocab_size in config.json is {vocab_size}: \
+                 it belongs to another model; use the tokenizer.json that came with the weights"
+            ),
+        ));
+    }
+    let limit = architecture.max_tokens();
+    if max_tokens < MIN_TOKENS || max_tokens > limit {
+        return Err(EncoderError::model(
+            &files.config,
+            format!(
+                "encoder max_tokens {max_tokens} does not fit this model, which takes {MIN_TOKENS} to {limit} tokens \
+                 (max_position_embeddings and pad_token_id); set settings.encoder.max_tokens to at most {limit}"
             ),
         ));
     }

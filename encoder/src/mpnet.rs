@@ -109,13 +109,14 @@ impl MpNetModel {
         let (batch, tokens) = ids.dims2()?;
 
         // Position ids count a text's tokens from pad_id + 1 and give padding
-        // pad_id, as transformers' create_position_ids_from_input_ids does.
-        let positions: Vec<u32> = mask
+        // (and a literal `<pad>` in the text) pad_id, as transformers'
+        // create_position_ids_from_input_ids does.
+        let positions: Vec<u32> = ids
             .to_vec2::<u32>()?
             .iter()
             .flat_map(|row| {
-                row.iter().scan(self.pad_id, |next, &real| {
-                    Some(if real == 0 {
+                row.iter().scan(self.pad_id, |next, &id| {
+                    Some(if id == self.pad_id {
                         self.pad_id
                     } else {
                         *next += 1;

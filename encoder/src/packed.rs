@@ -268,10 +268,33 @@ impl PackedEncoder {
         }))
     }
 
+    /// Returns the position id of every token. XLM-RoBERTa and MPNet give a
+    /// padding token (which a text may contain literally, as `<pad>`) the
+    /// padding index and do not count it, as transformers'
+    /// `create_position_ids_from_input_ids` does.
+    fn positions(&self, ids: &[u32], lengths: &[usize]) -> Vec<u32> {
+        let pad = self.first_position.checked_sub(1);
+        let mut positions = Vec::with_capacity(ids.len());
+        let mut start = 0;
+        for &length in lengths {
+            let mut next = self.first_position;
+            for &id in &ids[start..start + length] {
+                if Some(id) == pad {
+                    positions.push(id);
+                } else {
+                    positions.push(next);
+                    next += 1;
+                }
+            }
+            start += length;
+        }
+        positions
+    }
+
     /// Token vectors `[tokens, hidden]` for texts laid end to end; `lengths`
     /// gives each text's token count.
     pub fn forward(&self, ids: Vec<u32>, type_ids: Vec<u32>, lengths: &[usize]) -> candle_core::Result<Tensor> {
-        let positions: Vec<u32> = lengths.iter().flat_map(|&length| (0..length as u32).map(|i| self.first_position + i)).collect();
+        let positions = self.positions(&ids, lengths);
         let tokens = ids.len();
         let ids = Tensor::from_vec(ids, tokens, &self.device)?;
         let positions = Tensor::from_vec(positions, tokens, &self.device)?;

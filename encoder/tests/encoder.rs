@@ -463,10 +463,44 @@ mod xlm_roberta {
         Ok(())
     }
 
+    /// The most tokens the tiny model takes: 40 positions, numbered from
+    /// pad_token_id + 1.
+    const MAX_TOKENS: usize = 38;
+
     fn load(dir: &Path, pooling: Option<Pooling>) -> Result<Encoder> {
         let mut config = EncoderConfig::new(dir);
         config.pooling = pooling;
+        config.max_tokens = MAX_TOKENS;
         Ok(Encoder::load(&config)?)
+    }
+
+    #[test]
+    fn max_tokens_beyond_positions_is_refused() -> Result<()> {
+        let dir = temp_dir("xlm-roberta-positions")?;
+        write_model(&dir)?;
+
+        let error = Encoder::load(&EncoderConfig::new(&dir)).err().context("256 tokens were accepted")?.to_string();
+        assert!(error.contains("config.json"), "{error}");
+        assert!(error.contains("max_tokens 256"), "{error}");
+        assert!(error.contains("at most 38"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn tokenizer_of_another_model_is_refused() -> Result<()> {
+        let dir = temp_dir("xlm-roberta-vocab")?;
+        write_model(&dir)?;
+        let path = dir.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        config["vocab_size"] = 5.into();
+        std::fs::write(&path, config.to_string())?;
+
+        let mut settings = EncoderConfig::new(&dir);
+        settings.max_tokens = MAX_TOKENS;
+        let error = Encoder::load(&settings).err().context("a tokenizer larger than the model was accepted")?.to_string();
+        assert!(error.contains("tokenizer.json"), "{error}");
+        assert!(error.contains("vocab_size in config.json is 5"), "{error}");
+        Ok(())
     }
 
     #[test]

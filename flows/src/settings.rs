@@ -22,6 +22,9 @@ const ENCODER_FIELDS: [&str; 8] = ["model", "pooling", "query_prefix", "passage_
 
 /// The largest `encoder.max_tokens`: BERT-family models have 512 positions.
 const MAX_ENCODER_TOKENS: u64 = 512;
+/// The smallest `encoder.max_tokens`: the count includes the two special
+/// tokens around a text, so 3 keeps one token of the text itself.
+const MIN_ENCODER_TOKENS: u64 = 3;
 
 /// The maximum of `handoff.no_agent_after_seconds`: 30 days. That is longer
 /// than any sensible session TTL, so a larger value is a typo.
@@ -161,10 +164,13 @@ impl Converter<'_, '_> {
                 None => valid = false,
             }
         }
-        let counts: [(&str, &mut usize, u64); 2] = [("max_tokens", &mut encoder.max_tokens, MAX_ENCODER_TOKENS), ("batch_size", &mut encoder.batch_size, 4096)];
-        for (name, field, max) in counts {
+        let counts: [(&str, &mut usize, u64, u64); 2] = [
+            ("max_tokens", &mut encoder.max_tokens, MIN_ENCODER_TOKENS, MAX_ENCODER_TOKENS),
+            ("batch_size", &mut encoder.batch_size, 1, 4096),
+        ];
+        for (name, field, min, max) in counts {
             let Some(node) = fields.get(name) else { continue };
-            match self.cx.integer(node, &format!("settings.encoder.{name}"), 1, max) {
+            match self.cx.integer(node, &format!("settings.encoder.{name}"), min, max) {
                 Some(value) => *field = value as usize,
                 None => valid = false,
             }

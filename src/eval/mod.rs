@@ -96,6 +96,9 @@ fn run_with_encoder(
     encoder_config.pooling = options.pooling;
     encoder_config.query_prefix = options.query_prefix.clone();
     encoder_config.device = options.device;
+    if options.finetune.is_some() {
+        lepton_encoder::check_fine_tunable(&options.model)?;
+    }
     let mut encoder = Encoder::load(&encoder_config).with_context(|| format!("cannot load the encoder in {}", options.model.display()))?;
     if let Some(settings) = &options.finetune {
         encoder_config.model = fine_tuned(&encoder, &encoder_config, train, settings, &options.cache_dir)?;

@@ -73,13 +73,13 @@ fn unknown_encoder_field_suggests_the_name() -> Result<()> {
 
 #[test]
 fn bad_encoder_values_are_reported_where_written() -> Result<()> {
-    let settings = "settings:\n  languages: [en]\n  encoder:\n    model: models/mini\n    pooling: max\n    device: gpu\n    max_tokens: 0\n";
+    let settings = "settings:\n  languages: [en]\n  encoder:\n    model: models/mini\n    pooling: max\n    device: gpu\n    max_tokens: 2\n";
     let bot = bot_with(settings)?;
     let report = validate(&bot.dir);
     let file = bot.dir.join("bot.yml");
     assert!(at(&report, &file, 5, 14)?.message.contains("use mean or cls"));
     assert!(at(&report, &file, 6, 13)?.message.contains("cpu, cuda or cuda:N"));
-    assert!(at(&report, &file, 7, 17)?.message.contains("from 1 to 512"));
+    assert!(at(&report, &file, 7, 17)?.message.contains("from 3 to 512"));
     Ok(())
 }
 
