@@ -416,7 +416,7 @@ mod tests {
         Ok(())
     }
 
-    /// The tiny random MPNet of `tests/fixtures/tiny-mpnet` and the vectors
+    /// Returns the tiny random MPNet of `tests/fixtures/tiny-mpnet` and the vectors
     /// Hugging Face transformers gives its texts (`tests/fixtures/tiny_mpnet.py`).
     fn tiny_mpnet() -> (std::path::PathBuf, Vec<(String, Vec<f32>)>) {
         let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mpnet");

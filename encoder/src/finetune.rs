@@ -121,15 +121,16 @@ pub fn fine_tune(
 }
 
 /// Checks, from its `config.json` alone, that the model in `folder` is one
-/// [`fine_tune`] can train, so that a command can say so before loading it.
+/// [`fine_tune`] can train, so that a command can report it before loading
+/// the weights.
 pub fn check_fine_tunable(folder: &Path) -> Result<(), EncoderError> {
     let files = ModelFiles::find(folder)?;
     let text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
     let architecture = folder::read_architecture(&files.config, &text)?;
-    refuse_unsupported(&files.config, &architecture)
+    reject_unsupported(&files.config, &architecture)
 }
 
-fn refuse_unsupported(config: &Path, architecture: &Architecture) -> Result<(), EncoderError> {
+fn reject_unsupported(config: &Path, architecture: &Architecture) -> Result<(), EncoderError> {
     if matches!(architecture, Architecture::MpNet(_)) {
         return Err(EncoderError::model(
             config,
@@ -155,7 +156,7 @@ fn train_and_write(
     let files = ModelFiles::find(&config.model)?;
     let config_text = std::fs::read(&files.config).map_err(|source| EncoderError::Io { path: files.config.clone(), source })?;
     let architecture = folder::read_architecture(&files.config, &config_text)?;
-    refuse_unsupported(&files.config, &architecture)?;
+    reject_unsupported(&files.config, &architecture)?;
     let layer_count = architecture.layer_count();
     if let Some(layers) = settings.layers.filter(|&layers| layers > layer_count) {
         return Err(EncoderError::FineTune(format!(
@@ -756,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn mpnet_is_refused_without_output() {
+    fn mpnet_fine_tune_rejected() {
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mpnet");
         let out = std::env::temp_dir().join(format!("lepton-finetune-mpnet-{}", std::process::id()));
         let examples: Vec<(String, String)> = [("refund", "a"), ("where is my parcel", "a"), ("reset password", "b"), ("cancel it", "b")]

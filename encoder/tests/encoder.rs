@@ -463,7 +463,7 @@ mod xlm_roberta {
         Ok(())
     }
 
-    /// The most tokens the tiny model takes: 40 positions, numbered from
+    /// The maximum token count of the tiny model: 40 positions, numbered from
     /// pad_token_id + 1.
     const MAX_TOKENS: usize = 38;
 
@@ -475,7 +475,7 @@ mod xlm_roberta {
     }
 
     #[test]
-    fn max_tokens_beyond_positions_is_refused() -> Result<()> {
+    fn max_tokens_beyond_positions_rejected() -> Result<()> {
         let dir = temp_dir("xlm-roberta-positions")?;
         write_model(&dir)?;
 
@@ -487,7 +487,7 @@ mod xlm_roberta {
     }
 
     #[test]
-    fn tokenizer_of_another_model_is_refused() -> Result<()> {
+    fn foreign_tokenizer_rejected() -> Result<()> {
         let dir = temp_dir("xlm-roberta-vocab")?;
         write_model(&dir)?;
         let path = dir.join("config.json");

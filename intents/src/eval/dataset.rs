@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_texts_are_refused_with_their_line() {
+    fn empty_texts_rejected_with_line() {
         let folder = std::env::temp_dir().join(format!("lepton-dataset-empty-{}", std::process::id()));
         std::fs::create_dir_all(&folder).unwrap();
         for (name, content, line) in [
