@@ -12,6 +12,10 @@ if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
+if [[ "${1:-}" == -* ]]; then
+    echo "unknown option $1; usage: scripts/fetch-mpnet.sh [OUT_DIR]" >&2
+    exit 2
+fi
 
 out_dir=${1:-target/test-models}
 folder="$out_dir/all-mpnet-base-v2"

@@ -198,7 +198,9 @@ struct EvalArgs {
     /// Training data (.jsonl or .csv) for a test file without a training split.
     #[arg(long, conflicts_with = "bot")]
     train: Option<PathBuf>,
-    /// Train on a bot folder's examples, with its classifier settings.
+    /// Train on a bot folder's examples, with its classifier settings; the
+    /// embedded model unless --encoder names an encoder (the bot's
+    /// settings.encoder is not used).
     #[arg(long)]
     bot: Option<PathBuf>,
     /// CLINC150 split to score: test or val.
@@ -210,8 +212,8 @@ struct EvalArgs {
     /// Minimum lead of the top intent over the second [default: 0.1, or the bot's].
     #[arg(long, value_parser = parse_unit_interval)]
     margin: Option<f32>,
-    /// Seed of the training, the --shots draw and the --cross-validation folds
-    /// [default: 42, or the bot's].
+    /// Seed of the training, the --shots draw, the --cross-validation folds
+    /// and --finetune [default: 42, or the bot's; --finetune: 42].
     #[arg(long)]
     seed: Option<u64>,
     /// Write the report as JSON to FILE (the table is still printed), or with no
@@ -231,8 +233,12 @@ struct EvalArgs {
     /// Classify with the intent head on this sentence encoder (a Hugging Face
     /// model folder, or an id such as sentence-transformers/all-MiniLM-L6-v2
     /// that `lepton model pull` fetched) instead of the embedded model.
-    #[arg(long, value_name = "DIR", conflicts_with = "cross_validation")]
+    #[arg(long, value_name = "MODEL", conflicts_with = "cross_validation")]
     encoder: Option<PathBuf>,
+    /// Tokens kept of a text, the two special ones included; at most the
+    /// model's position count.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(3..=512), requires = "encoder")]
+    max_tokens: u64,
     /// Pooling of the encoder's token vectors: mean or cls [default: the
     /// folder's 1_Pooling/config.json, else mean].
     #[arg(long, value_parser = parse_pooling, requires = "encoder")]
@@ -248,7 +254,8 @@ struct EvalArgs {
     #[arg(long, value_name = "JSON", requires = "encoder")]
     head: Option<String>,
     /// Folder caching the data sets' embeddings, keyed by the encoder's
-    /// fingerprint and the text [default: .lepton/embeddings].
+    /// fingerprint and the text [default: .lepton/embeddings in the current
+    /// folder].
     #[arg(long, value_name = "DIR", requires = "encoder")]
     embedding_cache: Option<PathBuf>,
     /// Fine-tune the encoder on the training examples first (SetFit-style
@@ -273,16 +280,14 @@ struct EvalArgs {
 /// A number from 0 to 1, as confidences and their margins are.
 /// Returns the folder of `lepton eval --encoder`: the path itself when it is a
 /// folder or not an `org/name` id, else the id's snapshot in the Hugging Face
-/// cache when `lepton model pull` fetched it.
-fn encoder_folder(model: PathBuf) -> PathBuf {
-    let spec = model.to_string_lossy();
+/// cache, which `lepton model pull` fills.
+fn encoder_folder(model: PathBuf) -> anyhow::Result<PathBuf> {
+    let spec = model.to_string_lossy().into_owned();
     if model.is_dir() || !lepton_flows::is_hub_id(&spec) {
-        return model;
+        return Ok(model);
     }
-    match lepton_flows::resolve_model(Path::new("."), &spec, &lepton_flows::HubCache::from_env()) {
-        Ok(folder) => folder,
-        Err(_) => model,
-    }
+    lepton_flows::resolve_model(Path::new("."), &spec, &lepton_flows::HubCache::from_env())
+        .with_context(|| format!("--encoder {spec} is neither a folder nor a pulled model"))
 }
 
 fn parse_unit_interval(value: &str) -> Result<f32, String> {
@@ -658,8 +663,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 margin: args.margin,
                 seed: args.seed,
                 shots: args.shots,
-                encoder: args.encoder.map(|model| lepton::eval::EncoderOptions {
-                    model: encoder_folder(model),
+                encoder: args.encoder.map(encoder_folder).transpose()?.map(|model| lepton::eval::EncoderOptions {
+                    model,
+                    max_tokens: args.max_tokens as usize,
                     pooling: args.pooling,
                     query_prefix: args.query_prefix,
                     device: args.device,

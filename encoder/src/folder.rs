@@ -123,6 +123,14 @@ impl Architecture {
         }
     }
 
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Bert(config) => config.max_position_embeddings,
+            Self::XlmRoberta(config) => config.max_position_embeddings,
+            Self::MpNet(config) => config.max_position_embeddings,
+        }
+    }
+
     /// The most tokens a text may have: BERT numbers positions from 0,
     /// XLM-RoBERTa and MPNet from `pad_token_id + 1`.
     pub fn max_tokens(&self) -> usize {
@@ -229,7 +237,10 @@ pub(crate) fn check_limits(
             &files.config,
             format!(
                 "encoder max_tokens {max_tokens} does not fit this model, which takes {MIN_TOKENS} to {limit} tokens \
-                 (max_position_embeddings and pad_token_id); set settings.encoder.max_tokens to at most {limit}"
+                 (max_position_embeddings {}, pad_token_id {}); set settings.encoder.max_tokens \
+                 (lepton eval: --max-tokens) to at most {limit}",
+                architecture.max_positions(),
+                architecture.pad_token_id()
             ),
         ));
     }

@@ -35,6 +35,9 @@ pub enum DatasetError {
     },
     #[error("{path}:{line}: {problem}")]
     Invalid { path: PathBuf, line: usize, problem: String },
+    /// A problem with a row of a JSON file that has no useful line number.
+    #[error("{path}: {problem}")]
+    InvalidRow { path: PathBuf, problem: String },
     #[error("unknown data set format of {path}: expected a .jsonl or .csv file")]
     UnknownFormat { path: PathBuf },
 }

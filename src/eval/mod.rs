@@ -45,6 +45,8 @@ pub struct EvalOptions {
 pub struct EncoderOptions {
     /// A Hugging Face model folder.
     pub model: PathBuf,
+    /// Tokens kept of a text, the two special ones included.
+    pub max_tokens: usize,
     pub pooling: Option<Pooling>,
     pub query_prefix: String,
     pub device: DeviceChoice,
@@ -96,6 +98,7 @@ fn run_with_encoder(
     encoder_config.pooling = options.pooling;
     encoder_config.query_prefix = options.query_prefix.clone();
     encoder_config.device = options.device;
+    encoder_config.max_tokens = options.max_tokens;
     if options.finetune.is_some() {
         lepton_encoder::check_fine_tunable(&options.model)?;
     }

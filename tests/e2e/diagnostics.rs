@@ -216,6 +216,38 @@ fn eval_rejects_threshold_outside_unit_interval() -> anyhow::Result<()> {
 }
 
 #[test]
+fn eval_encoder_id_not_pulled_says_so() -> anyhow::Result<()> {
+    let dir = write_bot("encoder-id-bot", CONFUSED_BOT)?;
+    let cache = temp_dir("empty-hub-cache");
+    let output = Command::new(LEPTON)
+        .args(["eval", "--encoder", "sentence-transformers/all-MiniLM-L6-v2", "--bot"])
+        .arg(&dir)
+        .arg(dir.join("intents.yml"))
+        .env("HF_HUB_CACHE", &cache)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an id that was never pulled was accepted");
+    assert!(stderr.contains("neither a folder nor a pulled model"), "{stderr}");
+    assert!(stderr.contains("lepton model pull"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn eval_max_tokens_outside_range_rejected() -> anyhow::Result<()> {
+    let dir = write_bot("max-tokens-bot", CONFUSED_BOT)?;
+    let output = Command::new(LEPTON)
+        .args(["eval", "--encoder", "models/none", "--max-tokens", "2", "--bot"])
+        .arg(&dir)
+        .arg(dir.join("intents.yml"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "--max-tokens 2 was accepted");
+    assert!(stderr.contains("--max-tokens"), "{stderr}");
+    assert!(stderr.contains("3..=512") || stderr.contains("3..512"), "{stderr}");
+    Ok(())
+}
+
+#[test]
 fn chat_demo_shows_ranking_and_slots() -> anyhow::Result<()> {
     let data = shared_data_dir()?;
     let mut child = Command::new(LEPTON)

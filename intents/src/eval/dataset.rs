@@ -37,6 +37,12 @@ pub struct Clinc150 {
 /// classifier cannot be scored on it, and counting it would skew accuracy.
 const EMPTY_TEXT: &str = "the text is empty; remove the row or give it a text";
 
+/// Returns true for a text of only whitespace and invisible characters such
+/// as the zero-width space.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || bot_core::text::is_invisible(c))
+}
+
 /// The intent label that CLINC150 uses for out-of-scope texts.
 pub const CLINC_OUT_OF_SCOPE: &str = "oos";
 
@@ -65,8 +71,12 @@ impl Dataset {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: Line = serde_json::from_str(line).map_err(|error| invalid(path, index + 1, error.to_string()))?;
-            if parsed.text.trim().is_empty() {
+            let parsed: Line = serde_json::from_str(line).map_err(|error| {
+                // serde_json counts lines within this one line; keep only the column.
+                let message = error.to_string().replace(&format!(" at line 1 column {}", error.column()), "");
+                invalid(path, index + 1, format!("{message} (column {})", error.column()))
+            })?;
+            if is_blank(&parsed.text) {
                 return Err(invalid(path, index + 1, EMPTY_TEXT.to_owned()));
             }
             examples.push(LabeledText { text: parsed.text, intent: parsed.intent.map(IntentId::new) });
@@ -98,7 +108,7 @@ impl Dataset {
             if record.len() != header.len() {
                 return Err(invalid(path, *line, format!("{} fields, expected {} as in the header", record.len(), header.len())));
             }
-            if record[text_column].trim().is_empty() {
+            if is_blank(&record[text_column]) {
                 return Err(invalid(path, *line, EMPTY_TEXT.to_owned()));
             }
             let intent = record[intent_column].trim();
@@ -156,7 +166,16 @@ impl Clinc150 {
 
         let mut split = |in_scope: &str, out_of_scope: &str| -> Result<Dataset, DatasetError> {
             let mut rows = splits.remove(in_scope).ok_or_else(|| invalid(path, 1, format!("no `{in_scope}` array")))?;
+            let in_scope_count = rows.len();
             rows.extend(splits.remove(out_of_scope).unwrap_or_default());
+            if let Some(index) = rows.iter().position(|(text, _)| is_blank(text)) {
+                let (name, index) =
+                    if index < in_scope_count { (in_scope, index) } else { (out_of_scope, index - in_scope_count) };
+                return Err(DatasetError::InvalidRow {
+                    path: path.to_owned(),
+                    problem: format!("`{name}` row {index} (counting from 0): {EMPTY_TEXT}"),
+                });
+            }
             let examples = rows
                 .into_iter()
                 .map(|(text, intent)| LabeledText { text, intent: (intent != CLINC_OUT_OF_SCOPE).then(|| IntentId::new(intent)) })
@@ -167,8 +186,14 @@ impl Clinc150 {
     }
 }
 
+/// Reads a data file; a leading byte order mark, as spreadsheet programs
+/// write it, is dropped.
 fn read(path: &Path) -> Result<String, DatasetError> {
-    fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })
+    let content = fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })?;
+    Ok(match content.strip_prefix('\u{FEFF}') {
+        Some(rest) => rest.to_owned(),
+        None => content,
+    })
 }
 
 fn invalid(path: &Path, line: usize, problem: String) -> DatasetError {
@@ -258,6 +283,7 @@ mod tests {
         std::fs::create_dir_all(&folder).unwrap();
         for (name, content, line) in [
             ("rows.csv", "text,category\nrefund please,refund\n\"  \",refund\n", 3),
+            ("zero-width.csv", "text,category\nrefund please,refund\n\u{200B}\u{FEFF},refund\n", 3),
             ("rows.jsonl", "{\"text\": \"refund please\", \"intent\": \"refund\"}\n\n{\"text\": \"\", \"intent\": null}\n", 3),
         ] {
             let path = folder.join(name);
@@ -267,6 +293,37 @@ mod tests {
             assert!(error.contains("the text is empty"), "{name}: {error}");
         }
         std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn clinc_empty_text_names_split_and_row() {
+        let path = std::env::temp_dir().join(format!("lepton-clinc-empty-{}.json", std::process::id()));
+        let json = r#"{"train": [["refund please", "refund"]], "val": [], "test": [["ok", "refund"]],
+            "oos_train": [], "oos_val": [], "oos_test": [["fine", "oos"], [" ", "oos"]]}"#;
+        std::fs::write(&path, json).unwrap();
+        let error = super::Clinc150::load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(error.contains("`oos_test` row 1"), "{error}");
+        assert!(error.contains("the text is empty"), "{error}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        let path = std::env::temp_dir().join(format!("lepton-bom-{}.csv", std::process::id()));
+        std::fs::write(&path, "\u{FEFF}text,category\nrefund please,refund\n").unwrap();
+        let dataset = super::Dataset::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(dataset.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn jsonl_error_gives_column_once() {
+        let path = std::env::temp_dir().join(format!("lepton-jsonl-column-{}.jsonl", std::process::id()));
+        std::fs::write(&path, "{\"text\": \"a\", \"intent\": \"x\"}\n{\"intent\": \"x\"}\n").unwrap();
+        let error = super::Dataset::load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(error.contains(":2: missing field `text` (column 15)"), "{error}");
+        assert!(!error.contains("line 1"), "{error}");
     }
 
     #[test]
