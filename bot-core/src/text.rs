@@ -251,10 +251,16 @@ pub fn clean_message(raw: &str) -> Option<String> {
     let removed = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
     let cleaned: String = raw.chars().filter(|&c| !removed(c)).collect();
     let text = cleaned.trim();
-    if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+    if is_blank(text) {
         return None;
     }
     Some(text.to_owned())
+}
+
+/// Returns true for a text made only of whitespace and invisible characters
+/// (see [`is_invisible`]), the empty text included.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || is_invisible(c))
 }
 
 /// True for the bidirectional embeddings, overrides and isolates (U+202A to U+202E,

@@ -131,16 +131,21 @@ impl Architecture {
         }
     }
 
-    /// The most tokens a text may have: BERT numbers positions from 0,
-    /// XLM-RoBERTa and MPNet from `pad_token_id + 1`.
-    pub fn max_tokens(&self) -> usize {
+    /// Returns the position id of a text's first token: 0 for BERT, and
+    /// `pad_token_id + 1` for XLM-RoBERTa and MPNet, whose position ids skip
+    /// the padding index.
+    pub fn first_position(&self) -> u32 {
         match self {
-            Self::Bert(config) => config.max_position_embeddings,
-            Self::XlmRoberta(config) => {
-                config.max_position_embeddings.saturating_sub(config.pad_token_id as usize + 1)
-            }
-            Self::MpNet(config) => config.max_position_embeddings.saturating_sub(config.pad_token_id as usize + 1),
+            Self::Bert(_) => 0,
+            Self::XlmRoberta(config) => config.pad_token_id + 1,
+            Self::MpNet(config) => config.pad_token_id + 1,
         }
+    }
+
+    /// Returns the maximum token count of a text: one per position embedding
+    /// from the first position on.
+    pub fn max_tokens(&self) -> usize {
+        self.max_positions().saturating_sub(self.first_position() as usize)
     }
 
     pub fn pad_token_id(&self) -> u32 {
@@ -208,8 +213,8 @@ fn check_heads(path: &Path, architecture: &Architecture) -> Result<(), EncoderEr
     Ok(())
 }
 
-/// The fewest tokens a text may be cut to: the two special tokens around it
-/// and one of its own.
+/// The minimum token count a text may be cut to: the two special tokens
+/// around it and one of its own.
 pub(crate) const MIN_TOKENS: usize = 3;
 
 /// Checks that the tokenizer and `max_tokens` fit the weights: every token id

@@ -37,8 +37,8 @@ impl Layer {
         })
     }
 
-    /// `x` is `[batch, tokens, hidden]`; `bias` is the position bias plus the
-    /// padding mask, `[batch, heads, tokens, tokens]`.
+    /// Runs the layer on `x`, `[batch, tokens, hidden]`. `bias` is the position
+    /// bias plus the padding mask, `[batch, heads, tokens, tokens]`.
     fn forward(
         &self,
         x: &Tensor,
@@ -103,8 +103,8 @@ impl MpNetModel {
         })
     }
 
-    /// Token vectors `[batch, tokens, hidden]` for `ids` and `mask`, each
-    /// `[batch, tokens]` of `u32`.
+    /// Returns the token vectors `[batch, tokens, hidden]` for `ids` and
+    /// `mask`, each `[batch, tokens]` of `u32`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, tokens) = ids.dims2()?;
 

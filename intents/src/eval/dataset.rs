@@ -37,12 +37,6 @@ pub struct Clinc150 {
 /// classifier cannot be scored on it, and counting it would skew accuracy.
 const EMPTY_TEXT: &str = "the text is empty; remove the row or give it a text";
 
-/// Returns true for a text of only whitespace and invisible characters such
-/// as the zero-width space.
-fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || bot_core::text::is_invisible(c))
-}
-
 /// The intent label that CLINC150 uses for out-of-scope texts.
 pub const CLINC_OUT_OF_SCOPE: &str = "oos";
 
@@ -76,7 +70,7 @@ impl Dataset {
                 let message = error.to_string().replace(&format!(" at line 1 column {}", error.column()), "");
                 invalid(path, index + 1, format!("{message} (column {})", error.column()))
             })?;
-            if is_blank(&parsed.text) {
+            if bot_core::text::is_blank(&parsed.text) {
                 return Err(invalid(path, index + 1, EMPTY_TEXT.to_owned()));
             }
             examples.push(LabeledText { text: parsed.text, intent: parsed.intent.map(IntentId::new) });
@@ -108,7 +102,7 @@ impl Dataset {
             if record.len() != header.len() {
                 return Err(invalid(path, *line, format!("{} fields, expected {} as in the header", record.len(), header.len())));
             }
-            if is_blank(&record[text_column]) {
+            if bot_core::text::is_blank(&record[text_column]) {
                 return Err(invalid(path, *line, EMPTY_TEXT.to_owned()));
             }
             let intent = record[intent_column].trim();
@@ -168,7 +162,7 @@ impl Clinc150 {
             let mut rows = splits.remove(in_scope).ok_or_else(|| invalid(path, 1, format!("no `{in_scope}` array")))?;
             let in_scope_count = rows.len();
             rows.extend(splits.remove(out_of_scope).unwrap_or_default());
-            if let Some(index) = rows.iter().position(|(text, _)| is_blank(text)) {
+            if let Some(index) = rows.iter().position(|(text, _)| bot_core::text::is_blank(text)) {
                 let (name, index) =
                     if index < in_scope_count { (in_scope, index) } else { (out_of_scope, index - in_scope_count) };
                 return Err(DatasetError::InvalidRow {
