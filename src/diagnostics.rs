@@ -89,10 +89,15 @@ impl std::fmt::Display for ModelCheck {
     }
 }
 
-/// Validates the bot in `dir`: the flows checks, then, when they find no error and
-/// `options.model` is set, the model check.
+/// Validates the bot in `dir`: the flows checks and the encoder's token limit,
+/// then, when they find no error and `options.model` is set, the model check.
 pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
-    let (mut report, loaded) = lepton_flows::validate_and_load(dir);
+    let (mut report, mut loaded) = lepton_flows::validate_and_load(dir);
+    if let Some(error) = loaded.as_ref().and_then(|loaded| check_token_limit(dir, loaded)) {
+        report.diagnostics.push(error);
+        report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        loaded = None;
+    }
     let Some(loaded) = loaded.filter(|_| options.model) else {
         return Validation { report, model_check: None, model_check_skipped: None };
     };
@@ -112,6 +117,32 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
             Validation { report, model_check: None, model_check_skipped: None }
         }
     }
+}
+
+/// Checks `settings.encoder.max_tokens` against the model's config.json alone,
+/// so that `--no-model` reports it too. Returns `None` when it fits or the
+/// config cannot be read, which the model check then reports.
+fn check_token_limit(dir: &Path, loaded: &LoadedBot) -> Option<Diagnostic> {
+    let settings = loaded.bot.settings.encoder.as_ref()?;
+    let folder = lepton_flows::resolve_model(dir, &settings.model, &lepton_flows::HubCache::from_env()).ok()?;
+    let limit = lepton_encoder::token_limit(&folder).ok()?;
+    if settings.max_tokens <= limit {
+        return None;
+    }
+    let places = &loaded.example_places;
+    let (place, value) = match places.setting("settings.encoder.max_tokens") {
+        Some(place) => (Some(place), format!("max_tokens {}", settings.max_tokens)),
+        None => (places.setting("settings.encoder.model"), format!("the default max_tokens {}", settings.max_tokens)),
+    };
+    let message = format!(
+        "{value} is too large for the model in {}: its config.json allows at most {limit} tokens; \
+         set settings.encoder.max_tokens to at most {limit}",
+        folder.display()
+    );
+    Some(match place {
+        Some(place) => place.error(message),
+        None => Diagnostic::error_at_path(dir.to_owned(), message),
+    })
 }
 
 /// The held-out predictions that went wrong in each cross-validation run, stored

@@ -57,6 +57,14 @@ fn require(folder: &Path, name: &str) -> Result<PathBuf, EncoderError> {
     ))
 }
 
+/// Returns the maximum `max_tokens` of the model in `folder`, read from its
+/// `config.json` alone, for checks that load no weights.
+pub fn token_limit(folder: &Path) -> Result<usize, EncoderError> {
+    let config = require(folder, CONFIG_FILE)?;
+    let text = std::fs::read(&config).map_err(|source| EncoderError::Io { path: config.clone(), source })?;
+    Ok(read_architecture(&config, &text)?.max_tokens())
+}
+
 /// The encoder architectures this crate runs, with their parsed configuration.
 pub(crate) enum Architecture {
     Bert(candle_transformers::models::bert::Config),

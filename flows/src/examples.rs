@@ -30,6 +30,11 @@ impl ExamplePlace {
     pub fn warning(&self, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(Severity::Warning, self.file.clone(), (self.line, self.column), self.width, message.into(), &self.source_line)
     }
+
+    /// Creates an error pointing at this example or setting.
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Error, self.file.clone(), (self.line, self.column), self.width, message.into(), &self.source_line)
+    }
 }
 
 /// Renders as `file:line:column`.
@@ -41,9 +46,12 @@ impl fmt::Display for ExamplePlace {
 
 /// The places of a bot's training examples, by intent and text: the intents' examples,
 /// and the FAQ questions and variants under [`bot_core::bot::KNOWLEDGE_INTENT`].
+/// Also the places of the settings that checks after loading report on, such as
+/// `settings.encoder.max_tokens`, by their path.
 #[derive(Clone, Debug, Default)]
 pub struct ExamplePlaces {
     by_example: HashMap<(IntentId, String), ExamplePlace>,
+    by_setting: HashMap<String, ExamplePlace>,
 }
 
 impl ExamplePlaces {
@@ -53,6 +61,13 @@ impl ExamplePlaces {
         self.by_example.get(&(intent.clone(), text.to_owned()))
     }
 
+    /// Returns where the setting at `path`, such as `settings.encoder.max_tokens`,
+    /// is written; `None` when the bot does not write it.
+    pub fn setting(&self, path: &str) -> Option<&ExamplePlace> {
+        self.by_setting.get(path)
+    }
+
+    /// Returns the number of example places.
     pub fn len(&self) -> usize {
         self.by_example.len()
     }
@@ -64,5 +79,10 @@ impl ExamplePlaces {
     /// Records a place, keeping the first one when the same text is written twice.
     pub(crate) fn insert(&mut self, intent: &str, text: &str, place: ExamplePlace) {
         self.by_example.entry((IntentId::new(intent), text.to_owned())).or_insert(place);
+    }
+
+    /// Records the place of the setting at `path`.
+    pub(crate) fn insert_setting(&mut self, path: &str, place: ExamplePlace) {
+        self.by_setting.insert(path.to_owned(), place);
     }
 }

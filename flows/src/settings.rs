@@ -128,6 +128,7 @@ impl Converter<'_, '_> {
         let fields = self.cx.fields(node, owner, "settings.encoder", &ENCODER_FIELDS)?;
         let model_node = fields.require(&mut self.cx, "model")?;
         let model = self.cx.text(model_node, "settings.encoder.model")?;
+        self.example_places.insert_setting("settings.encoder.model", self.cx.example_place(model_node.loc));
         let mut encoder = EncoderSettings::new(model.trim());
         let mut valid = true;
         if let Err(error) = crate::model_folder::resolve_model(dir, &encoder.model, &crate::model_folder::HubCache::from_env()) {
@@ -170,7 +171,9 @@ impl Converter<'_, '_> {
         ];
         for (name, field, min, max) in counts {
             let Some(node) = fields.get(name) else { continue };
-            match self.cx.integer(node, &format!("settings.encoder.{name}"), min, max) {
+            let path = format!("settings.encoder.{name}");
+            self.example_places.insert_setting(&path, self.cx.example_place(node.loc));
+            match self.cx.integer(node, &path, min, max) {
                 Some(value) => *field = value as usize,
                 None => valid = false,
             }

@@ -131,6 +131,59 @@ fn validate_fails_when_encoder_cannot_load() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the confused bot with `encoder` as its settings.encoder block, and
+/// the tiny MPNet fixture (64 positions, so 62 tokens) in `tiny-model`.
+fn write_tiny_encoder_bot(name: &str, encoder: &str) -> anyhow::Result<std::path::PathBuf> {
+    let bot_yml = format!("settings:\n  name: confused\n  languages: [en]\n  encoder:\n{encoder}");
+    let mut files = CONFUSED_BOT.to_vec();
+    files[0] = ("bot.yml", &bot_yml);
+    let dir = write_bot(name, &files)?;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("encoder/tests/fixtures/tiny-mpnet");
+    std::fs::create_dir(dir.join("tiny-model"))?;
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture.join(file), dir.join("tiny-model").join(file)).with_context(|| format!("copy {file}"))?;
+    }
+    Ok(dir)
+}
+
+#[test]
+fn max_tokens_over_limit_at_its_line() -> anyhow::Result<()> {
+    let dir = write_tiny_encoder_bot("too-many-tokens-bot", "    model: tiny-model\n    max_tokens: 100\n")?;
+
+    let output = lepton(&["validate", "--no-model"], &[&dir])?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bot.yml:6:17: error: max_tokens 100 is too large for the model"), "the error must name the max_tokens line:\n{stdout}");
+    assert!(stdout.contains("allows at most 62 tokens"), "{stdout}");
+    assert!(stdout.contains("1 error, 0 warnings"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn default_max_tokens_over_limit_at_model() -> anyhow::Result<()> {
+    let dir = write_tiny_encoder_bot("default-tokens-bot", "    model: tiny-model\n")?;
+
+    let output = Command::new(LEPTON).arg("validate").arg(&dir).arg("--data-dir").arg(temp_dir("default-tokens-data")).env("LEPTON_LOG", "warn").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bot.yml:5:12: error: the default max_tokens 256 is too large for the model"), "{stdout}");
+    assert!(!stdout.contains("model check"), "the model check must not run after the error:\n{stdout}");
+    Ok(())
+}
+
+#[test]
+fn max_tokens_within_limit_accepted() -> anyhow::Result<()> {
+    let dir = write_tiny_encoder_bot("fitting-tokens-bot", "    model: tiny-model\n    max_tokens: 62\n")?;
+
+    let output = lepton(&["validate", "--no-model"], &[&dir])?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(output.status.success(), "62 tokens fit 64 positions after the padding index:\n{stdout}");
+    Ok(())
+}
+
 #[test]
 fn validate_skips_model_check_on_errors() -> anyhow::Result<()> {
     let mut files = CONFUSED_BOT.to_vec();
