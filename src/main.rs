@@ -191,6 +191,7 @@ impl FineTuneArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("encoder_source").args(["encoder", "bot"]).multiple(true))]
 struct EvalArgs {
     /// Test data: a CLINC150 data_full.json (trains on its train split), or JSON Lines
     /// (`{"text", "intent"}`, intent null for out-of-scope) or CSV (`text,category`).
@@ -198,9 +199,9 @@ struct EvalArgs {
     /// Training data (.jsonl or .csv) for a test file without a training split.
     #[arg(long, conflicts_with = "bot")]
     train: Option<PathBuf>,
-    /// Train on a bot folder's examples, with its classifier settings; the
-    /// embedded model unless --encoder names an encoder (the bot's
-    /// settings.encoder is not used).
+    /// Train on a bot folder's examples, with its classifier settings and,
+    /// unless --encoder is given, the classifier the bot uses: the intent head
+    /// on its settings.encoder, or the embedded model.
     #[arg(long)]
     bot: Option<PathBuf>,
     /// CLINC150 split to score: test or val.
@@ -256,7 +257,7 @@ struct EvalArgs {
     /// Folder caching the data sets' embeddings, keyed by the encoder's
     /// fingerprint and the text [default: .lepton/embeddings in the current
     /// folder].
-    #[arg(long, value_name = "DIR", requires = "encoder")]
+    #[arg(long, value_name = "DIR", requires = "encoder_source")]
     embedding_cache: Option<PathBuf>,
     /// Fine-tune the encoder on the training examples first (SetFit-style
     /// contrastive pairs, the defaults of `lepton model finetune`); the result
@@ -655,22 +656,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 (None, Some(dir)) => Some(lepton::eval::TrainingData::Bot(dir)),
                 (None, None) => None,
             };
-            let options = lepton::eval::EvalOptions {
-                test: args.test,
-                train,
-                split: args.split,
-                threshold: args.threshold,
-                margin: args.margin,
-                seed: args.seed,
-                shots: args.shots,
-                encoder: args.encoder.map(encoder_folder).transpose()?.map(|model| lepton::eval::EncoderOptions {
-                    model,
+            let cache_dir = args.embedding_cache.unwrap_or_else(|| PathBuf::from(".lepton/embeddings"));
+            let encoder = match (args.encoder, &train) {
+                (Some(model), _) => Some(lepton::eval::EncoderOptions {
+                    model: encoder_folder(model)?,
                     max_tokens: args.max_tokens as usize,
                     pooling: args.pooling,
                     query_prefix: args.query_prefix,
                     device: args.device,
                     head: args.head,
-                    cache_dir: args.embedding_cache.unwrap_or_else(|| PathBuf::from(".lepton/embeddings")),
+                    cache_dir,
                     finetune: args.finetune.then(|| lepton_encoder::FineTuneConfig {
                         rounds: args.finetune_rounds,
                         layers: args.finetune_layers,
@@ -680,6 +675,25 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                         ..lepton_encoder::FineTuneConfig::default()
                     }),
                 }),
+                (None, Some(lepton::eval::TrainingData::Bot(dir))) => {
+                    let encoder = lepton::eval::bot_encoder(dir, cache_dir)?;
+                    if let Some(encoder) = &encoder {
+                        // Standard error, so that `--json` alone still prints only JSON.
+                        eprintln!("scoring the intent head on the bot's encoder in {}", encoder.model.display());
+                    }
+                    encoder
+                }
+                (None, _) => None,
+            };
+            let options = lepton::eval::EvalOptions {
+                test: args.test,
+                train,
+                split: args.split,
+                threshold: args.threshold,
+                margin: args.margin,
+                seed: args.seed,
+                shots: args.shots,
+                encoder,
             };
             let report = lepton::eval::run(&options)?;
             match args.json {

@@ -59,6 +59,28 @@ pub struct EncoderOptions {
     pub finetune: Option<FineTuneConfig>,
 }
 
+/// Returns the encoder options of the classifier the bot in `dir` uses: the
+/// intent head on its settings.encoder, or `None` for the embedded model.
+pub fn bot_encoder(dir: &Path, cache_dir: PathBuf) -> anyhow::Result<Option<EncoderOptions>> {
+    let bot = crate::app::load_bot(dir).with_context(|| format!("cannot load the bot in {}", dir.display()))?.bot;
+    let Some(settings) = &bot.settings.encoder else { return Ok(None) };
+    if !bot.settings.classifier.model.uses_encoder(true) {
+        return Ok(None);
+    }
+
+    let config = crate::app::encoder_config(dir, settings)?;
+    Ok(Some(EncoderOptions {
+        model: config.model,
+        max_tokens: config.max_tokens,
+        pooling: config.pooling,
+        query_prefix: config.query_prefix,
+        device: config.device,
+        head: None,
+        cache_dir,
+        finetune: None,
+    }))
+}
+
 /// Loads the data, trains a model and scores it.
 pub fn run(options: &EvalOptions) -> anyhow::Result<EvalReport> {
     let mut config = EvalConfig::default();

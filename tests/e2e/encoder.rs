@@ -248,3 +248,28 @@ fn cross_validation_uses_the_encoder_head() -> anyhow::Result<()> {
     assert!(out.join("index.html").is_file());
     Ok(())
 }
+
+#[test]
+fn eval_bot_uses_its_encoder() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("eval_bot_uses_its_encoder") else { return Ok(()) };
+    let bot = temp_dir("encoder-eval-bot");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let data = temp_dir("encoder-eval-data");
+    let test = data.join("test.csv");
+    std::fs::write(
+        &test,
+        "text,intent\nI would like my money returned,refund\nwhat time do you open tomorrow,opening_hours\nwhere is my parcel now,track_order\n",
+    )?;
+    let cache = data.join("cache");
+
+    let output = Command::new(LEPTON).arg("eval").arg(&test).arg("--bot").arg(&bot).arg("--embedding-cache").arg(&cache).env("LEPTON_LOG", "warn").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("scoring the intent head on the bot's encoder"), "{stderr}");
+    let cached: Vec<_> = std::fs::read_dir(&cache)?.filter_map(Result::ok).filter(|entry| entry.file_name().to_string_lossy().ends_with("-query.f32")).collect();
+    assert_eq!(cached.len(), 1, "the encoder's embeddings must be cached in {}", cache.display());
+    assert!(stdout.contains("accuracy:"), "{stdout}");
+    Ok(())
+}
