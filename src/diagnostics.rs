@@ -120,26 +120,23 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
 }
 
 /// Checks `settings.encoder.max_tokens` against the model's config.json alone,
-/// so that `--no-model` reports it too. Returns `None` when it fits or the
+/// so that `--no-model` reports it too, at the `max_tokens` line. Returns
+/// `None` when it fits, is not set (the default fits every model), or the
 /// config cannot be read, which the model check then reports.
 fn check_token_limit(dir: &Path, loaded: &LoadedBot) -> Option<Diagnostic> {
     let settings = loaded.bot.settings.encoder.as_ref()?;
+    let max_tokens = settings.max_tokens?;
     let folder = lepton_flows::resolve_model(dir, &settings.model, &lepton_flows::HubCache::from_env()).ok()?;
     let limit = lepton_encoder::token_limit(&folder).ok()?;
-    if settings.max_tokens <= limit {
+    if max_tokens <= limit {
         return None;
     }
-    let places = &loaded.example_places;
-    let (place, value) = match places.setting("settings.encoder.max_tokens") {
-        Some(place) => (Some(place), format!("max_tokens {}", settings.max_tokens)),
-        None => (places.setting("settings.encoder.model"), format!("the default max_tokens {}", settings.max_tokens)),
-    };
     let message = format!(
-        "{value} is too large for the model in {}: its config.json allows at most {limit} tokens; \
+        "max_tokens {max_tokens} is too large for the model in {}: its config.json allows at most {limit} tokens; \
          set settings.encoder.max_tokens to at most {limit}",
         folder.display()
     );
-    Some(match place {
+    Some(match loaded.example_places.setting("settings.encoder.max_tokens") {
         Some(place) => place.error(message),
         None => Diagnostic::error_at_path(dir.to_owned(), message),
     })

@@ -237,9 +237,10 @@ struct EvalArgs {
     #[arg(long, value_name = "MODEL", conflicts_with = "cross_validation")]
     encoder: Option<PathBuf>,
     /// Tokens kept of a text, the two special ones included; at most the
-    /// model's position count.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(3..=512), requires = "encoder")]
-    max_tokens: u64,
+    /// model's position count [default: max_seq_length in the folder's
+    /// sentence_bert_config.json, else 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=512), requires = "encoder")]
+    max_tokens: Option<u64>,
     /// Pooling of the encoder's token vectors: mean or cls [default: the
     /// folder's 1_Pooling/config.json, else mean].
     #[arg(long, value_parser = parse_pooling, requires = "encoder")]
@@ -660,7 +661,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let encoder = match (args.encoder, &train) {
                 (Some(model), _) => Some(lepton::eval::EncoderOptions {
                     model: encoder_folder(model)?,
-                    max_tokens: args.max_tokens as usize,
+                    max_tokens: args.max_tokens.map(|n| n as usize),
                     pooling: args.pooling,
                     query_prefix: args.query_prefix,
                     device: args.device,

@@ -164,8 +164,9 @@ pub struct EncoderSettings {
     /// Prepended to FAQ questions and article chunks, such as `passage: `.
     pub passage_prefix: String,
     pub device: EncoderDevice,
-    /// Tokens kept of a text, special tokens included.
-    pub max_tokens: usize,
+    /// Tokens kept of a text, special tokens included. `None`: the model
+    /// folder's sentence-transformers `max_seq_length`, else 256.
+    pub max_tokens: Option<usize>,
     /// The most texts in one forward pass.
     pub batch_size: usize,
     /// How long the batcher waits for more texts after the first, in milliseconds.
@@ -180,7 +181,7 @@ impl EncoderSettings {
             query_prefix: String::new(),
             passage_prefix: String::new(),
             device: EncoderDevice::Cpu,
-            max_tokens: 256,
+            max_tokens: None,
             batch_size: 32,
             batch_wait_ms: 2,
         }

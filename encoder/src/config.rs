@@ -79,7 +79,10 @@ pub struct EncoderConfig {
     pub normalize: bool,
     pub device: DeviceChoice,
     /// Tokens kept of a text, special tokens included; the rest is cut.
-    pub max_tokens: usize,
+    /// `None`: the `max_seq_length` of the folder's
+    /// `sentence_bert_config.json`, as sentence-transformers cuts, else 256,
+    /// either within the model's limit.
+    pub max_tokens: Option<usize>,
     /// The most texts in one forward pass.
     pub max_batch: usize,
     /// How long the batcher waits for more requests after the first one.
@@ -95,7 +98,7 @@ impl EncoderConfig {
             passage_prefix: String::new(),
             normalize: true,
             device: DeviceChoice::Cpu,
-            max_tokens: 256,
+            max_tokens: None,
             max_batch: 32,
             max_wait: Duration::from_millis(2),
         }

@@ -69,8 +69,9 @@ impl Encoder {
         let config_text = read(&files.config)?;
         let architecture = folder::read_architecture(&files.config, &config_text)?;
         let tokenizer_text = read(&files.tokenizer)?;
-        let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
-        folder::check_limits(&files, &architecture, &tokenizer, config.max_tokens)?;
+        let max_tokens = folder::resolve_max_tokens(config.max_tokens, &config.model, &architecture)?;
+        let tokenizer = folder::read_tokenizer(&files.tokenizer, max_tokens)?;
+        folder::check_limits(&files, &architecture, &tokenizer, max_tokens)?;
         let pooling = match config.pooling {
             Some(pooling) => pooling,
             None => folder::read_pooling(&config.model)?,
@@ -80,10 +81,11 @@ impl Encoder {
         let backend = load_backend(&architecture, &files.weights, &device, padded)
             .map_err(|error| EncoderError::model(&files.weights, format!("invalid weights: {error}")))?;
 
-        let fingerprint = fingerprint(config, pooling, &config_text, &tokenizer_text, &files.weights)?;
+        let config = EncoderConfig { max_tokens: Some(max_tokens), ..config.clone() };
+        let fingerprint = fingerprint(&config, max_tokens, pooling, &config_text, &tokenizer_text, &files.weights)?;
         let pad_id = tokenizer.get_padding().map_or(architecture.pad_token_id(), |p| p.pad_id);
         let encoder = Self {
-            config: config.clone(),
+            config,
             backend,
             tokenizer,
             device,
@@ -94,7 +96,7 @@ impl Encoder {
         };
 
         tracing::info!(
-            model = %config.model.display(),
+            model = %encoder.config.model.display(),
             device = %encoder.device_name(),
             dimension = encoder.dimension,
             pooling = ?pooling,
@@ -314,6 +316,7 @@ const SAMPLE_BYTES: u64 = 64 * 1024;
 
 fn fingerprint(
     config: &EncoderConfig,
+    max_tokens: usize,
     pooling: Pooling,
     config_text: &[u8],
     tokenizer_text: &[u8],
@@ -332,7 +335,7 @@ fn fingerprint(
     field(config.query_prefix.as_bytes());
     field(config.passage_prefix.as_bytes());
     field(&[u8::from(config.normalize)]);
-    field(&(config.max_tokens as u64).to_le_bytes());
+    field(&(max_tokens as u64).to_le_bytes());
     Ok(hex::encode(hash.finalize()))
 }
 
@@ -441,7 +444,7 @@ mod tests {
         let texts: Vec<&str> = cases.iter().map(|(text, _)| text.as_str()).collect();
         let mut config = EncoderConfig::new(&folder);
         // 64 positions, numbered from pad_token_id + 1.
-        config.max_tokens = 62;
+        config.max_tokens = Some(62);
         for padded in [false, true] {
             let encoder = Encoder::load_with(&config, padded)?;
             assert_eq!(encoder.forward_name(), if padded { "padded" } else { "packed" });

@@ -163,8 +163,9 @@ fn train_and_write(
             "invalid fine-tuning settings: layers {layers} is more than the model's {layer_count}"
         )));
     }
-    let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
-    folder::check_limits(&files, &architecture, &tokenizer, config.max_tokens)?;
+    let max_tokens = folder::resolve_max_tokens(config.max_tokens, &config.model, &architecture)?;
+    let tokenizer = folder::read_tokenizer(&files.tokenizer, max_tokens)?;
+    folder::check_limits(&files, &architecture, &tokenizer, max_tokens)?;
     let pooling = match config.pooling {
         Some(pooling) => pooling,
         None => folder::read_pooling(&config.model)?,
@@ -808,7 +809,7 @@ mod tests {
         let encoder = Encoder::load(&config)?;
         let files = ModelFiles::find(&folder)?;
         let architecture = folder::read_architecture(&files.config, &std::fs::read(&files.config).unwrap())?;
-        let tokenizer = folder::read_tokenizer(&files.tokenizer, config.max_tokens)?;
+        let tokenizer = folder::read_tokenizer(&files.tokenizer, encoder.config().max_tokens.unwrap_or_default())?;
         let weights = candle_core::safetensors::load(&files.weights, &Device::Cpu).unwrap();
         let network = Network::new(&architecture, weights, Some(2)).unwrap();
 

@@ -12,6 +12,10 @@ pub(crate) const CONFIG_FILE: &str = "config.json";
 pub(crate) const WEIGHTS_FILE: &str = "model.safetensors";
 pub(crate) const TOKENIZER_FILE: &str = "tokenizer.json";
 const POOLING_FILE: &str = "1_Pooling/config.json";
+const SENTENCE_BERT_FILE: &str = "sentence_bert_config.json";
+
+/// The `max_tokens` used when neither the configuration nor the model folder sets one.
+pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// The paths of a model folder's files, each checked to exist.
 pub(crate) struct ModelFiles {
@@ -258,6 +262,31 @@ pub(crate) fn check_limits(
         ));
     }
     Ok(())
+}
+
+#[derive(Deserialize)]
+struct SentenceBertFile {
+    max_seq_length: Option<usize>,
+}
+
+/// Returns `max_tokens` when it is set, else the `max_seq_length` of the
+/// folder's `sentence_bert_config.json`, else [`DEFAULT_MAX_TOKENS`]; a
+/// length from the folder or the default is kept within the model's limit.
+pub(crate) fn resolve_max_tokens(max_tokens: Option<usize>, folder: &Path, architecture: &Architecture) -> Result<usize, EncoderError> {
+    if let Some(max_tokens) = max_tokens {
+        return Ok(max_tokens);
+    }
+    let path = folder.join(SENTENCE_BERT_FILE);
+    let configured = match std::fs::read(&path) {
+        Ok(text) => {
+            let file: SentenceBertFile =
+                serde_json::from_slice(&text).map_err(|error| EncoderError::model(&path, format!("invalid JSON: {error}")))?;
+            file.max_seq_length
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(EncoderError::Io { path, source }),
+    };
+    Ok(configured.unwrap_or(DEFAULT_MAX_TOKENS).min(architecture.max_tokens()).max(MIN_TOKENS))
 }
 
 /// Loads `tokenizer.json` with truncation at `max_tokens` and its own padding

@@ -177,7 +177,7 @@ fn fingerprint_is_stable_and_tracks_settings() -> Result<()> {
     let first = Encoder::load(&EncoderConfig::new(&folder))?;
     let second = Encoder::load(&EncoderConfig::new(&folder))?;
     let mut config = EncoderConfig::new(&folder);
-    config.max_tokens = 128;
+    config.max_tokens = Some(128);
     let shorter = Encoder::load(&config)?;
     let mut config = EncoderConfig::new(&folder);
     config.normalize = false;
@@ -470,7 +470,7 @@ mod xlm_roberta {
     fn load(dir: &Path, pooling: Option<Pooling>) -> Result<Encoder> {
         let mut config = EncoderConfig::new(dir);
         config.pooling = pooling;
-        config.max_tokens = MAX_TOKENS;
+        config.max_tokens = Some(MAX_TOKENS);
         Ok(Encoder::load(&config)?)
     }
 
@@ -479,10 +479,41 @@ mod xlm_roberta {
         let dir = temp_dir("xlm-roberta-positions")?;
         write_model(&dir)?;
 
-        let error = Encoder::load(&EncoderConfig::new(&dir)).err().context("256 tokens were accepted")?.to_string();
+        let mut config = EncoderConfig::new(&dir);
+        config.max_tokens = Some(256);
+        let error = Encoder::load(&config).err().context("256 tokens were accepted")?.to_string();
         assert!(error.contains("config.json"), "{error}");
         assert!(error.contains("max_tokens 256"), "{error}");
         assert!(error.contains("at most 38"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn default_max_tokens_from_folder() -> Result<()> {
+        let dir = temp_dir("xlm-roberta-default-tokens")?;
+        write_model(&dir)?;
+
+        let encoder = Encoder::load(&EncoderConfig::new(&dir))?;
+        assert_eq!(encoder.config().max_tokens, Some(MAX_TOKENS), "without sentence_bert_config.json, 256 is cut to the model's limit");
+
+        std::fs::write(dir.join("sentence_bert_config.json"), r#"{"max_seq_length": 20, "do_lower_case": false}"#)?;
+        let encoder = Encoder::load(&EncoderConfig::new(&dir))?;
+        assert_eq!(encoder.config().max_tokens, Some(20));
+
+        let mut config = EncoderConfig::new(&dir);
+        config.max_tokens = Some(30);
+        assert_eq!(Encoder::load(&config)?.config().max_tokens, Some(30), "a configured max_tokens wins over the folder's");
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_sentence_bert_config_rejected() -> Result<()> {
+        let dir = temp_dir("xlm-roberta-bad-sentence-bert")?;
+        write_model(&dir)?;
+        std::fs::write(dir.join("sentence_bert_config.json"), r#"{"max_seq_length": "long"}"#)?;
+
+        let error = Encoder::load(&EncoderConfig::new(&dir)).err().context("an invalid sentence_bert_config.json was accepted")?.to_string();
+        assert!(error.contains("sentence_bert_config.json"), "{error}");
         Ok(())
     }
 
@@ -496,7 +527,7 @@ mod xlm_roberta {
         std::fs::write(&path, config.to_string())?;
 
         let mut settings = EncoderConfig::new(&dir);
-        settings.max_tokens = MAX_TOKENS;
+        settings.max_tokens = Some(MAX_TOKENS);
         let error = Encoder::load(&settings).err().context("a tokenizer larger than the model was accepted")?.to_string();
         assert!(error.contains("tokenizer.json"), "{error}");
         assert!(error.contains("vocab_size in config.json is 5"), "{error}");

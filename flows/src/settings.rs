@@ -128,7 +128,6 @@ impl Converter<'_, '_> {
         let fields = self.cx.fields(node, owner, "settings.encoder", &ENCODER_FIELDS)?;
         let model_node = fields.require(&mut self.cx, "model")?;
         let model = self.cx.text(model_node, "settings.encoder.model")?;
-        self.example_places.insert_setting("settings.encoder.model", self.cx.example_place(model_node.loc));
         let mut encoder = EncoderSettings::new(model.trim());
         let mut valid = true;
         if let Err(error) = crate::model_folder::resolve_model(dir, &encoder.model, &crate::model_folder::HubCache::from_env()) {
@@ -165,16 +164,16 @@ impl Converter<'_, '_> {
                 None => valid = false,
             }
         }
-        let counts: [(&str, &mut usize, u64, u64); 2] = [
-            ("max_tokens", &mut encoder.max_tokens, MIN_ENCODER_TOKENS, MAX_ENCODER_TOKENS),
-            ("batch_size", &mut encoder.batch_size, 1, 4096),
-        ];
-        for (name, field, min, max) in counts {
-            let Some(node) = fields.get(name) else { continue };
-            let path = format!("settings.encoder.{name}");
-            self.example_places.insert_setting(&path, self.cx.example_place(node.loc));
-            match self.cx.integer(node, &path, min, max) {
-                Some(value) => *field = value as usize,
+        if let Some(node) = fields.get("max_tokens") {
+            self.example_places.insert_setting("settings.encoder.max_tokens", self.cx.example_place(node.loc));
+            match self.cx.integer(node, "settings.encoder.max_tokens", MIN_ENCODER_TOKENS, MAX_ENCODER_TOKENS) {
+                Some(value) => encoder.max_tokens = Some(value as usize),
+                None => valid = false,
+            }
+        }
+        if let Some(node) = fields.get("batch_size") {
+            match self.cx.integer(node, "settings.encoder.batch_size", 1, 4096) {
+                Some(value) => encoder.batch_size = value as usize,
                 None => valid = false,
             }
         }

@@ -45,8 +45,9 @@ pub struct EvalOptions {
 pub struct EncoderOptions {
     /// A Hugging Face model folder.
     pub model: PathBuf,
-    /// Tokens kept of a text, the two special ones included.
-    pub max_tokens: usize,
+    /// Tokens kept of a text, the two special ones included; `None`: the
+    /// folder's sentence-transformers `max_seq_length`, else 256.
+    pub max_tokens: Option<usize>,
     pub pooling: Option<Pooling>,
     pub query_prefix: String,
     pub device: DeviceChoice,

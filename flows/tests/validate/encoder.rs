@@ -24,7 +24,7 @@ fn encoder_settings_load() -> Result<()> {
     assert_eq!(encoder.query_prefix, "query: ");
     assert_eq!(encoder.passage_prefix, "passage: ");
     assert_eq!(encoder.device, EncoderDevice::Cuda(1));
-    assert_eq!((encoder.max_tokens, encoder.batch_size, encoder.batch_wait_ms), (128, 16, 5));
+    assert_eq!((encoder.max_tokens, encoder.batch_size, encoder.batch_wait_ms), (Some(128), 16, 5));
     assert_eq!(settings.classifier.model, ClassifierModel::Encoder);
     assert!(!settings.knowledge.bm25, "knowledge.bm25 stayed on");
     assert_eq!(settings.knowledge.min_similarity, Some(0.6));
@@ -38,7 +38,7 @@ fn encoder_defaults_match_the_contract() -> Result<()> {
     let encoder = loaded.bot.settings.encoder.context("settings.encoder was not loaded")?;
     assert_eq!(encoder.pooling, None);
     assert_eq!(encoder.device, EncoderDevice::Cpu);
-    assert_eq!((encoder.max_tokens, encoder.batch_size, encoder.batch_wait_ms), (256, 32, 2));
+    assert_eq!((encoder.max_tokens, encoder.batch_size, encoder.batch_wait_ms), (None, 32, 2));
     assert_eq!(loaded.bot.settings.classifier.model, ClassifierModel::Auto);
     Ok(())
 }
