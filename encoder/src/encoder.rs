@@ -45,6 +45,8 @@ pub struct Encoder {
     dimension: usize,
     pad_id: u32,
     fingerprint: String,
+    /// `config.max_tokens`, or the folder's default when that is `None`.
+    max_tokens: usize,
 }
 
 impl Encoder {
@@ -81,11 +83,11 @@ impl Encoder {
         let backend = load_backend(&architecture, &files.weights, &device, padded)
             .map_err(|error| EncoderError::model(&files.weights, format!("invalid weights: {error}")))?;
 
-        let config = EncoderConfig { max_tokens: Some(max_tokens), ..config.clone() };
-        let fingerprint = fingerprint(&config, max_tokens, pooling, &config_text, &tokenizer_text, &files.weights)?;
+        let fingerprint = fingerprint(config, max_tokens, pooling, &config_text, &tokenizer_text, &files.weights)?;
         let pad_id = tokenizer.get_padding().map_or(architecture.pad_token_id(), |p| p.pad_id);
         let encoder = Self {
-            config,
+            config: config.clone(),
+            max_tokens,
             backend,
             tokenizer,
             device,
@@ -96,7 +98,7 @@ impl Encoder {
         };
 
         tracing::info!(
-            model = %encoder.config.model.display(),
+            model = %config.model.display(),
             device = %encoder.device_name(),
             dimension = encoder.dimension,
             pooling = ?pooling,
@@ -109,6 +111,12 @@ impl Encoder {
 
     pub fn config(&self) -> &EncoderConfig {
         &self.config
+    }
+
+    /// Tokens kept of a text: the configured `max_tokens`, else the folder's
+    /// default (see [`EncoderConfig::max_tokens`]).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// Length of every sentence vector.

@@ -809,7 +809,7 @@ mod tests {
         let encoder = Encoder::load(&config)?;
         let files = ModelFiles::find(&folder)?;
         let architecture = folder::read_architecture(&files.config, &std::fs::read(&files.config).unwrap())?;
-        let tokenizer = folder::read_tokenizer(&files.tokenizer, encoder.config().max_tokens.unwrap_or_default())?;
+        let tokenizer = folder::read_tokenizer(&files.tokenizer, encoder.max_tokens())?;
         let weights = candle_core::safetensors::load(&files.weights, &Device::Cpu).unwrap();
         let network = Network::new(&architecture, weights, Some(2)).unwrap();
 

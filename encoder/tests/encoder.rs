@@ -494,15 +494,15 @@ mod xlm_roberta {
         write_model(&dir)?;
 
         let encoder = Encoder::load(&EncoderConfig::new(&dir))?;
-        assert_eq!(encoder.config().max_tokens, Some(MAX_TOKENS), "without sentence_bert_config.json, 256 is cut to the model's limit");
+        assert_eq!(encoder.max_tokens(), MAX_TOKENS, "without sentence_bert_config.json, 256 is cut to the model's limit");
 
         std::fs::write(dir.join("sentence_bert_config.json"), r#"{"max_seq_length": 20, "do_lower_case": false}"#)?;
         let encoder = Encoder::load(&EncoderConfig::new(&dir))?;
-        assert_eq!(encoder.config().max_tokens, Some(20));
+        assert_eq!(encoder.max_tokens(), 20);
 
         let mut config = EncoderConfig::new(&dir);
         config.max_tokens = Some(30);
-        assert_eq!(Encoder::load(&config)?.config().max_tokens, Some(30), "a configured max_tokens wins over the folder's");
+        assert_eq!(Encoder::load(&config)?.max_tokens(), 30, "a configured max_tokens wins over the folder's");
         Ok(())
     }
 
