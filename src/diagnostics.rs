@@ -119,10 +119,9 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
     }
 }
 
-/// Checks `settings.encoder.max_tokens` against the model's config.json alone,
-/// so that `--no-model` reports it too, at the `max_tokens` line. Returns
-/// `None` when it fits, is not set (the default fits every model), or the
-/// config cannot be read, which the model check then reports.
+/// Checks a set `settings.encoder.max_tokens` against the model's config.json
+/// alone, so that `--no-model` reports it too. Returns `None` when it fits or
+/// the config cannot be read (the model check reports that).
 fn check_token_limit(dir: &Path, loaded: &LoadedBot) -> Option<Diagnostic> {
     let settings = loaded.bot.settings.encoder.as_ref()?;
     let max_tokens = settings.max_tokens?;

@@ -113,8 +113,8 @@ impl Encoder {
         &self.config
     }
 
-    /// Tokens kept of a text: the configured `max_tokens`, else the folder's
-    /// default (see [`EncoderConfig::max_tokens`]).
+    /// Returns the tokens kept of a text: the configured `max_tokens`, else
+    /// the folder's default (see [`EncoderConfig::max_tokens`]).
     pub fn max_tokens(&self) -> usize {
         self.max_tokens
     }

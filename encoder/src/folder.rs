@@ -15,7 +15,7 @@ const POOLING_FILE: &str = "1_Pooling/config.json";
 const SENTENCE_BERT_FILE: &str = "sentence_bert_config.json";
 
 /// The `max_tokens` used when neither the configuration nor the model folder sets one.
-pub const DEFAULT_MAX_TOKENS: usize = 256;
+pub(crate) const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// The paths of a model folder's files, each checked to exist.
 pub(crate) struct ModelFiles {
@@ -270,8 +270,8 @@ struct SentenceBertFile {
 }
 
 /// Returns `max_tokens` when it is set, else the `max_seq_length` of the
-/// folder's `sentence_bert_config.json`, else [`DEFAULT_MAX_TOKENS`]; a
-/// length from the folder or the default is kept within the model's limit.
+/// folder's `sentence_bert_config.json`, else [`DEFAULT_MAX_TOKENS`]. A length
+/// from the folder or the default is cut to the model's limit.
 pub(crate) fn resolve_max_tokens(max_tokens: Option<usize>, folder: &Path, architecture: &Architecture) -> Result<usize, EncoderError> {
     if let Some(max_tokens) = max_tokens {
         return Ok(max_tokens);

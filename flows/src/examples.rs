@@ -62,7 +62,7 @@ impl ExamplePlaces {
     }
 
     /// Returns where the setting at `path`, such as `settings.encoder.max_tokens`,
-    /// is written; `None` when the bot does not write it.
+    /// is written, or `None` when the bot does not set it.
     pub fn setting(&self, path: &str) -> Option<&ExamplePlace> {
         self.by_setting.get(path)
     }

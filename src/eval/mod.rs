@@ -45,7 +45,7 @@ pub struct EvalOptions {
 pub struct EncoderOptions {
     /// A Hugging Face model folder.
     pub model: PathBuf,
-    /// Tokens kept of a text, the two special ones included; `None`: the
+    /// Tokens kept of a text, the two special ones included. `None` takes the
     /// folder's sentence-transformers `max_seq_length`, else 256.
     pub max_tokens: Option<usize>,
     pub pooling: Option<Pooling>,
