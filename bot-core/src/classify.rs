@@ -16,6 +16,14 @@ pub trait Classifier: Send + Sync {
     fn classify_async<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Classification> {
         Box::pin(std::future::ready(self.classify(text)))
     }
+
+    /// Says, for readiness checks, whether the classifier can answer now,
+    /// without classifying and so without waiting behind other conversations.
+    /// The default is ready: a classifier that runs in place has nothing to
+    /// wait for. One on a shared model fails here when that model has stopped.
+    fn check_ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A boxed, sendable future, as the async methods of the engine's boundaries return.

@@ -53,6 +53,14 @@ pub trait KnowledgeSearch: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<KnowledgeAnswer>, KnowledgeError>> {
         Box::pin(std::future::ready(self.search(query, lang, min_score)))
     }
+
+    /// Checks, for readiness checks, that the knowledge base can be searched
+    /// now, without waiting behind other conversations. The default runs a
+    /// search for a fixed text; an implementation that embeds queries on a
+    /// shared model overrides it to search without the embedding.
+    fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
+        self.search("readiness probe", lang, f32::MAX).map(|_| ())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

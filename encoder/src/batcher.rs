@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{Encoder, EncoderError, TextKind};
 
@@ -42,10 +42,64 @@ pub struct BatcherStats {
     pub texts: u64,
 }
 
-#[derive(Default)]
+/// How long texts may wait while the batcher thread neither starts nor
+/// finishes a forward pass before [`Batcher::check_progress`] reports it
+/// stalled. One pass of a full batch takes a few seconds at most on a CPU.
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+
 struct Counters {
     batches: AtomicU64,
     texts: AtomicU64,
+    /// Texts submitted and not answered yet.
+    waiting: AtomicU64,
+    /// Milliseconds after `epoch` of the last sign of progress: the batcher
+    /// thread taking a batch or finishing one, or a first text arriving at an
+    /// empty queue.
+    progress_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            batches: AtomicU64::new(0),
+            texts: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn mark_progress(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.progress_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn progress(&self) -> Progress {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.progress_ms.load(Ordering::Relaxed);
+        Progress {
+            waiting: self.waiting.load(Ordering::Relaxed),
+            since_progress: Duration::from_millis(now.saturating_sub(last)),
+        }
+    }
+}
+
+/// The batcher's queue as a readiness check sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Texts submitted and not answered yet.
+    pub waiting: u64,
+    /// Time since the batcher thread last took or finished a batch, or since
+    /// a text arrived at an empty queue, whichever came last.
+    pub since_progress: Duration,
+}
+
+impl Progress {
+    /// Whether texts wait and nothing has moved for longer than `limit`.
+    pub fn is_stalled(&self, limit: Duration) -> bool {
+        self.waiting > 0 && self.since_progress > limit
+    }
 }
 
 /// Collects single-text requests from many callers for up to `max_wait` or
@@ -61,7 +115,7 @@ pub struct Batcher {
 impl Batcher {
     pub fn new(encoder: Arc<Encoder>) -> Self {
         let (requests, receiver) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new());
         let worker = Worker { encoder: encoder.clone(), counters: counters.clone() };
         std::thread::Builder::new()
             .name("lepton-encoder-batcher".to_owned())
@@ -80,6 +134,23 @@ impl Batcher {
             batches: self.counters.batches.load(Ordering::Relaxed),
             texts: self.counters.texts.load(Ordering::Relaxed),
         }
+    }
+
+    /// Texts waiting now and the time since the last progress, read without
+    /// joining the queue.
+    pub fn progress(&self) -> Progress {
+        self.counters.progress()
+    }
+
+    /// Fails when texts have waited [`STALL_LIMIT`] with no forward pass
+    /// started or finished, for readiness checks. It submits nothing, so it
+    /// answers at once however long the queue is.
+    pub fn check_progress(&self) -> Result<(), EncoderError> {
+        let progress = self.progress();
+        if progress.is_stalled(STALL_LIMIT) {
+            return Err(EncoderError::Stalled { waiting: progress.waiting, seconds: progress.since_progress.as_secs() });
+        }
+        Ok(())
     }
 
     /// Encodes one text with the next batch, blocking the calling thread.
@@ -105,7 +176,15 @@ impl Batcher {
 
     fn submit(&self, text: &str, kind: TextKind, responder: Responder) -> Result<(), EncoderError> {
         let request = Request { text: text.to_owned(), kind, responder };
-        self.requests.send(request).map_err(|_| EncoderError::Closed)
+        // The stall clock starts when a text arrives at an empty queue, not
+        // at the last pass before an idle spell.
+        if self.counters.waiting.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.counters.mark_progress();
+        }
+        self.requests.send(request).map_err(|_| {
+            self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+            EncoderError::Closed
+        })
     }
 }
 
@@ -123,6 +202,7 @@ impl Worker {
         let max_wait = self.encoder.config().max_wait;
 
         while let Ok(first) = receiver.recv() {
+            self.counters.mark_progress();
             let deadline = Instant::now() + max_wait;
             let mut batch = vec![first];
             while batch.len() < max_batch {
@@ -149,6 +229,8 @@ impl Worker {
             .unwrap_or_else(|_| Err(EncoderError::Run("the forward pass panicked".to_owned())));
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.texts.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.counters.waiting.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        self.counters.mark_progress();
 
         match result {
             Ok(vectors) => {
@@ -164,5 +246,31 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_only_when_texts_wait_past_the_limit() {
+        let limit = Duration::from_secs(30);
+        let idle = Progress { waiting: 0, since_progress: Duration::from_secs(3_600) };
+        let busy = Progress { waiting: 12, since_progress: Duration::from_secs(2) };
+        let stuck = Progress { waiting: 1, since_progress: Duration::from_secs(31) };
+
+        assert!(!idle.is_stalled(limit), "an idle batcher is not stalled");
+        assert!(!busy.is_stalled(limit));
+        assert!(stuck.is_stalled(limit));
+    }
+
+    #[test]
+    fn stalled_error_counts_texts() {
+        let one = EncoderError::Stalled { waiting: 1, seconds: 31 }.to_string();
+        let many = EncoderError::Stalled { waiting: 7, seconds: 45 }.to_string();
+
+        assert_eq!(one, "the encoder has run no forward pass for 31 s while 1 text waits");
+        assert_eq!(many, "the encoder has run no forward pass for 45 s while 7 texts wait");
     }
 }

@@ -15,6 +15,16 @@ pub enum EncoderError {
     FineTune(String),
     #[error("the encoder's batcher has stopped")]
     Closed,
+    #[error("the encoder has run no forward pass for {seconds} s while {}", texts_wait(*.waiting))]
+    Stalled { waiting: u64, seconds: u64 },
+}
+
+fn texts_wait(count: u64) -> String {
+    if count == 1 {
+        "1 text waits".to_owned()
+    } else {
+        format!("{count} texts wait")
+    }
 }
 
 impl EncoderError {

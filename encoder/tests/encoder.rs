@@ -344,6 +344,44 @@ fn batcher_answers_concurrent_callers() -> Result<()> {
     let stats = batcher.stats();
     assert_eq!(stats.texts, 64);
     assert!(stats.batches < 64, "no batch formed: {stats:?}");
+    assert_eq!(batcher.progress().waiting, 0, "every text was answered");
+    Ok(())
+}
+
+#[test]
+fn progress_check_joins_no_queue() -> Result<()> {
+    let folder = minilm_or_skip!();
+    let mut config = EncoderConfig::new(folder);
+    config.max_wait = Duration::from_millis(50);
+    let batcher = Batcher::new(Arc::new(Encoder::load(&config)?));
+    let long = "where is the parcel I ordered last week and when will it arrive ".repeat(20);
+
+    let checks = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..48)
+            .map(|_| {
+                let batcher = batcher.clone();
+                let long = long.as_str();
+                scope.spawn(move || batcher.embed_blocking(long, TextKind::Query))
+            })
+            .collect();
+        let mut checks = Vec::new();
+        let mut seen_waiting = 0;
+        while callers.iter().any(|caller| !caller.is_finished()) {
+            seen_waiting = seen_waiting.max(batcher.progress().waiting);
+            checks.push(batcher.check_progress());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for caller in callers {
+            caller.join().expect("caller thread panicked").expect("a caller got no vector");
+        }
+        (checks, seen_waiting)
+    });
+
+    let (checks, seen_waiting) = checks;
+    assert!(seen_waiting > 0, "the checks never saw a text waiting");
+    assert!(checks.iter().all(Result::is_ok), "a busy batcher was reported stalled");
+    assert_eq!(batcher.stats().texts, 48, "the checks submitted texts of their own");
+    assert_eq!(batcher.progress().waiting, 0);
     Ok(())
 }
 

@@ -381,6 +381,11 @@ impl Classifier for EncoderIntentModel {
             self.classify_result(text, embedding)
         })
     }
+
+    /// Fails when the encoder's batcher has stalled; see [`Batcher::check_progress`].
+    fn check_ready(&self) -> Result<(), String> {
+        self.batcher.check_progress().map_err(|error| error.to_string())
+    }
 }
 
 fn read_metadata(dir: &Path) -> Result<Metadata, IntentError> {

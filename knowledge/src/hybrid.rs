@@ -336,6 +336,16 @@ impl KnowledgeSearch for HybridKnowledge {
             self.answer(query, vector, lang, min_score)
         })
     }
+
+    /// Searches the index without embedding the text, and fails when the
+    /// encoder's batcher has stalled; see [`Batcher::check_progress`].
+    fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
+        self.answer("readiness probe", None, lang, f32::MAX)?;
+        match self.embedding_side() {
+            Some((_, batcher)) => batcher.check_progress().map_err(|error| KnowledgeError { message: error.to_string() }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Orders hits by fused score, then similarity, then relevance.

@@ -112,9 +112,20 @@ async fn encoder_bot_is_ready() -> anyhow::Result<()> {
     write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
     let server = Server::start_bot(&bot, &temp_dir("encoder-ready-data"), &["--no-watch", "--store", "memory"], &[])?;
 
-    let response = reqwest::get(format!("{}/readyz", server.url)).await?;
+    let encoded = || async {
+        let metrics = reqwest::get(format!("{}/metrics", server.url)).await?.text().await?;
+        let texts = metrics.lines().find_map(|line| line.strip_prefix("lepton_encoder_texts_total ")?.trim().parse::<f64>().ok());
+        anyhow::Ok(texts.unwrap_or_default())
+    };
+    let before = encoded().await?;
 
-    assert_eq!(response.status(), reqwest::StatusCode::OK, "/readyz: {}", response.text().await?);
+    for _ in 0..3 {
+        let response = reqwest::get(format!("{}/readyz", server.url)).await?;
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "/readyz: {}", response.text().await?);
+    }
+
+    // The check must not queue behind customers' texts, so it encodes none.
+    assert_eq!(encoded().await?, before, "/readyz ran the encoder");
     Ok(())
 }
 

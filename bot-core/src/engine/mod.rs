@@ -229,14 +229,25 @@ impl Engine {
         self.inner.recent.snapshot(self.now(), top_intents)
     }
 
-    /// Runs the classifier and a knowledge search on a fixed probe text, for
-    /// readiness checks. It fails when the knowledge index cannot be read.
-    pub async fn probe_models(&self) -> Result<(), crate::knowledge::KnowledgeError> {
-        const PROBE: &str = "readiness probe";
+    /// Checks that the classifier and the knowledge index can answer, for
+    /// readiness checks. Nothing joins the encoder's queue, so the check
+    /// answers at once on a busy server; it fails when the index cannot be
+    /// read or the encoder has stalled. The error names each failure.
+    pub fn check_models(&self) -> Result<(), String> {
         let runtime = self.runtime();
-        let _ = runtime.classifier.classify_async(PROBE).await;
         let lang = runtime.bot.settings.default_language();
-        runtime.knowledge.search_async(PROBE, &lang, f32::MAX).await.map(|_| ())
+        let failures: Vec<String> = [
+            runtime.classifier.check_ready().map_err(|error| format!("intent classifier: {error}")),
+            runtime.knowledge.check_ready(&lang).map_err(|error| error.to_string()),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
     }
 
     /// Pings the session store and fails when it does not reply within `timeout`.

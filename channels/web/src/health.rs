@@ -32,7 +32,7 @@ struct Readiness {
 
 #[derive(Debug, Serialize)]
 struct Checks {
-    /// The result of probing the intent model and the knowledge index.
+    /// The result of checking the intent model and the knowledge index.
     models: &'static str,
     /// The result of pinging the session store.
     store: &'static str,
@@ -46,14 +46,14 @@ fn check_result(outcome: &str) -> &'static str {
     }
 }
 
-/// `GET /readyz`: returns 200 when the models pass a probe and the session
+/// `GET /readyz`: returns 200 when the models pass their checks and the session
 /// store replies to a ping within [`STORE_PING_TIMEOUT`], else 503. The body
 /// names what failed.
 pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let engine = state.engine();
     let mut not_ready = Vec::new();
 
-    let models = match engine.probe_models().await {
+    let models = match engine.check_models() {
         Ok(()) => "ok".to_owned(),
         Err(error) => {
             not_ready.push("models");

@@ -30,7 +30,7 @@
 //! | `GET /` | demo shop page with the widget |
 //! | `GET /widget.js` | the chat widget script |
 //! | `GET /healthz` | `ok` while the process runs |
-//! | `GET /readyz` | 200 when the models answer and the session store is reachable, else 503 naming what is not |
+//! | `GET /readyz` | 200 when the index can be read, the encoder (if any) is not stalled and the session store is reachable, else 503 naming what is not |
 //! | `POST /api/v1/conversations/{id}/messages` | send a customer message, get the replies |
 //! | `GET /api/v1/conversations/{id}/events?after=SEQ` | the transcript, customer view |
 //! | `GET /api/v1/conversations/{id}/ws?after=SEQ` | WebSocket of every event after `SEQ` |
