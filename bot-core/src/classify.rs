@@ -17,10 +17,10 @@ pub trait Classifier: Send + Sync {
         Box::pin(std::future::ready(self.classify(text)))
     }
 
-    /// Says, for readiness checks, whether the classifier can answer now,
-    /// without classifying and so without waiting behind other conversations.
-    /// The default is ready: a classifier that runs in place has nothing to
-    /// wait for. One on a shared model fails here when that model has stopped.
+    /// Checks whether the classifier can classify now, for readiness probes.
+    /// It classifies nothing, so it never waits behind other conversations.
+    /// The default returns `Ok`, because a classifier that runs in place has
+    /// nothing to wait for. One on a shared model fails when that model has stalled.
     fn check_ready(&self) -> Result<(), String> {
         Ok(())
     }

@@ -54,9 +54,9 @@ pub trait KnowledgeSearch: Send + Sync {
         Box::pin(std::future::ready(self.search(query, lang, min_score)))
     }
 
-    /// Checks, for readiness checks, that the knowledge base can be searched
-    /// now, without waiting behind other conversations. The default runs a
-    /// search for a fixed text; an implementation that embeds queries on a
+    /// Checks that the knowledge base can be searched now, for readiness
+    /// probes, without waiting behind other conversations. The default
+    /// searches for a fixed text. An implementation that embeds queries on a
     /// shared model overrides it to search without the embedding.
     fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
         self.search("readiness probe", lang, f32::MAX).map(|_| ())

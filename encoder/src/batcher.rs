@@ -96,7 +96,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Whether texts wait and nothing has moved for longer than `limit`.
+    /// Returns whether texts wait and nothing has moved for longer than `limit`.
     pub fn is_stalled(&self, limit: Duration) -> bool {
         self.waiting > 0 && self.since_progress > limit
     }
@@ -136,15 +136,15 @@ impl Batcher {
         }
     }
 
-    /// Texts waiting now and the time since the last progress, read without
-    /// joining the queue.
+    /// Returns the texts waiting now and the time since the last progress,
+    /// read without joining the queue.
     pub fn progress(&self) -> Progress {
         self.counters.progress()
     }
 
-    /// Fails when texts have waited [`STALL_LIMIT`] with no forward pass
-    /// started or finished, for readiness checks. It submits nothing, so it
-    /// answers at once however long the queue is.
+    /// Returns [`EncoderError::Stalled`] when texts have waited longer than
+    /// [`STALL_LIMIT`] with no forward pass started or finished. It submits
+    /// nothing, so it returns at once however long the queue is.
     pub fn check_progress(&self) -> Result<(), EncoderError> {
         let progress = self.progress();
         if progress.is_stalled(STALL_LIMIT) {
@@ -254,7 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stalled_only_when_texts_wait_past_the_limit() {
+    fn stall_needs_waiting_texts() {
         let limit = Duration::from_secs(30);
         let idle = Progress { waiting: 0, since_progress: Duration::from_secs(3_600) };
         let busy = Progress { waiting: 12, since_progress: Duration::from_secs(2) };

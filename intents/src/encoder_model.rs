@@ -382,7 +382,7 @@ impl Classifier for EncoderIntentModel {
         })
     }
 
-    /// Fails when the encoder's batcher has stalled; see [`Batcher::check_progress`].
+    /// Fails when the encoder's batcher has stalled, as [`Batcher::check_progress`] decides.
     fn check_ready(&self) -> Result<(), String> {
         self.batcher.check_progress().map_err(|error| error.to_string())
     }

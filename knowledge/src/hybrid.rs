@@ -338,7 +338,7 @@ impl KnowledgeSearch for HybridKnowledge {
     }
 
     /// Searches the index without embedding the text, and fails when the
-    /// encoder's batcher has stalled; see [`Batcher::check_progress`].
+    /// encoder's batcher has stalled, as [`Batcher::check_progress`] decides.
     fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
         self.answer("readiness probe", None, lang, f32::MAX)?;
         match self.embedding_side() {

@@ -229,10 +229,10 @@ impl Engine {
         self.inner.recent.snapshot(self.now(), top_intents)
     }
 
-    /// Checks that the classifier and the knowledge index can answer, for
-    /// readiness checks. Nothing joins the encoder's queue, so the check
-    /// answers at once on a busy server; it fails when the index cannot be
-    /// read or the encoder has stalled. The error names each failure.
+    /// Checks that the classifier and the knowledge index can serve turns, for
+    /// readiness probes. Nothing joins the encoder's queue, so the check
+    /// returns at once on a busy server. It fails when the index cannot be
+    /// read or the encoder has stalled, and the error names each failure.
     pub fn check_models(&self) -> Result<(), String> {
         let runtime = self.runtime();
         let lang = runtime.bot.settings.default_language();
