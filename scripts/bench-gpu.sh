@@ -5,13 +5,26 @@
 # 20,000 sentences/s); needs nvcc and the CUDA runtime libraries.
 #
 # Usage: scripts/bench-gpu.sh [MODEL_DIR] [TEXTS_FILE]
-# Environment: CUDA_COMPUTE_CAP (default 90, for H100/H200), DEVICE (cuda:0).
+# Environment: CUDA_COMPUTE_CAP (default 90 for H100/H200, 80 with nvcc before
+# 12.0), DEVICE (cuda:0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=${1:-target/test-models/all-MiniLM-L6-v2}
 texts=${2:-}
-export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+# candle's kernels build as PTX for compute_${CUDA_COMPUTE_CAP}, and for 90 that is
+# compute_90a, which nvcc before 12.0 rejects. PTX for 80 also runs on an H200,
+# compiled by the driver when the binary starts.
+if [[ -z "${CUDA_COMPUTE_CAP:-}" ]]; then
+    nvcc_major=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+    if [[ "${nvcc_major:-0}" -ge 12 ]]; then
+        CUDA_COMPUTE_CAP=90
+    else
+        CUDA_COMPUTE_CAP=80
+        echo "nvcc ${nvcc_major:-?}.x cannot build for compute_90a; building the kernels for 80" >&2
+    fi
+fi
+export CUDA_COMPUTE_CAP
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 if [[ ! -f "$model/model.safetensors" ]]; then
