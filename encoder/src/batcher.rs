@@ -44,8 +44,13 @@ pub struct BatcherStats {
 
 /// How long texts may wait while the batcher thread neither starts nor
 /// finishes a forward pass before [`Batcher::check_progress`] reports it
-/// stalled. One pass of a full batch takes a few seconds at most on a CPU.
+/// stalled. A large `max_batch` on a CPU can make one pass longer, so the limit
+/// grows to [`SLOW_PASS_FACTOR`] times the longest pass seen.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// The multiple of the longest forward pass so far that texts may wait with no
+/// progress, when that is longer than [`STALL_LIMIT`].
+pub const SLOW_PASS_FACTOR: u32 = 4;
 
 struct Counters {
     batches: AtomicU64,
@@ -56,6 +61,8 @@ struct Counters {
     /// thread taking a batch or finishing one, or a first text arriving at an
     /// empty queue.
     progress_ms: AtomicU64,
+    /// Milliseconds of the longest forward pass of the batcher thread.
+    longest_pass_ms: AtomicU64,
     epoch: Instant,
 }
 
@@ -66,6 +73,7 @@ impl Counters {
             texts: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             progress_ms: AtomicU64::new(0),
+            longest_pass_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -81,6 +89,7 @@ impl Counters {
         Progress {
             waiting: self.waiting.load(Ordering::Relaxed),
             since_progress: Duration::from_millis(now.saturating_sub(last)),
+            longest_pass: Duration::from_millis(self.longest_pass_ms.load(Ordering::Relaxed)),
         }
     }
 }
@@ -93,11 +102,15 @@ pub struct Progress {
     /// Time since the batcher thread last took or finished a batch, or since
     /// a text arrived at an empty queue, whichever came last.
     pub since_progress: Duration,
+    /// The longest forward pass of the batcher thread so far.
+    pub longest_pass: Duration,
 }
 
 impl Progress {
-    /// Returns whether texts wait and nothing has moved for longer than `limit`.
+    /// Returns whether texts wait and nothing has moved for longer than
+    /// `limit`, or than [`SLOW_PASS_FACTOR`] times the longest pass when that is longer.
     pub fn is_stalled(&self, limit: Duration) -> bool {
+        let limit = limit.max(self.longest_pass * SLOW_PASS_FACTOR);
         self.waiting > 0 && self.since_progress > limit
     }
 }
@@ -143,7 +156,8 @@ impl Batcher {
     }
 
     /// Returns [`EncoderError::Stalled`] when texts have waited longer than
-    /// [`STALL_LIMIT`] with no forward pass started or finished. It submits
+    /// [`STALL_LIMIT`] (or [`SLOW_PASS_FACTOR`] times the longest pass) with
+    /// no forward pass started or finished. It submits
     /// nothing, so it returns at once however long the queue is.
     pub fn check_progress(&self) -> Result<(), EncoderError> {
         let progress = self.progress();
@@ -225,11 +239,13 @@ impl Worker {
 
     fn answer(&self, batch: Vec<Request>, kind: TextKind) {
         let texts: Vec<&str> = batch.iter().map(|request| request.text.as_str()).collect();
+        let started = Instant::now();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.encoder.embed(&texts, kind)))
             .unwrap_or_else(|_| Err(EncoderError::Run("the forward pass panicked".to_owned())));
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.texts.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.counters.waiting.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        self.counters.longest_pass_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.counters.mark_progress();
 
         match result {
@@ -256,13 +272,25 @@ mod tests {
     #[test]
     fn stall_needs_waiting_texts() {
         let limit = Duration::from_secs(30);
-        let idle = Progress { waiting: 0, since_progress: Duration::from_secs(3_600) };
-        let busy = Progress { waiting: 12, since_progress: Duration::from_secs(2) };
-        let stuck = Progress { waiting: 1, since_progress: Duration::from_secs(31) };
+        let pass = Duration::from_millis(200);
+        let idle = Progress { waiting: 0, since_progress: Duration::from_secs(3_600), longest_pass: pass };
+        let busy = Progress { waiting: 12, since_progress: Duration::from_secs(2), longest_pass: pass };
+        let stuck = Progress { waiting: 1, since_progress: Duration::from_secs(31), longest_pass: pass };
 
         assert!(!idle.is_stalled(limit), "an idle batcher is not stalled");
         assert!(!busy.is_stalled(limit));
         assert!(stuck.is_stalled(limit));
+    }
+
+    #[test]
+    fn slow_passes_extend_the_limit() {
+        let limit = Duration::from_secs(30);
+        let slow = Duration::from_secs(20);
+        let within = Progress { waiting: 5, since_progress: Duration::from_secs(79), longest_pass: slow };
+        let beyond = Progress { waiting: 5, since_progress: Duration::from_secs(81), longest_pass: slow };
+
+        assert!(!within.is_stalled(limit), "a wait under four slow passes is not a stall");
+        assert!(beyond.is_stalled(limit));
     }
 
     #[test]
