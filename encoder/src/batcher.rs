@@ -52,6 +52,11 @@ pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 /// progress, when that is longer than [`STALL_LIMIT`].
 pub const SLOW_PASS_FACTOR: u32 = 4;
 
+/// The time a running forward pass may take per text in it, on top of the
+/// limit. A first pass over a large batch of long texts on a CPU has no
+/// longest pass to go by, and takes well under a second per text.
+pub const PASS_TIME_PER_TEXT: Duration = Duration::from_secs(1);
+
 struct Counters {
     batches: AtomicU64,
     texts: AtomicU64,
@@ -63,6 +68,8 @@ struct Counters {
     progress_ms: AtomicU64,
     /// Milliseconds of the longest forward pass of the batcher thread.
     longest_pass_ms: AtomicU64,
+    /// Texts in the forward pass running now, 0 between passes.
+    in_pass: AtomicU64,
     epoch: Instant,
 }
 
@@ -74,6 +81,7 @@ impl Counters {
             waiting: AtomicU64::new(0),
             progress_ms: AtomicU64::new(0),
             longest_pass_ms: AtomicU64::new(0),
+            in_pass: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -88,6 +96,7 @@ impl Counters {
         let last = self.progress_ms.load(Ordering::Relaxed);
         Progress {
             waiting: self.waiting.load(Ordering::Relaxed),
+            in_pass: self.in_pass.load(Ordering::Relaxed),
             since_progress: Duration::from_millis(now.saturating_sub(last)),
             longest_pass: Duration::from_millis(self.longest_pass_ms.load(Ordering::Relaxed)),
         }
@@ -97,8 +106,10 @@ impl Counters {
 /// The batcher's queue as a readiness check sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// Texts submitted and not answered yet.
+    /// Texts submitted and not answered yet, those in the running pass included.
     pub waiting: u64,
+    /// Texts in the forward pass running now, 0 between passes.
+    pub in_pass: u64,
     /// Time since the batcher thread last took or finished a batch, or since
     /// a text arrived at an empty queue, whichever came last.
     pub since_progress: Duration,
@@ -108,9 +119,11 @@ pub struct Progress {
 
 impl Progress {
     /// Returns whether texts wait and nothing has moved for longer than
-    /// `limit`, or than [`SLOW_PASS_FACTOR`] times the longest pass when that is longer.
+    /// `limit`, or than [`SLOW_PASS_FACTOR`] times the longest pass when that
+    /// is longer. A running pass gets [`PASS_TIME_PER_TEXT`] per text on top.
     pub fn is_stalled(&self, limit: Duration) -> bool {
-        let limit = limit.max(self.longest_pass * SLOW_PASS_FACTOR);
+        let pass_texts = u32::try_from(self.in_pass).unwrap_or(u32::MAX);
+        let limit = limit.max(self.longest_pass * SLOW_PASS_FACTOR) + PASS_TIME_PER_TEXT.saturating_mul(pass_texts);
         self.waiting > 0 && self.since_progress > limit
     }
 }
@@ -162,7 +175,11 @@ impl Batcher {
     pub fn check_progress(&self) -> Result<(), EncoderError> {
         let progress = self.progress();
         if progress.is_stalled(STALL_LIMIT) {
-            return Err(EncoderError::Stalled { waiting: progress.waiting, seconds: progress.since_progress.as_secs() });
+            let seconds = progress.since_progress.as_secs();
+            return Err(match progress.in_pass {
+                0 => EncoderError::Stalled { waiting: progress.waiting, seconds },
+                texts => EncoderError::PassStalled { texts, seconds },
+            });
         }
         Ok(())
     }
@@ -240,10 +257,12 @@ impl Worker {
     fn answer(&self, batch: Vec<Request>, kind: TextKind) {
         let texts: Vec<&str> = batch.iter().map(|request| request.text.as_str()).collect();
         let started = Instant::now();
+        self.counters.in_pass.store(batch.len() as u64, Ordering::Relaxed);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.encoder.embed(&texts, kind)))
             .unwrap_or_else(|_| Err(EncoderError::Run("the forward pass panicked".to_owned())));
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.texts.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.counters.in_pass.store(0, Ordering::Relaxed);
         self.counters.waiting.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         self.counters.longest_pass_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.counters.mark_progress();
@@ -273,9 +292,9 @@ mod tests {
     fn stall_needs_waiting_texts() {
         let limit = Duration::from_secs(30);
         let pass = Duration::from_millis(200);
-        let idle = Progress { waiting: 0, since_progress: Duration::from_secs(3_600), longest_pass: pass };
-        let busy = Progress { waiting: 12, since_progress: Duration::from_secs(2), longest_pass: pass };
-        let stuck = Progress { waiting: 1, since_progress: Duration::from_secs(31), longest_pass: pass };
+        let idle = Progress { waiting: 0, in_pass: 0, since_progress: Duration::from_secs(3_600), longest_pass: pass };
+        let busy = Progress { waiting: 12, in_pass: 0, since_progress: Duration::from_secs(2), longest_pass: pass };
+        let stuck = Progress { waiting: 1, in_pass: 0, since_progress: Duration::from_secs(31), longest_pass: pass };
 
         assert!(!idle.is_stalled(limit), "an idle batcher is not stalled");
         assert!(!busy.is_stalled(limit));
@@ -286,11 +305,22 @@ mod tests {
     fn slow_passes_extend_the_limit() {
         let limit = Duration::from_secs(30);
         let slow = Duration::from_secs(20);
-        let within = Progress { waiting: 5, since_progress: Duration::from_secs(79), longest_pass: slow };
-        let beyond = Progress { waiting: 5, since_progress: Duration::from_secs(81), longest_pass: slow };
+        let within = Progress { waiting: 5, in_pass: 0, since_progress: Duration::from_secs(79), longest_pass: slow };
+        let beyond = Progress { waiting: 5, in_pass: 0, since_progress: Duration::from_secs(81), longest_pass: slow };
 
         assert!(!within.is_stalled(limit), "a wait under four slow passes is not a stall");
         assert!(beyond.is_stalled(limit));
+    }
+
+    #[test]
+    fn running_pass_gets_time_per_text() {
+        let limit = Duration::from_secs(30);
+        let first = Duration::ZERO;
+        let long_first_pass = Progress { waiting: 200, in_pass: 200, since_progress: Duration::from_secs(31), longest_pass: first };
+        let hung_pass = Progress { waiting: 3, in_pass: 1, since_progress: Duration::from_secs(32), longest_pass: first };
+
+        assert!(!long_first_pass.is_stalled(limit), "a first pass over 200 texts may take 31 s");
+        assert!(hung_pass.is_stalled(limit));
     }
 
     #[test]
@@ -300,5 +330,12 @@ mod tests {
 
         assert_eq!(one, "the encoder has run no forward pass for 31 s while 1 text waits");
         assert_eq!(many, "the encoder has run no forward pass for 45 s while 7 texts wait");
+    }
+
+    #[test]
+    fn pass_stalled_error_names_the_pass() {
+        let message = EncoderError::PassStalled { texts: 2, seconds: 40 }.to_string();
+
+        assert_eq!(message, "the encoder's forward pass over 2 texts has run for 40 s");
     }
 }

@@ -17,6 +17,16 @@ pub enum EncoderError {
     Closed,
     #[error("the encoder has run no forward pass for {seconds} s while {}", texts_wait(*.waiting))]
     Stalled { waiting: u64, seconds: u64 },
+    #[error("the encoder's forward pass over {} has run for {seconds} s", count_texts(*.texts))]
+    PassStalled { texts: u64, seconds: u64 },
+}
+
+fn count_texts(count: u64) -> String {
+    if count == 1 {
+        "1 text".to_owned()
+    } else {
+        format!("{count} texts")
+    }
 }
 
 fn texts_wait(count: u64) -> String {

@@ -28,7 +28,7 @@ mod network;
 mod packed;
 mod testing;
 
-pub use batcher::{Batcher, BatcherStats, Progress, SLOW_PASS_FACTOR, STALL_LIMIT};
+pub use batcher::{Batcher, BatcherStats, Progress, PASS_TIME_PER_TEXT, SLOW_PASS_FACTOR, STALL_LIMIT};
 pub use config::{DeviceChoice, EncoderConfig, InvalidDevice, Pooling, TextKind};
 pub use encoder::{Encoder, FORWARD_ENV, MAX_UNKNOWN_SHARE};
 pub use error::EncoderError;
