@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bot_core::{Article, FaqEntry};
@@ -47,6 +48,9 @@ pub struct KnowledgeIndex {
     pub(crate) fields: Fields,
     pub(crate) word_analyzer: TextAnalyzer,
     pub(crate) bigram_analyzer: TextAnalyzer,
+    /// The panic message of the first read that found the files damaged; set,
+    /// every later search fails at once, until the index is opened again.
+    pub(crate) damaged: OnceLock<String>,
 }
 
 /// Contents of `lepton-knowledge.json`.
@@ -136,6 +140,7 @@ impl KnowledgeIndex {
             fields,
             word_analyzer: word_analyzer(),
             bigram_analyzer: bigram_analyzer(),
+            damaged: OnceLock::new(),
         })
     }
 }

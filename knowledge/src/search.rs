@@ -5,6 +5,7 @@
 //! tantivy's `QueryParser`, so query syntax in a message is plain text.
 
 use std::collections::{BTreeMap, HashSet};
+use std::panic::AssertUnwindSafe;
 
 use bot_core::knowledge::KnowledgeError;
 use bot_core::{KnowledgeAnswer, KnowledgeSearch, Lang};
@@ -112,12 +113,33 @@ impl KnowledgeIndex {
         filter: LangFilter,
         limit: usize,
     ) -> Result<Vec<KnowledgeHit>, KnowledgeError> {
-        let Some(prepared) = self.prepare(query).map_err(search_error)? else {
-            return Ok(Vec::new());
-        };
+        self.guarded(|| {
+            let Some(prepared) = self.prepare(query).map_err(search_error)? else {
+                return Ok(Vec::new());
+            };
 
-        let candidates = self.candidates(&prepared, &filter, limit.max(CANDIDATES)).map_err(search_error)?;
-        candidates.into_iter().take(limit).map(|candidate| self.hit(candidate).map_err(search_error)).collect()
+            let candidates = self.candidates(&prepared, &filter, limit.max(CANDIDATES)).map_err(search_error)?;
+            candidates.into_iter().take(limit).map(|candidate| self.hit(candidate).map_err(search_error)).collect()
+        })
+    }
+
+    /// Runs `read` on the index and turns a panic into an error. The files are
+    /// memory-mapped, so a change on disk reaches a running server, and tantivy
+    /// panics on some damaged files. After the first such panic the index
+    /// counts as damaged and every search fails at once with the same message.
+    fn guarded<T>(&self, read: impl FnOnce() -> Result<T, KnowledgeError>) -> Result<T, KnowledgeError> {
+        if let Some(message) = self.damaged.get() {
+            return Err(damaged_error(message));
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(read)) {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(error = %message, "the knowledge index files are damaged; knowledge searches fail until the server restarts or reloads, which rebuilds the index");
+                let message = self.damaged.get_or_init(|| message);
+                Err(damaged_error(message))
+            }
+        }
     }
 
     /// Returns the document of highest BM25 among the top candidates whose
@@ -283,7 +305,7 @@ impl KnowledgeIndex {
 
 impl KnowledgeSearch for KnowledgeIndex {
     fn search(&self, query: &str, lang: &Lang, min_score: f32) -> Result<Option<KnowledgeAnswer>, KnowledgeError> {
-        let best = self.best(query, lang, min_score).map_err(search_error)?;
+        let best = self.guarded(|| self.best(query, lang, min_score).map_err(search_error))?;
         tracing::debug!(
             lang = %lang,
             min_score,
@@ -326,6 +348,18 @@ fn distinct_refs<'a>(items: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
 
 fn search_error(error: tantivy::TantivyError) -> KnowledgeError {
     KnowledgeError { message: format!("index read failed: {error}") }
+}
+
+fn damaged_error(message: &str) -> KnowledgeError {
+    KnowledgeError { message: format!("the index files are damaged ({message}); restart or reload to rebuild them") }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_owned(),
+        (None, Some(text)) => text.clone(),
+        (None, None) => "a read of the index panicked".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -471,3 +471,50 @@ fn build_into_file_path_fails_with_path() -> anyhow::Result<()> {
     assert!(error.to_string().contains("not-a-folder"), "message: {error}");
     Ok(())
 }
+
+/// Overwrites every file of `extension` under `folder` in place, keeping its
+/// size, as a disk error or a stray write would: the mapped pages change too.
+fn scramble_files(folder: &Path, extension: &str) -> anyhow::Result<usize> {
+    use std::io::Write;
+
+    let mut scrambled = 0;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        if path.extension().and_then(|ext| ext.to_str()) != Some(extension) {
+            continue;
+        }
+        let length = std::fs::metadata(&path)?.len() as usize;
+        let noise: Vec<u8> = (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::OpenOptions::new().write(true).open(&path)?.write_all(&noise)?;
+        scrambled += 1;
+    }
+    Ok(scrambled)
+}
+
+#[test]
+fn damaged_index_fails_searches_without_panicking() -> anyhow::Result<()> {
+    let dir = TempDir::new("damaged")?;
+    let index = KnowledgeIndex::build(dir.path(), &shop_faq(), &[])?;
+    let lang = Lang::new("en");
+    assert!(index.search("refund", &lang, 0.0)?.is_some(), "the intact index found nothing");
+    let folder = dir.path().join(index_folders(dir.path())?.pop().context("no index folder")?);
+    assert!(scramble_files(&folder, "term")? > 0, "no term dictionary to damage");
+
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.search("refund", &lang, 0.0)));
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.search("delivery", &lang, 0.0)));
+
+    let first = first.map_err(|_| anyhow::anyhow!("a search of the damaged index panicked"))?;
+    let error = first.err().context("a search of the damaged index succeeded")?;
+    assert!(error.to_string().contains("damaged"), "message: {error}");
+    let second = second.map_err(|_| anyhow::anyhow!("the second search panicked"))?;
+    assert!(second.is_err(), "the second search of the damaged index succeeded");
+    Ok(())
+}
