@@ -24,7 +24,8 @@ folder="$out_dir/all-mpnet-base-v2"
 checksums="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658  model.safetensors
 d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0  config.json
 b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842  tokenizer.json
-a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56  1_Pooling/config.json"
+a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56  1_Pooling/config.json
+cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667  sentence_bert_config.json"
 
 # Prints the files of folder $1 that are missing or differ from $checksums.
 mismatches() {
@@ -34,6 +35,12 @@ mismatches() {
     fi
     (cd "$1" && sha256sum --check --quiet <<<"$checksums" 2>/dev/null | sed 's/^/  /') || true
 }
+
+# A model folder given as OUT_DIR would get a second copy inside it.
+if [[ -f "$out_dir/config.json" ]]; then
+    echo "error: $out_dir holds a model (config.json); give the folder to fetch into, such as $(dirname "$out_dir")" >&2
+    exit 1
+fi
 
 if [[ -e "$folder" ]]; then
     bad=$(mismatches "$folder")

@@ -120,13 +120,22 @@ pub fn validate(dir: &Path, options: &ValidateOptions) -> Validation {
 }
 
 /// Checks a set `settings.encoder.max_tokens` against the model's config.json
-/// alone, so that `--no-model` reports it too. Returns `None` when it fits or
-/// the config cannot be read (the model check reports that).
+/// alone, so that `--no-model` reports it too. Without the setting, it checks
+/// the folder's `sentence_bert_config.json`, which gives the default, and
+/// reports a bad file at `model:`. Returns `None` when the length fits or
+/// config.json cannot be read (the model check reports that).
 fn check_token_limit(dir: &Path, loaded: &LoadedBot) -> Option<Diagnostic> {
     let settings = loaded.bot.settings.encoder.as_ref()?;
-    let max_tokens = settings.max_tokens?;
     let folder = lepton_flows::resolve_model(dir, &settings.model, &lepton_flows::HubCache::from_env()).ok()?;
     let limit = lepton_encoder::token_limit(&folder).ok()?;
+    let Some(max_tokens) = settings.max_tokens else {
+        let error = lepton_encoder::default_max_tokens(&folder).err()?;
+        let message = format!("the encoder's default max_tokens cannot be read: {error}");
+        return Some(match loaded.example_places.setting("settings.encoder.model") {
+            Some(place) => place.error(message),
+            None => Diagnostic::error_at_path(dir.to_owned(), message),
+        });
+    };
     if max_tokens <= limit {
         return None;
     }

@@ -272,6 +272,7 @@ struct SentenceBertFile {
 /// Returns `max_tokens` when it is set, else the `max_seq_length` of the
 /// folder's `sentence_bert_config.json`, else [`DEFAULT_MAX_TOKENS`]. A length
 /// from the folder or the default is cut to the model's limit.
+/// A `max_seq_length` below [`MIN_TOKENS`] is an error, as invalid JSON is.
 pub(crate) fn resolve_max_tokens(max_tokens: Option<usize>, folder: &Path, architecture: &Architecture) -> Result<usize, EncoderError> {
     if let Some(max_tokens) = max_tokens {
         return Ok(max_tokens);
@@ -286,7 +287,23 @@ pub(crate) fn resolve_max_tokens(max_tokens: Option<usize>, folder: &Path, archi
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => return Err(EncoderError::Io { path, source }),
     };
-    Ok(configured.unwrap_or(DEFAULT_MAX_TOKENS).min(architecture.max_tokens()).max(MIN_TOKENS))
+    if let Some(length) = configured.filter(|&length| length < MIN_TOKENS) {
+        let message = format!(
+            "max_seq_length {length} is below {MIN_TOKENS}, the fewest tokens a text can keep (two special tokens and one word piece); \
+             correct the file, or set settings.encoder.max_tokens"
+        );
+        return Err(EncoderError::model(&path, message));
+    }
+    Ok(configured.unwrap_or(DEFAULT_MAX_TOKENS).min(architecture.max_tokens()))
+}
+
+/// Returns the number of tokens the encoder in `folder` keeps of a text when
+/// `settings.encoder.max_tokens` is not set, reading `config.json` and
+/// `sentence_bert_config.json` only, without loading the model.
+pub fn default_max_tokens(folder: &Path) -> Result<usize, EncoderError> {
+    let config = require(folder, CONFIG_FILE)?;
+    let text = std::fs::read(&config).map_err(|source| EncoderError::Io { path: config.clone(), source })?;
+    resolve_max_tokens(None, folder, &read_architecture(&config, &text)?)
 }
 
 /// Loads `tokenizer.json` with truncation at `max_tokens` and its own padding

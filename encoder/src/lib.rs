@@ -32,7 +32,7 @@ pub use batcher::{Batcher, BatcherStats, Progress, PASS_TIME_PER_TEXT, SLOW_PASS
 pub use config::{DeviceChoice, EncoderConfig, InvalidDevice, Pooling, TextKind};
 pub use encoder::{Encoder, FORWARD_ENV, MAX_UNKNOWN_SHARE};
 pub use error::EncoderError;
-pub use folder::token_limit;
+pub use folder::{default_max_tokens, token_limit};
 pub use finetune::{check_fine_tunable, fine_tune, FineTuneConfig, FineTuneReport, FineTuneStep, PROVENANCE_FILE};
 pub use testing::test_model;
 

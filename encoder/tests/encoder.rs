@@ -556,6 +556,22 @@ mod xlm_roberta {
     }
 
     #[test]
+    fn sentence_bert_length_below_three_rejected() -> Result<()> {
+        let dir = temp_dir("xlm-roberta-short-sentence-bert")?;
+        write_model(&dir)?;
+        for length in [0, 1, 2] {
+            std::fs::write(dir.join("sentence_bert_config.json"), format!(r#"{{"max_seq_length": {length}}}"#))?;
+
+            let error = Encoder::load(&EncoderConfig::new(&dir)).err().with_context(|| format!("max_seq_length {length} was accepted"))?.to_string();
+
+            assert!(error.contains("sentence_bert_config.json"), "{error}");
+            assert!(error.contains(&format!("max_seq_length {length} is below 3")), "{error}");
+            assert_eq!(lepton_encoder::default_max_tokens(&dir).err().map(|error| error.to_string()), Some(error));
+        }
+        Ok(())
+    }
+
+    #[test]
     fn foreign_tokenizer_rejected() -> Result<()> {
         let dir = temp_dir("xlm-roberta-vocab")?;
         write_model(&dir)?;

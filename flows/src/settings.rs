@@ -129,6 +129,7 @@ impl Converter<'_, '_> {
         let model_node = fields.require(&mut self.cx, "model")?;
         let model = self.cx.text(model_node, "settings.encoder.model")?;
         let mut encoder = EncoderSettings::new(model.trim());
+        self.example_places.insert_setting("settings.encoder.model", self.cx.example_place(model_node.loc));
         let mut valid = true;
         if let Err(error) = crate::model_folder::resolve_model(dir, &encoder.model, &crate::model_folder::HubCache::from_env()) {
             self.cx.error(model_node.loc, error.to_string());

@@ -173,6 +173,24 @@ fn default_max_tokens_fits_small_model() -> anyhow::Result<()> {
 }
 
 #[test]
+fn bad_sentence_bert_config_at_model_line() -> anyhow::Result<()> {
+    let cases = [("broken-sbert-bot", "{\"max_seq_length\": 12", "invalid JSON"), ("zero-sbert-bot", "{\"max_seq_length\": 0}", "max_seq_length 0 is below 3")];
+    for (name, file, reason) in cases {
+        let dir = write_tiny_encoder_bot(name, "    model: tiny-model\n")?;
+        std::fs::write(dir.join("tiny-model/sentence_bert_config.json"), file)?;
+
+        let output = lepton(&["validate", "--no-model"], &[&dir])?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+
+        assert_eq!(output.status.code(), Some(1), "{name}: {stdout}");
+        assert!(stdout.contains("bot.yml:5:12: error: the encoder's default max_tokens cannot be read"), "{name}: the error must name the model line:\n{stdout}");
+        assert!(stdout.contains("sentence_bert_config.json"), "{name}: {stdout}");
+        assert!(stdout.contains(reason), "{name}: {stdout}");
+    }
+    Ok(())
+}
+
+#[test]
 fn max_tokens_within_limit_accepted() -> anyhow::Result<()> {
     let dir = write_tiny_encoder_bot("fitting-tokens-bot", "    model: tiny-model\n    max_tokens: 62\n")?;
 
