@@ -657,6 +657,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 (None, Some(dir)) => Some(lepton::eval::TrainingData::Bot(dir)),
                 (None, None) => None,
             };
+            let cache_given = args.embedding_cache.is_some();
             let cache_dir = args.embedding_cache.unwrap_or_else(|| PathBuf::from(".lepton/embeddings"));
             let encoder = match (args.encoder, &train) {
                 (Some(model), _) => Some(lepton::eval::EncoderOptions {
@@ -678,9 +679,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }),
                 (None, Some(lepton::eval::TrainingData::Bot(dir))) => {
                     let encoder = lepton::eval::bot_encoder(dir, cache_dir)?;
-                    if let Some(encoder) = &encoder {
-                        // Standard error, so that `--json` alone still prints only JSON.
-                        eprintln!("scoring the intent head on the bot's encoder in {}", encoder.model.display());
+                    // Standard error, so that `--json` alone still prints only JSON.
+                    match &encoder {
+                        Some(encoder) => eprintln!("scoring the intent head on the bot's encoder in {}", encoder.model.display()),
+                        None if cache_given => eprintln!("--embedding-cache is unused: the bot in {} classifies with the embedded model", dir.display()),
+                        None => {}
                     }
                     encoder
                 }

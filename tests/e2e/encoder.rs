@@ -261,6 +261,24 @@ fn cross_validation_uses_the_encoder_head() -> anyhow::Result<()> {
 }
 
 #[test]
+fn eval_notes_unused_embedding_cache() -> anyhow::Result<()> {
+    let bot = temp_dir("no-encoder-eval-bot");
+    write_encoder_bot(&bot, "unused")?;
+    std::fs::write(bot.join("bot.yml"), "settings:\n  name: shop\n  languages: [en]\n")?;
+    let data = temp_dir("no-encoder-eval-data");
+    let test = data.join("test.csv");
+    std::fs::write(&test, "text,intent\nI would like my money returned,refund\nwhere is my parcel now,track_order\n")?;
+
+    let output = Command::new(LEPTON).arg("eval").arg(&test).arg("--bot").arg(&bot).arg("--embedding-cache").arg(data.join("cache")).env("LEPTON_LOG", "warn").output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("--embedding-cache is unused: the bot in"), "{stderr}");
+    assert!(!stderr.contains("scoring the intent head"), "{stderr}");
+    Ok(())
+}
+
+#[test]
 fn eval_bot_uses_its_encoder() -> anyhow::Result<()> {
     let Some(model) = test_model_or_skip("eval_bot_uses_its_encoder") else { return Ok(()) };
     let bot = temp_dir("encoder-eval-bot");
