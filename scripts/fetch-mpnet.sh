@@ -38,7 +38,7 @@ mismatches() {
 
 # A model folder given as OUT_DIR would get a second copy inside it.
 if [[ -f "$out_dir/config.json" ]]; then
-    echo "error: $out_dir holds a model (config.json); give the folder to fetch into, such as $(dirname "$out_dir")" >&2
+    echo "error: $out_dir already contains a model (config.json); pass the parent folder to fetch into, such as $(dirname "$out_dir")" >&2
     exit 1
 fi
 
