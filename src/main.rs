@@ -237,23 +237,26 @@ struct EvalArgs {
     #[arg(long, value_name = "MODEL", conflicts_with = "cross_validation")]
     encoder: Option<PathBuf>,
     /// Tokens kept of a text, the two special ones included; at most the
-    /// model's position count [default: max_seq_length in the folder's
-    /// sentence_bert_config.json, else 256].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=512), requires = "encoder")]
+    /// model's position count [default: the bot's setting with --bot, else
+    /// max_seq_length in the folder's sentence_bert_config.json, else 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=512), requires = "encoder_source")]
     max_tokens: Option<u64>,
     /// Pooling of the encoder's token vectors: mean or cls [default: the
-    /// folder's 1_Pooling/config.json, else mean].
-    #[arg(long, value_parser = parse_pooling, requires = "encoder")]
+    /// bot's setting with --bot, else the folder's 1_Pooling/config.json,
+    /// else mean].
+    #[arg(long, value_parser = parse_pooling, requires = "encoder_source")]
     pooling: Option<lepton_encoder::Pooling>,
-    /// Text put before every query, such as "query: " for e5 models.
-    #[arg(long, default_value = "", requires = "encoder")]
-    query_prefix: String,
-    /// Where the encoder runs: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu", requires = "encoder")]
-    device: lepton_encoder::DeviceChoice,
+    /// Text put before every query, such as "query: " for e5 models
+    /// [default: the bot's setting with --bot, else none].
+    #[arg(long, requires = "encoder_source")]
+    query_prefix: Option<String>,
+    /// The device the encoder runs on: cpu, cuda or cuda:N [default: the
+    /// bot's setting with --bot, else cpu].
+    #[arg(long, requires = "encoder_source")]
+    device: Option<lepton_encoder::DeviceChoice>,
     /// The intent head's configuration as JSON, such as '{"hidden": 512}';
     /// missing fields keep their defaults.
-    #[arg(long, value_name = "JSON", requires = "encoder")]
+    #[arg(long, value_name = "JSON", requires = "encoder_source")]
     head: Option<String>,
     /// Folder caching the data sets' embeddings, keyed by the encoder's
     /// fingerprint and the text [default: .lepton/embeddings in the current
@@ -664,8 +667,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     model: encoder_folder(model)?,
                     max_tokens: args.max_tokens.map(|n| n as usize),
                     pooling: args.pooling,
-                    query_prefix: args.query_prefix,
-                    device: args.device,
+                    query_prefix: args.query_prefix.unwrap_or_default(),
+                    device: args.device.unwrap_or(lepton_encoder::DeviceChoice::Cpu),
                     head: args.head,
                     cache_dir,
                     finetune: args.finetune.then(|| lepton_encoder::FineTuneConfig {
@@ -678,10 +681,40 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     }),
                 }),
                 (None, Some(lepton::eval::TrainingData::Bot(dir))) => {
-                    let encoder = lepton::eval::bot_encoder(dir, cache_dir)?;
+                    let mut encoder = lepton::eval::bot_encoder(dir, cache_dir)?;
+                    let overrides = [
+                        ("--max-tokens", args.max_tokens.is_some()),
+                        ("--pooling", args.pooling.is_some()),
+                        ("--query-prefix", args.query_prefix.is_some()),
+                        ("--device", args.device.is_some()),
+                        ("--head", args.head.is_some()),
+                    ];
+                    let flags_given: Vec<&str> = overrides.iter().filter(|(_, given)| *given).map(|(flag, _)| *flag).collect();
                     // Standard error, so that `--json` alone still prints only JSON.
-                    match &encoder {
-                        Some(encoder) => eprintln!("scoring the intent head on the bot's encoder in {}", encoder.model.display()),
+                    match &mut encoder {
+                        Some(encoder) => {
+                            eprintln!("scoring the intent head on the bot's encoder in {}", encoder.model.display());
+                            if let Some(max_tokens) = args.max_tokens {
+                                encoder.max_tokens = Some(max_tokens as usize);
+                            }
+                            if let Some(pooling) = args.pooling {
+                                encoder.pooling = Some(pooling);
+                            }
+                            if let Some(prefix) = args.query_prefix {
+                                encoder.query_prefix = prefix;
+                            }
+                            if let Some(device) = args.device {
+                                encoder.device = device;
+                            }
+                            encoder.head = args.head;
+                        }
+                        None if !flags_given.is_empty() => {
+                            anyhow::bail!(
+                                "{} set the encoder, but the bot in {} classifies with the embedded model; add --encoder MODEL",
+                                flags_given.join(", "),
+                                dir.display()
+                            )
+                        }
                         None if cache_given => eprintln!("--embedding-cache is unused: the bot in {} classifies with the embedded model", dir.display()),
                         None => {}
                     }

@@ -279,6 +279,43 @@ fn eval_notes_unused_embedding_cache() -> anyhow::Result<()> {
 }
 
 #[test]
+fn eval_encoder_flags_need_an_encoder() -> anyhow::Result<()> {
+    let bot = temp_dir("no-encoder-flags-bot");
+    write_encoder_bot(&bot, "unused")?;
+    std::fs::write(bot.join("bot.yml"), "settings:\n  name: shop\n  languages: [en]\n")?;
+    let test = bot.join("test.csv");
+    std::fs::write(&test, "text,intent\nI would like my money returned,refund\n")?;
+
+    let output = Command::new(LEPTON).arg("eval").arg(&test).arg("--bot").arg(&bot).args(["--max-tokens", "8", "--query-prefix", "query: "]).output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "encoder flags on a bot without an encoder were accepted");
+    assert!(stderr.contains("--max-tokens, --query-prefix set the encoder, but the bot in"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn eval_bot_encoder_takes_flag_overrides() -> anyhow::Result<()> {
+    let Some(model) = test_model_or_skip("eval_bot_encoder_takes_flag_overrides") else { return Ok(()) };
+    let bot = temp_dir("encoder-override-bot");
+    write_encoder_bot(&bot, model.to_str().unwrap_or_default())?;
+    let data = temp_dir("encoder-override-data");
+    let test = data.join("test.csv");
+    std::fs::write(&test, "text,intent\nI would like my money returned,refund\nwhere is my parcel now,track_order\n")?;
+    let cache = data.join("cache");
+    let eval = |extra: &[&str]| Command::new(LEPTON).arg("eval").arg(&test).arg("--bot").arg(&bot).arg("--embedding-cache").arg(&cache).args(extra).env("LEPTON_LOG", "warn").output();
+
+    let plain = eval(&[])?;
+    let short = eval(&["--max-tokens", "8"])?;
+
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    assert!(short.status.success(), "{}", String::from_utf8_lossy(&short.stderr));
+    let cached = std::fs::read_dir(&cache)?.filter_map(Result::ok).filter(|entry| entry.file_name().to_string_lossy().ends_with("-query.f32")).count();
+    assert_eq!(cached, 2, "--max-tokens 8 must change the encoder, and so its cache file");
+    Ok(())
+}
+
+#[test]
 fn eval_bot_uses_its_encoder() -> anyhow::Result<()> {
     let Some(model) = test_model_or_skip("eval_bot_uses_its_encoder") else { return Ok(()) };
     let bot = temp_dir("encoder-eval-bot");
