@@ -18,7 +18,8 @@ pub trait Classifier: Send + Sync {
     }
 
     /// Checks whether the classifier can classify now, for readiness probes.
-    /// It classifies nothing, so it never waits behind other conversations.
+    /// Implementations must not classify here, so that the check does not wait
+    /// behind other conversations.
     /// The default returns `Ok`, because a classifier that runs in place has
     /// nothing to wait for. One on a shared model fails when that model has stalled.
     fn check_ready(&self) -> Result<(), String> {

@@ -60,7 +60,7 @@ pub const PASS_TIME_PER_TEXT: Duration = Duration::from_secs(1);
 struct Counters {
     batches: AtomicU64,
     texts: AtomicU64,
-    /// Texts submitted and not answered yet.
+    /// Texts submitted and not yet encoded.
     waiting: AtomicU64,
     /// Milliseconds after `epoch` of the last sign of progress: the batcher
     /// thread taking a batch or finishing one, or a first text arriving at an
@@ -103,17 +103,17 @@ impl Counters {
     }
 }
 
-/// The batcher's queue as a readiness check sees it.
+/// The state of the batcher's queue, read for readiness checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// Texts submitted and not answered yet, those in the running pass included.
+    /// Texts submitted and not yet encoded, those in the running pass included.
     pub waiting: u64,
     /// Texts in the forward pass running now, 0 between passes.
     pub in_pass: u64,
     /// Time since the batcher thread last took or finished a batch, or since
     /// a text arrived at an empty queue, whichever came last.
     pub since_progress: Duration,
-    /// The longest forward pass of the batcher thread so far.
+    /// The duration of the slowest forward pass of the batcher thread so far.
     pub longest_pass: Duration,
 }
 
@@ -325,10 +325,10 @@ mod tests {
 
     #[test]
     fn stalled_error_counts_texts() {
-        let one = EncoderError::Stalled { waiting: 1, seconds: 31 }.to_string();
+        let single = EncoderError::Stalled { waiting: 1, seconds: 31 }.to_string();
         let many = EncoderError::Stalled { waiting: 7, seconds: 45 }.to_string();
 
-        assert_eq!(one, "the encoder has run no forward pass for 31 s while 1 text waits");
+        assert_eq!(single, "the encoder has run no forward pass for 31 s while 1 text waits");
         assert_eq!(many, "the encoder has run no forward pass for 45 s while 7 texts wait");
     }
 
