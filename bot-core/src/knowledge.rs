@@ -38,6 +38,10 @@ pub struct KnowledgeAnswer {
     pub score: f32,
 }
 
+/// The text that readiness checks search for: it only has to run the index's
+/// read path, so any text will do.
+pub const READINESS_QUERY: &str = "readiness probe";
+
 /// Searches the knowledge base. Implementations must treat `query` as plain text
 /// (no query syntax) and return `None` when nothing scores at least `min_score`.
 pub trait KnowledgeSearch: Send + Sync {
@@ -59,7 +63,7 @@ pub trait KnowledgeSearch: Send + Sync {
     /// searches for a fixed text. An implementation that embeds queries on a
     /// shared model overrides it to search without the embedding.
     fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
-        self.search("readiness probe", lang, f32::MAX).map(|_| ())
+        self.search(READINESS_QUERY, lang, f32::MAX).map(|_| ())
     }
 }
 

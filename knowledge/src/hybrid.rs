@@ -340,7 +340,7 @@ impl KnowledgeSearch for HybridKnowledge {
     /// Searches the index without embedding the text, and fails when the
     /// encoder's batcher has stalled, as [`Batcher::check_progress`] decides.
     fn check_ready(&self, lang: &Lang) -> Result<(), KnowledgeError> {
-        self.answer("readiness probe", None, lang, f32::MAX)?;
+        self.answer(bot_core::knowledge::READINESS_QUERY, None, lang, f32::MAX)?;
         match self.embedding_side() {
             Some((_, batcher)) => batcher.check_progress().map_err(|error| KnowledgeError { message: error.to_string() }),
             None => Ok(()),
